@@ -1,0 +1,1 @@
+"""The app's logic: plain Python, no Streamlit import. See docs/ARCHITECTURE.md."""

@@ -1,0 +1,68 @@
+"""Server-side limits for a shared Streamlit server, read from environment variables.
+
+The UI shows these next to its sliders, but they are enforced here, on the server side,
+so a crafted request (a query parameter, a direct call) cannot bypass them.
+
+Each limit has an environment variable and a documented default; see `LIMIT_ENV_VARS`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+ENV_PREFIX = "GPUX_MAX_"
+
+
+class LimitConfigError(ValueError):
+    """An environment variable for a limit holds something that is not a positive integer."""
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Upper bounds that every request is checked against before work starts."""
+
+    params: int = 20_000_000  # trainable parameters of one model
+    hidden_layers: int = 8  # hidden Dense layers
+    units: int = 4096  # units in one hidden layer
+    epochs: int = 50  # epochs of one training job
+    samples: int = 60_000  # training samples of one job
+    batch_size: int = 8192  # samples per training step
+    matmul_n: int = 4096  # largest N of the N x N matrix-product demo
+    queue: int = 30  # jobs waiting or running at once on this server
+    job_seconds: int = 1800  # wall-clock limit of one job, seconds
+
+
+LIMIT_ENV_VARS: dict[str, str] = {f.name: ENV_PREFIX + f.name.upper() for f in fields(ServerLimits)}
+
+
+def load_limits(environ: dict[str, str] | None = None) -> ServerLimits:
+    """Reads the server limits from the environment, falling back to the defaults.
+
+    Args:
+        environ: The environment to read; `os.environ` when None.
+
+    Returns:
+        The limits in force.
+
+    Raises:
+        LimitConfigError: A variable is set but is not a positive integer.
+    """
+    env = os.environ if environ is None else environ
+    values = {}
+    for name, var in LIMIT_ENV_VARS.items():
+        raw = env.get(var)
+        if raw is None or raw.strip() == "":
+            continue
+        values[name] = _positive_int(var, raw)
+    return ServerLimits(**values)
+
+
+def _positive_int(var: str, raw: str) -> int:
+    try:
+        value = int(raw.strip().replace("_", ""))
+    except ValueError as error:
+        raise LimitConfigError(f"{var}={raw!r} is not an integer; unset it or give a positive integer.") from error
+    if value <= 0:
+        raise LimitConfigError(f"{var}={raw!r} must be a positive integer.")
+    return value

@@ -1,0 +1,38 @@
+"""CPU vs GPU deep learning, explained with live measurements: the app's router.
+
+Run with `make run` (or `streamlit run streamlit_app.py`). This file only sets up the page,
+draws the shared sidebar and routes to the pages in `pages/`.
+"""
+
+import streamlit as st
+from lib.backend import backend_name
+from lib.devices import list_devices
+
+st.set_page_config(page_title="CPU vs GPU deep learning", page_icon=":material/memory:", layout="wide")
+
+
+@st.cache_resource(show_spinner="Looking for devices...")
+def cached_devices():
+    """Lists this server's devices once per process (importing the backend is slow)."""
+    return list_devices()
+
+
+def draw_sidebar() -> None:
+    """Shows the Keras backend and the devices every page can use."""
+    with st.sidebar:
+        st.caption(f"Keras backend: **{backend_name()}**")
+        for device in cached_devices():
+            st.caption(f":material/memory: `{device.name}` {device.description}")
+
+
+pages = {
+    "Learn": [
+        st.Page(
+            "pages/gpu.py", title="What is a GPU?", icon=":material/developer_board:", url_path="gpu", default=True
+        ),
+        st.Page("pages/datasets.py", title="Datasets", icon=":material/image:", url_path="datasets"),
+    ],
+}
+
+draw_sidebar()
+st.navigation(pages).run()
