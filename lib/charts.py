@@ -7,6 +7,12 @@ This is the only `lib` module that imports Altair.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
 COLOR_SCHEME = "tableau10"  # colour-blind-safe categorical scheme
 
 
@@ -17,3 +23,276 @@ COLOR_SCHEME = "tableau10"  # colour-blind-safe categorical scheme
 
 
 # --- Training results charts ---
+
+RESULT_SERIES_TITLE = "Run"  # legend / axis title of the series a chart compares
+COMPILE_PHASE = "epoch 1 (includes compilation)"
+STEADY_PHASE = "later epochs (steady state)"
+_SUMMARY_COLUMNS = (
+    "run_id",
+    "series",
+    "device",
+    "preset",
+    "dataset",
+    "batch_size",
+    "num_train",
+    "total_s",
+    "first_epoch_s",
+    "steady_epoch_s",
+    "samples_per_s",
+    "test_accuracy",
+)
+_EPOCH_COLUMNS = ("run_id", "series", "device", "epoch", "phase", "epoch_s", "train_loss", "train_accuracy")
+
+
+def device_runs_to_frame(device_runs: list[Any], run_id: int | str = "") -> pd.DataFrame:
+    """Turns `DeviceRun`s (of one finished job) into a frame shaped like the run store's.
+
+    Args:
+        device_runs: `lib.results.DeviceRun` objects, one per device.
+        run_id: The id shown for each row; empty when the runs are not stored yet.
+
+    Returns:
+        One row per device run with the store's summary columns and a `result` dict column.
+    """
+    rows = []
+    for run in device_runs:
+        result = run.to_dict()
+        rows.append({**result, "id": run_id, "result": result})
+    return pd.DataFrame(rows)
+
+
+def run_summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """Makes the tidy per-run frame the bar charts draw, with a speedup label on every row.
+
+    Args:
+        runs: Rows from `RunStore.runs()` (or `device_runs_to_frame`), one per device run.
+
+    Returns:
+        Columns `_SUMMARY_COLUMNS` plus `speedup` (slowest total time / this one) and `speedup_text`.
+        Rows without a total time (failed or cancelled runs) are dropped.
+    """
+    if runs.empty:
+        return pd.DataFrame(columns=[*_SUMMARY_COLUMNS, "speedup", "speedup_text"])
+    frame = pd.DataFrame(
+        {
+            "run_id": _column(runs, "id").fillna("").astype(str),
+            "series": _series_labels(runs),
+            **{name: _column(runs, name) for name in _SUMMARY_COLUMNS[2:]},
+        }
+    )
+    frame = frame[frame["total_s"].notna()].reset_index(drop=True)
+    return _with_speedup(frame)
+
+
+def run_epochs_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """Makes the tidy per-epoch frame (one row per run and epoch) from the stored per-epoch lists.
+
+    Args:
+        runs: Rows from `RunStore.runs()` (or `device_runs_to_frame`) with a `result` column holding
+            the `DeviceRun` as a dict (or JSON text).
+
+    Returns:
+        Columns `_EPOCH_COLUMNS`; `epoch` is 1-based and `phase` marks epoch 1 as including compilation.
+    """
+    rows = []
+    for (_, run), series in zip(runs.iterrows(), _series_labels(runs), strict=True):
+        result = _result_dict(run.get("result"))
+        epoch_s = result.get("epoch_s") or []
+        losses = result.get("train_loss") or []
+        accuracies = result.get("train_accuracy") or []
+        for index, seconds in enumerate(epoch_s):
+            rows.append(
+                {
+                    "run_id": str(run.get("id", "")),
+                    "series": series,
+                    "device": run.get("device", result.get("device", "")),
+                    "epoch": index + 1,
+                    "phase": COMPILE_PHASE if index == 0 else STEADY_PHASE,
+                    "epoch_s": float(seconds),
+                    "train_loss": float(losses[index]) if index < len(losses) else None,
+                    "train_accuracy": float(accuracies[index]) if index < len(accuracies) else None,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(_EPOCH_COLUMNS))
+
+
+def total_time_chart(summary: pd.DataFrame) -> alt.LayerChart:
+    """Bars of total training time per run, each labelled with its speedup over the slowest.
+
+    Args:
+        summary: Output of `run_summary_frame`.
+
+    Returns:
+        Horizontal bars (seconds) with a text label such as "gpu:0 7.3x faster" at the end of each bar.
+    """
+    base = alt.Chart(summary).encode(
+        y=alt.Y("series:N").title(RESULT_SERIES_TITLE).sort("-x"),
+        x=alt.X("total_s:Q").title("Total training time (s)"),
+        tooltip=_summary_tooltip(),
+    )
+    bars = base.mark_bar().encode(color=_series_color())
+    labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("speedup_text:N"))
+    return alt.layer(bars, labels).properties(title="Total training time (shorter is faster)")
+
+
+def epoch_time_chart(epochs: pd.DataFrame) -> alt.LayerChart:
+    """Lines of time per epoch per run; epoch 1's point is drawn differently as it includes compilation.
+
+    Args:
+        epochs: Output of `run_epochs_frame`.
+
+    Returns:
+        Lines (seconds per epoch against epoch number) with point shapes marking epoch 1.
+    """
+    tooltip = [
+        alt.Tooltip("series:N").title(RESULT_SERIES_TITLE),
+        alt.Tooltip("epoch:O").title("Epoch"),
+        alt.Tooltip("epoch_s:Q").title("Epoch time (s)").format(".3f"),
+        alt.Tooltip("phase:N").title("Phase"),
+    ]
+    base = alt.Chart(epochs).encode(
+        x=alt.X("epoch:O").title("Epoch"),
+        y=alt.Y("epoch_s:Q").title("Time per epoch (s)"),
+        color=_series_color(),
+        tooltip=tooltip,
+    )
+    lines = base.mark_line()
+    points = base.mark_point(size=90, filled=True).encode(
+        shape=alt.Shape("phase:N").title("Phase").scale(domain=[COMPILE_PHASE, STEADY_PHASE]),
+    )
+    return alt.layer(lines, points).properties(title="Time per epoch (epoch 1 includes compilation)")
+
+
+def throughput_chart(summary: pd.DataFrame) -> alt.LayerChart:
+    """Bars of steady-state training throughput per run.
+
+    Args:
+        summary: Output of `run_summary_frame`.
+
+    Returns:
+        Horizontal bars in samples per second, each labelled with its value.
+    """
+    base = alt.Chart(summary).encode(
+        y=alt.Y("series:N").title(RESULT_SERIES_TITLE).sort("-x"),
+        x=alt.X("samples_per_s:Q").title("Throughput (samples/s)"),
+        tooltip=_summary_tooltip(),
+    )
+    bars = base.mark_bar().encode(color=_series_color())
+    labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("samples_per_s:Q").format(",.0f"))
+    return alt.layer(bars, labels).properties(title="Training throughput (longer is faster)")
+
+
+def training_curve_chart(epochs: pd.DataFrame, metric: str) -> alt.Chart:
+    """Lines of a training metric per epoch per run.
+
+    Args:
+        epochs: Output of `run_epochs_frame`.
+        metric: "train_loss" or "train_accuracy".
+
+    Returns:
+        One line with points per run.
+
+    Raises:
+        ValueError: `metric` is neither of the two.
+    """
+    titles = {"train_loss": "Training loss", "train_accuracy": "Training accuracy"}
+    if metric not in titles:
+        raise ValueError(f"metric must be one of {sorted(titles)}, not {metric!r}.")
+    value_format = ".4f" if metric == "train_loss" else ".1%"
+    y = alt.Y(f"{metric}:Q").title(titles[metric])
+    if metric == "train_accuracy":
+        y = y.axis(format="%")
+    return (
+        alt.Chart(epochs)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:O").title("Epoch"),
+            y=y,
+            color=_series_color(),
+            tooltip=[
+                alt.Tooltip("series:N").title(RESULT_SERIES_TITLE),
+                alt.Tooltip("epoch:O").title("Epoch"),
+                alt.Tooltip(f"{metric}:Q").title(titles[metric]).format(value_format),
+            ],
+        )
+        .properties(title=f"{titles[metric]} per epoch")
+    )
+
+
+def accuracy_on_test_set_chart(summary: pd.DataFrame) -> alt.LayerChart:
+    """Bars of test-set accuracy per run, on a 0-100 % scale.
+
+    Args:
+        summary: Output of `run_summary_frame`.
+
+    Returns:
+        Horizontal bars labelled with the accuracy in percent.
+    """
+    base = alt.Chart(summary[summary["test_accuracy"].notna()]).encode(
+        y=alt.Y("series:N").title(RESULT_SERIES_TITLE),
+        x=alt.X("test_accuracy:Q").title("Test accuracy (%)").scale(domain=[0, 1]).axis(format="%"),
+        tooltip=_summary_tooltip(),
+    )
+    bars = base.mark_bar().encode(color=_series_color())
+    labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("test_accuracy:Q").format(".1%"))
+    return alt.layer(bars, labels).properties(title="Test accuracy (same model, should match across devices)")
+
+
+def _series_color() -> alt.Color:
+    return alt.Color("series:N").title(RESULT_SERIES_TITLE).scale(scheme=COLOR_SCHEME)
+
+
+def _summary_tooltip() -> list[alt.Tooltip]:
+    return [
+        alt.Tooltip("series:N").title(RESULT_SERIES_TITLE),
+        alt.Tooltip("device:N").title("Device"),
+        alt.Tooltip("total_s:Q").title("Total time (s)").format(".2f"),
+        alt.Tooltip("first_epoch_s:Q").title("Epoch 1 (s)").format(".2f"),
+        alt.Tooltip("steady_epoch_s:Q").title("Steady epoch (s)").format(".3f"),
+        alt.Tooltip("samples_per_s:Q").title("Throughput (samples/s)").format(",.0f"),
+        alt.Tooltip("test_accuracy:Q").title("Test accuracy").format(".1%"),
+        alt.Tooltip("speedup_text:N").title("Speedup"),
+    ]
+
+
+def _series_labels(runs: pd.DataFrame) -> list[str]:
+    """Names each row by its device, adding the run id when a device appears more than once."""
+    devices = [str(d) for d in _column(runs, "device").fillna("?")]
+    ids = [str(i) for i in _column(runs, "id").fillna("")]
+    repeated = len(set(devices)) < len(devices)
+    return [
+        f"{device} · run {run_id}" if repeated and run_id else device
+        for device, run_id in zip(devices, ids, strict=True)
+    ]
+
+
+def _with_speedup(frame: pd.DataFrame) -> pd.DataFrame:
+    """Adds how many times faster than the slowest run each run finished, as a number and a label."""
+    frame = frame.copy()
+    if frame.empty:
+        frame["speedup"] = pd.Series(dtype=float)
+        frame["speedup_text"] = pd.Series(dtype=str)
+        return frame
+    slowest = frame["total_s"].astype(float).max()
+    frame["speedup"] = slowest / frame["total_s"].astype(float)
+    frame["speedup_text"] = [
+        f"{series} (baseline, slowest)" if seconds == slowest else f"{series} {speedup:.1f}x faster"
+        for series, speedup, seconds in zip(frame["series"], frame["speedup"], frame["total_s"], strict=True)
+    ]
+    return frame
+
+
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    """A column of the runs frame, or an all-missing column when the frame lacks it."""
+    if name in runs:
+        return runs[name].reset_index(drop=True)
+    return pd.Series([None] * len(runs), dtype=object)
+
+
+def _result_dict(value: Any) -> dict[str, Any]:
+    """The stored `DeviceRun` as a dict, whether it came decoded, as JSON text or missing."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value:
+        return json.loads(value)
+    return {}

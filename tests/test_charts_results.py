@@ -1,0 +1,153 @@
+"""Unit tests of the training-results chart builders and the tidy frames they draw."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from lib import charts
+from lib.results import DeviceRun
+
+
+def _device_run(device: str, epoch_s: list[float], accuracy: float = 0.85) -> DeviceRun:
+    return DeviceRun(
+        device=device,
+        backend="tensorflow",
+        synthetic=False,
+        num_train=1000,
+        num_test=200,
+        epoch_s=epoch_s,
+        first_epoch_s=epoch_s[0],
+        steady_epoch_s=sorted(epoch_s[1:] or epoch_s)[len(epoch_s[1:] or epoch_s) // 2],
+        total_s=sum(epoch_s),
+        samples_per_s=1000 / (sorted(epoch_s[1:] or epoch_s)[0]),
+        train_loss=[1.0 / (i + 1) for i in range(len(epoch_s))],
+        train_accuracy=[0.5 + 0.1 * i for i in range(len(epoch_s))],
+        test_accuracy=accuracy,
+    )
+
+
+@pytest.fixture
+def cpu_gpu_runs() -> pd.DataFrame:
+    """A store-shaped frame: one job on two devices, the GPU about 7.3x faster in total."""
+    frame = charts.device_runs_to_frame([_device_run("cpu:0", [8.0, 7.0, 7.0]), _device_run("gpu:0", [2.0, 0.5, 0.5])])
+    frame["id"] = [1, 2]
+    return frame
+
+
+def test_summary_frame_labels_speedup_over_slowest(cpu_gpu_runs):
+    summary = charts.run_summary_frame(cpu_gpu_runs)
+    by_device = summary.set_index("device")
+    assert by_device.loc["gpu:0", "speedup"] == pytest.approx(22.0 / 3.0)
+    assert by_device.loc["gpu:0", "speedup_text"] == "gpu:0 7.3x faster"
+    assert by_device.loc["cpu:0", "speedup_text"] == "cpu:0 (baseline, slowest)"
+    assert list(summary["series"]) == ["cpu:0", "gpu:0"]
+
+
+def test_summary_frame_names_repeated_devices_by_run_id():
+    frame = charts.device_runs_to_frame([_device_run("cpu:0", [3.0, 2.0])])
+    frame = pd.concat([frame.assign(id=7), frame.assign(id=9, total_s=10.0)], ignore_index=True)
+    summary = charts.run_summary_frame(frame)
+    assert list(summary["series"]) == ["cpu:0 · run 7", "cpu:0 · run 9"]
+    assert summary.loc[0, "speedup_text"] == "cpu:0 · run 7 2.0x faster"
+
+
+def test_summary_frame_drops_runs_without_times_and_handles_empty():
+    failed = DeviceRun(device="gpu:0", backend="tensorflow", synthetic=False, status="failed", error="OOM")
+    frame = charts.device_runs_to_frame([_device_run("cpu:0", [1.0]), failed])
+    assert list(charts.run_summary_frame(frame)["device"]) == ["cpu:0"]
+    empty = charts.run_summary_frame(pd.DataFrame())
+    assert empty.empty and "speedup_text" in empty.columns
+
+
+def test_epochs_frame_marks_epoch_one_as_compilation(cpu_gpu_runs):
+    epochs = charts.run_epochs_frame(cpu_gpu_runs)
+    assert len(epochs) == 6
+    gpu = epochs[epochs["device"] == "gpu:0"].reset_index(drop=True)
+    assert list(gpu["epoch"]) == [1, 2, 3]
+    assert list(gpu["epoch_s"]) == [2.0, 0.5, 0.5]
+    assert list(gpu["phase"]) == [charts.COMPILE_PHASE, charts.STEADY_PHASE, charts.STEADY_PHASE]
+    assert gpu.loc[1, "train_loss"] == pytest.approx(0.5)
+
+
+def test_epochs_frame_reads_json_results_and_short_metric_lists():
+    result = {"device": "cpu:0", "epoch_s": [1.0, 2.0], "train_loss": [0.9], "train_accuracy": []}
+    runs = pd.DataFrame({"id": [3], "device": ["cpu:0"], "result": [json.dumps(result)]})
+    epochs = charts.run_epochs_frame(runs)
+    assert list(epochs["epoch_s"]) == [1.0, 2.0]
+    assert epochs.loc[0, "train_loss"] == pytest.approx(0.9)
+    assert pd.isna(epochs.loc[1, "train_loss"]) and pd.isna(epochs.loc[0, "train_accuracy"])
+
+
+def _layers(chart) -> list[dict]:
+    spec = chart.to_dict()
+    return spec.get("layer", [spec])
+
+
+def _assert_every_mark_has_tooltip(chart) -> None:
+    for layer in _layers(chart):
+        assert layer["encoding"]["tooltip"], layer
+
+
+def test_total_time_chart_writes_speedup_on_bars(cpu_gpu_runs):
+    chart = charts.total_time_chart(charts.run_summary_frame(cpu_gpu_runs))
+    bars, labels = _layers(chart)
+    assert bars["mark"]["type"] == "bar"
+    assert bars["encoding"]["x"]["field"] == "total_s"
+    assert bars["encoding"]["x"]["title"] == "Total training time (s)"
+    assert bars["encoding"]["color"]["scale"]["scheme"] == charts.COLOR_SCHEME
+    assert labels["mark"]["type"] == "text"
+    assert labels["encoding"]["text"]["field"] == "speedup_text"
+    values = chart.to_dict()["datasets"]
+    assert "gpu:0 7.3x faster" in json.dumps(values)
+    _assert_every_mark_has_tooltip(chart)
+
+
+def test_epoch_time_chart_shapes_epoch_one_differently(cpu_gpu_runs):
+    chart = charts.epoch_time_chart(charts.run_epochs_frame(cpu_gpu_runs))
+    lines, points = _layers(chart)
+    assert lines["mark"]["type"] == "line"
+    assert points["encoding"]["shape"]["field"] == "phase"
+    assert points["encoding"]["shape"]["scale"]["domain"] == [charts.COMPILE_PHASE, charts.STEADY_PHASE]
+    assert lines["encoding"]["y"]["title"] == "Time per epoch (s)"
+    assert "compilation" in chart.to_dict()["title"]
+    _assert_every_mark_has_tooltip(chart)
+
+
+def test_throughput_chart_uses_samples_per_second(cpu_gpu_runs):
+    chart = charts.throughput_chart(charts.run_summary_frame(cpu_gpu_runs))
+    bars, labels = _layers(chart)
+    assert bars["encoding"]["x"]["field"] == "samples_per_s"
+    assert bars["encoding"]["x"]["title"] == "Throughput (samples/s)"
+    assert labels["encoding"]["text"]["format"] == ",.0f"
+    _assert_every_mark_has_tooltip(chart)
+
+
+@pytest.mark.parametrize(
+    ("metric", "title"), [("train_loss", "Training loss"), ("train_accuracy", "Training accuracy")]
+)
+def test_training_curve_chart_draws_metric_per_epoch(cpu_gpu_runs, metric, title):
+    chart = charts.training_curve_chart(charts.run_epochs_frame(cpu_gpu_runs), metric)
+    spec = chart.to_dict()
+    assert spec["mark"]["type"] == "line"
+    assert spec["encoding"]["y"] == {**spec["encoding"]["y"], "field": metric, "title": title}
+    assert spec["encoding"]["x"]["field"] == "epoch"
+    assert spec["encoding"]["color"]["field"] == "series"
+    _assert_every_mark_has_tooltip(chart)
+
+
+def test_training_curve_chart_rejects_unknown_metric(cpu_gpu_runs):
+    with pytest.raises(ValueError, match="train_loss"):
+        charts.training_curve_chart(charts.run_epochs_frame(cpu_gpu_runs), "val_loss")
+
+
+def test_accuracy_on_test_set_chart_uses_percent_scale(cpu_gpu_runs):
+    chart = charts.accuracy_on_test_set_chart(charts.run_summary_frame(cpu_gpu_runs))
+    bars, labels = _layers(chart)
+    assert bars["encoding"]["x"]["field"] == "test_accuracy"
+    assert bars["encoding"]["x"]["scale"]["domain"] == [0, 1]
+    assert bars["encoding"]["x"]["axis"]["format"] == "%"
+    assert labels["encoding"]["text"]["format"] == ".1%"
+    _assert_every_mark_has_tooltip(chart)
