@@ -1,0 +1,310 @@
+from __future__ import annotations
+
+import io
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import pandas as pd
+import pytest
+
+from lib.results import DeviceRun
+from lib.spec import ModelSpec
+from lib.store import (
+    DEFAULT_DB_PATH,
+    RUN_COLUMNS,
+    SCHEMA_VERSION,
+    RunNotFoundError,
+    RunStore,
+    StoreError,
+    default_db_path,
+)
+from tests.conftest import REPO_ROOT
+
+SPEC = ModelSpec(hidden_units=(64, 32), epochs=3, batch_size=128, seed=7)
+
+
+def make_run(device: str = "cpu:0", *, status: str = "done", synthetic: bool = False, scale: float = 1.0) -> DeviceRun:
+    epoch_s = [2.0 * scale, 1.0 * scale, 1.2 * scale]
+    if status != "done":
+        return DeviceRun(device=device, backend="tensorflow", synthetic=synthetic, status=status, error="out of memory")
+    return DeviceRun(
+        device=device,
+        backend="tensorflow",
+        synthetic=synthetic,
+        num_train=6000,
+        num_test=1000,
+        epoch_s=epoch_s,
+        first_epoch_s=epoch_s[0],
+        steady_epoch_s=1.1 * scale,
+        total_s=sum(epoch_s),
+        samples_per_s=6000 / (1.1 * scale),
+        achieved_flops_per_s=1.5e9 / scale,
+        train_loss=[0.9, 0.6, 0.5],
+        train_accuracy=[0.7, 0.8, 0.85],
+        test_loss=0.55,
+        test_accuracy=0.83,
+    )
+
+
+@pytest.fixture
+def store(runs_db) -> RunStore:
+    return RunStore()
+
+
+def test_default_path_follows_env_var(runs_db, store):
+    assert default_db_path() == runs_db
+    assert store.path == runs_db
+    assert runs_db.exists()
+    assert default_db_path({}) == DEFAULT_DB_PATH == REPO_ROOT / "runs" / "runs.sqlite"
+
+
+def test_round_trip_dataframe_fields_equal(store):
+    run = make_run()
+    hardware = {"cpu_model": "Test CPU", "logical_cores": 2, "gpus": []}
+    versions = {"keras": "3.15.1"}
+    run_id = store.record(
+        SPEC,
+        run,
+        preset="fashion-seed",
+        job_id="job-1",
+        started_at="2025-01-02T03:04:05.000+00:00",
+        hardware=hardware,
+        versions=versions,
+        params=12345,
+    )
+    frame = store.runs()
+    assert list(frame.columns) == list(RUN_COLUMNS)
+    assert len(frame) == 1
+    row = frame.iloc[0]
+    assert row["id"] == run_id
+    assert row["job_id"] == "job-1"
+    assert row["preset"] == "fashion-seed"
+    assert row["status"] == "done"
+    assert row["dataset"] == "fashion_mnist"
+    assert row["device"] == "cpu:0"
+    assert row["backend"] == "tensorflow"
+    assert bool(row["synthetic"]) is False
+    assert row["params"] == 12345
+    assert row["num_train"] == 6000 and row["num_test"] == 1000
+    assert row["batch_size"] == 128 and row["epochs"] == 3 and row["seed"] == 7
+    assert row["epoch_s"] == run.epoch_s
+    assert row["train_loss"] == run.train_loss and row["train_accuracy"] == run.train_accuracy
+    assert row["total_s"] == pytest.approx(sum(run.epoch_s))
+    assert row["steady_epoch_s"] == run.steady_epoch_s
+    assert row["samples_per_s"] == run.samples_per_s
+    assert row["achieved_flops_per_s"] == run.achieved_flops_per_s
+    assert row["test_accuracy"] == run.test_accuracy and row["test_loss"] == run.test_loss
+    assert row["hidden_units"] == [64, 32]
+    assert row["spec"] == SPEC.to_dict()
+    assert row["result"] == run.to_dict()
+    assert row["hardware"] == hardware and row["versions"] == versions
+    assert row["started_at"] == pd.Timestamp("2025-01-02T03:04:05Z")
+    assert row["created_at"].tzinfo is not None
+
+
+def test_dtypes_are_sensible(store):
+    store.record(SPEC, make_run(), params=10)
+    store.record(SPEC.with_changes(dataset="not-a-dataset"), make_run(status="failed"))
+    frame = store.runs()
+    assert frame["id"].dtype == "int64"
+    assert frame["synthetic"].dtype == bool
+    assert frame["steady_epoch_s"].dtype == "float64"
+    assert str(frame["params"].dtype) == "Int64"
+    assert isinstance(frame["created_at"].dtype, pd.DatetimeTZDtype)
+    failed = frame.iloc[1]
+    assert math.isnan(failed["steady_epoch_s"]) and failed["epoch_s"] == [] and pd.isna(failed["params"])
+
+
+def test_empty_store_gives_empty_frame_with_columns(store):
+    frame = store.runs()
+    assert frame.empty
+    assert list(frame.columns) == list(RUN_COLUMNS)
+    assert frame["steady_epoch_s"].dtype == "float64"
+    assert store.count() == 0
+
+
+def test_params_computed_from_spec_when_not_given(store):
+    store.record(SPEC, make_run())
+    # 784 inputs -> 64 -> 32 -> 10 classes, weights plus biases
+    assert store.runs().iloc[0]["params"] == (784 + 1) * 64 + (64 + 1) * 32 + (32 + 1) * 10
+
+
+def test_get_decodes_spec_and_run(store):
+    run = make_run("gpu:0", synthetic=True)
+    run_id = store.record(SPEC, run, preset="p", hardware={"gpus": ["H100"]}, params=5)
+    stored = store.get(run_id)
+    assert stored.spec == SPEC
+    assert stored.run == run
+    assert stored.preset == "p" and stored.params == 5 and stored.hardware == {"gpus": ["H100"]}
+    with pytest.raises(RunNotFoundError, match="No stored run has id 999"):
+        store.get(999)
+
+
+def test_filters(store):
+    store.record(SPEC, make_run("cpu:0"), preset="fashion-seed", params=1)
+    store.record(SPEC, make_run("gpu:0", synthetic=True), preset="fashion-tuned", params=1)
+    store.record(SPEC.with_changes(dataset="cifar10"), make_run("gpu:0", status="failed"), job_id="j", params=1)
+    assert list(store.runs(device="gpu:0")["device"]) == ["gpu:0", "gpu:0"]
+    assert list(store.runs(status="failed")["dataset"]) == ["cifar10"]
+    assert list(store.runs(dataset=["fashion_mnist"])["preset"]) == ["fashion-seed", "fashion-tuned"]
+    assert list(store.runs(synthetic=True)["preset"]) == ["fashion-tuned"]
+    assert len(store.runs(synthetic=False)) == 2
+    assert list(store.runs(job_id="j")["status"]) == ["failed"]
+    assert list(store.runs(preset=["fashion-seed", "fashion-tuned"], device="cpu:0")["preset"]) == ["fashion-seed"]
+    assert list(store.runs(limit=2)["id"]) == [2, 3]
+    assert len(store.runs(since="2000-01-01T00:00:00+00:00")) == 3
+    assert store.runs(since="2999-01-01T00:00:00+00:00").empty
+
+
+def test_failed_run_is_recorded(store):
+    run_id = store.record(SPEC, make_run(status="failed"), params=1)
+    row = store.runs().iloc[0]
+    assert row["status"] == "failed" and row["error"] == "out of memory"
+    assert store.get(run_id).run.status == "failed"
+
+
+def test_update_status_and_interrupt_running(store):
+    running = DeviceRun(device="gpu:0", backend="jax", synthetic=False, status="running")
+    first = store.record(SPEC, running, job_id="a", params=1)
+    second = store.record(SPEC, running, job_id="b", params=1)
+    store.update_status(first, "done", run=make_run("gpu:0"))
+    assert store.interrupt_running("server restarted") == 1
+    frame = store.runs()
+    assert list(frame["status"]) == ["done", "interrupted"]
+    assert frame.iloc[0]["total_s"] == pytest.approx(4.2)
+    assert frame.iloc[1]["error"] == "server restarted"
+    assert store.get(second).run.status == "interrupted"
+    with pytest.raises(RunNotFoundError):
+        store.update_status(42, "failed")
+    with pytest.raises(StoreError, match="Unknown run status"):
+        store.update_status(first, "exploded")
+
+
+def test_nan_metrics_survive_and_export_as_null(store, tmp_path):
+    run = make_run()
+    run.train_loss = [float("nan"), 1.0, 0.5]
+    store.record(SPEC, run, params=1)
+    assert math.isnan(store.runs().iloc[0]["train_loss"][0])
+    path = tmp_path / "runs.json"
+    store.export_json(path)
+    assert json.loads(path.read_text())[0]["train_loss"] == [None, 1.0, 0.5]
+
+
+def test_csv_and_json_exports_read_back_with_pandas(store, tmp_path):
+    store.record(SPEC, make_run("cpu:0"), preset="fashion-seed", params=100)
+    store.record(SPEC, make_run("gpu:0", scale=0.1), preset="fashion-seed", params=100)
+    csv_path = tmp_path / "runs.csv"
+    store.export_csv(csv_path)
+    from_csv = pd.read_csv(csv_path)
+    assert list(from_csv.columns) == list(RUN_COLUMNS)
+    assert list(from_csv["device"]) == ["cpu:0", "gpu:0"]
+    assert json.loads(from_csv.loc[1, "epoch_s"]) == pytest.approx([0.2, 0.1, 0.12])
+    assert from_csv.loc[0, "total_s"] == pytest.approx(4.2)
+    assert store.to_csv_bytes() == csv_path.read_bytes()
+    assert pd.read_csv(io.BytesIO(store.to_csv_bytes(device="gpu:0")))["device"].tolist() == ["gpu:0"]
+
+    buffer = io.StringIO()
+    store.export_json(buffer, device="cpu:0")
+    from_json = pd.read_json(io.StringIO(buffer.getvalue()))
+    assert list(from_json["device"]) == ["cpu:0"]
+    assert from_json.loc[0, "epoch_s"] == [2.0, 1.0, 1.2]
+    assert from_json.loc[0, "spec"]["hidden_units"] == [64, 32]
+
+
+def test_schema_version_and_wal(store, runs_db):
+    assert store.schema_version() == SCHEMA_VERSION
+    with sqlite3.connect(runs_db) as connection:
+        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused(store, runs_db):
+    with sqlite3.connect(runs_db) as connection:
+        connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(StoreError, match=r"schema version 2, newer than this app's 1.*GPUX_RUNS_DB"):
+        RunStore(runs_db)
+
+
+def test_corrupt_file_gives_clear_error(tmp_path):
+    path = tmp_path / "broken.sqlite"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="not a readable run database.*Move it away"):
+        RunStore(path)
+
+
+def test_unwritable_path_gives_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="Cannot create the folder.*writable path"):
+        RunStore(blocker / "sub" / "runs.sqlite")
+
+
+def test_memory_path_is_refused():
+    with pytest.raises(StoreError, match="needs a file"):
+        RunStore(":memory:")
+
+
+def test_concurrent_threads_all_rows_present(store):
+    errors: list[BaseException] = []
+
+    def write(thread: int) -> None:
+        try:
+            for index in range(10):
+                store.record(SPEC, make_run(f"cpu:{thread}"), job_id=f"t{thread}-{index}", params=1)
+        except BaseException as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(thread,)) for thread in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    frame = store.runs()
+    assert len(frame) == 80
+    assert frame["id"].is_unique
+    assert sorted(frame["job_id"]) == sorted(f"t{t}-{i}" for t in range(8) for i in range(10))
+
+
+# Each writer waits until all writers have imported and opened the store, so their writes overlap.
+WRITER = """
+import pathlib, sys, time
+from lib.results import DeviceRun
+from lib.spec import ModelSpec
+from lib.store import RunStore
+store = RunStore(sys.argv[1])
+ready = pathlib.Path(sys.argv[1]).parent / "ready"
+ready.mkdir(exist_ok=True)
+(ready / sys.argv[2]).touch()
+deadline = time.monotonic() + 60
+while len(list(ready.iterdir())) < int(sys.argv[3]) and time.monotonic() < deadline:
+    time.sleep(0.01)
+for index in range(25):
+    run = DeviceRun(device="cpu:0", backend="tensorflow", synthetic=True, epoch_s=[1.0], total_s=1.0)
+    store.record(ModelSpec(), run, job_id=f"{sys.argv[2]}-{index}", params=1)
+"""
+
+
+def test_concurrent_processes_all_rows_present(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), f"p{number}", "4"],
+            cwd=REPO_ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for number in range(4)
+    ]
+    outcomes = [(writer.wait(timeout=120), writer.stderr.read()) for writer in writers]
+    for writer in writers:
+        writer.stderr.close()
+    assert all(code == 0 for code, _ in outcomes), [err for _, err in outcomes]
+    assert not any("locked" in err for _, err in outcomes)
+    frame = RunStore(path).runs()
+    assert len(frame) == 100
+    assert sorted(frame["job_id"]) == sorted(f"p{p}-{i}" for p in range(4) for i in range(25))
