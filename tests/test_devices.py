@@ -1,0 +1,241 @@
+"""Tests of lib.devices: listing, naming and describing CPUs and GPUs for each Keras backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from lib import devices as devices_module
+from lib.backend import backend_name
+from lib.devices import (
+    DeviceInfo,
+    DeviceNotFoundError,
+    cuda_build_info,
+    cuda_build_summary,
+    device_names,
+    device_table,
+    format_bytes,
+    gpu_setup_hint,
+    has_gpu,
+    list_devices,
+    normalize_device_name,
+    nvidia_smi_memory_bytes,
+    resolve_device,
+)
+from tests.conftest import REPO_ROOT
+
+H100_MIB = 81559  # what nvidia-smi reports for an H100 80GB HBM3
+
+
+def make_device(name: str) -> DeviceInfo:
+    kind = name.split(":")[0].upper()
+    return DeviceInfo(name, kind, f"a {kind}", None, "9.0" if kind == "GPU" else None, "tensorflow")
+
+
+@pytest.fixture
+def fake_nvidia_smi(tmp_path, monkeypatch):
+    """Puts an `nvidia-smi` on PATH that reports two H100s."""
+    script = tmp_path / "nvidia-smi"
+    script.write_text(f"#!/bin/sh\necho {H100_MIB}\necho {H100_MIB // 2}\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return script
+
+
+def test_cpu_is_listed_with_description_and_memory():
+    devices = list_devices()
+    cpu = devices[0]
+    assert cpu.name == "cpu:0"
+    assert cpu.kind == "CPU"
+    assert "core" in cpu.description
+    assert cpu.memory_bytes is not None and cpu.memory_bytes > 2**28
+    assert cpu.compute_capability is None
+    assert cpu.backend == backend_name()
+    assert all(device.name == normalize_device_name(device.name) for device in devices)
+
+
+def test_device_names_and_has_gpu_agree_with_list():
+    devices = list_devices()
+    assert device_names(devices) == [device.name for device in devices]
+    assert "cpu:0" in device_names()
+    assert has_gpu(devices) == any(device.name.startswith("gpu:") for device in devices)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("CPU", "cpu:0"),
+        ("cpu", "cpu:0"),
+        ("/CPU:0", "cpu:0"),
+        ("/device:CPU:0", "cpu:0"),
+        ("GPU:0", "gpu:0"),
+        ("gpu", "gpu:0"),
+        (" Gpu:2 ", "gpu:2"),
+        ("cuda:1", "gpu:1"),
+        ("/physical_device:GPU:1", "gpu:1"),
+        ("/job:localhost/replica:0/task:0/device:GPU:3", "gpu:3"),
+        ("tpu", None),
+        ("cpu:", None),
+        ("gpu:0:1", None),
+        ("", None),
+    ],
+)
+def test_normalize_device_name(raw, expected):
+    assert normalize_device_name(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["CPU", "cpu", "/CPU:0", "cpu:0"])
+def test_resolve_device_finds_present_cpu(raw):
+    assert resolve_device(raw) == "cpu:0"
+
+
+def test_resolve_device_missing_lists_present_devices():
+    with pytest.raises(DeviceNotFoundError, match=r"'GPU:3' is not present.*Present devices: cpu:0, gpu:0"):
+        resolve_device("GPU:3", available=["cpu:0", "gpu:0"])
+
+
+def test_resolve_device_rejects_non_device_names():
+    with pytest.raises(DeviceNotFoundError, match=r"'banana' is not a device name.*Present devices: cpu:0"):
+        resolve_device("banana", available=["cpu:0"])
+    assert issubclass(DeviceNotFoundError, ValueError)
+
+
+def test_resolve_device_absent_gpu_lists_this_machines_devices():
+    present = device_names()
+    absent = f"gpu:{sum(name.startswith('gpu:') for name in present)}"
+    with pytest.raises(DeviceNotFoundError, match=f"Present devices: {', '.join(present)}"):
+        resolve_device(absent.upper())
+
+
+def test_torch_gpus_are_described(monkeypatch):
+    properties = SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0, total_memory=H100_MIB * 2**20)
+    fake_torch = SimpleNamespace(
+        cuda=SimpleNamespace(
+            is_available=lambda: True, device_count=lambda: 1, get_device_properties=lambda i: properties
+        )
+    )
+    monkeypatch.setattr(devices_module, "import_backend_module", lambda name: fake_torch)
+    devices = list_devices("torch")
+    assert [device.name for device in devices] == ["cpu:0", "gpu:0"]
+    gpu = devices[1]
+    assert (gpu.kind, gpu.description, gpu.compute_capability) == ("GPU", "NVIDIA H100 80GB HBM3", "9.0")
+    assert gpu.memory_bytes == H100_MIB * 2**20
+    assert gpu.backend == "torch"
+    assert has_gpu(devices)
+
+
+def test_tensorflow_gpus_are_described_with_nvidia_smi_memory(monkeypatch, fake_nvidia_smi):
+    physical = [
+        SimpleNamespace(name="/physical_device:GPU:1", device_type="GPU"),
+        SimpleNamespace(name="/physical_device:CPU:0", device_type="CPU"),
+        SimpleNamespace(name="/physical_device:GPU:0", device_type="GPU"),
+    ]
+    details = {"device_name": "NVIDIA H100 80GB HBM3", "compute_capability": (9, 0)}
+    fake_tf = SimpleNamespace(
+        config=SimpleNamespace(
+            list_physical_devices=lambda: physical,
+            experimental=SimpleNamespace(get_device_details=lambda device: details),
+        )
+    )
+    monkeypatch.setattr(devices_module, "import_backend_module", lambda name: fake_tf)
+    devices = list_devices("tensorflow")
+    assert [device.name for device in devices] == ["cpu:0", "gpu:0", "gpu:1"]
+    assert [device.memory_bytes for device in devices[1:]] == [H100_MIB * 2**20, H100_MIB // 2 * 2**20]
+    assert {device.compute_capability for device in devices[1:]} == {"9.0"}
+
+
+def test_nvidia_smi_memory_respects_cuda_visible_devices(fake_nvidia_smi):
+    assert nvidia_smi_memory_bytes({}) == [H100_MIB * 2**20, H100_MIB // 2 * 2**20]
+    assert nvidia_smi_memory_bytes({"CUDA_VISIBLE_DEVICES": "1"}) == [H100_MIB // 2 * 2**20]
+    assert nvidia_smi_memory_bytes({"CUDA_VISIBLE_DEVICES": "GPU-1234-uuid"}) == []
+
+
+def test_nvidia_smi_missing_gives_no_memory(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert nvidia_smi_memory_bytes({}) == []
+
+
+def test_cuda_build_info_reports_tensorflow_build():
+    info = cuda_build_info("tensorflow")
+    import tensorflow as tf
+
+    assert info["backend"] == "tensorflow"
+    assert info["built_with_cuda"] is bool(tf.test.is_built_with_cuda())
+    if info["built_with_cuda"]:
+        assert info["cuda_version"] == tf.sysconfig.get_build_info()["cuda_version"]
+
+
+def test_cuda_build_info_never_fails():
+    info = cuda_build_info("mxnet")
+    assert info["backend"] == "mxnet"
+    assert info["built_with_cuda"] is None
+    assert "KERAS_BACKEND" in info["note"]
+
+
+@pytest.mark.parametrize(
+    ("info", "expected"),
+    [
+        (
+            {"backend": "tensorflow", "built_with_cuda": True, "cuda_version": "12.5.1", "cudnn_version": "9"},
+            "CUDA 12.5.1 and cuDNN 9",
+        ),
+        ({"backend": "jax", "built_with_cuda": False, "note": ""}, "built without CUDA"),
+        ({"backend": "torch", "built_with_cuda": None, "note": "boom"}, "unknown. boom"),
+    ],
+)
+def test_cuda_build_summary(info, expected):
+    assert expected in cuda_build_summary(info)
+
+
+def test_gpu_setup_hint_names_the_gpu_build():
+    assert 'pip install "tensorflow[and-cuda]"' in gpu_setup_hint({"backend": "tensorflow", "built_with_cuda": False})
+    assert "nvidia-smi" in gpu_setup_hint({"backend": "tensorflow", "built_with_cuda": True})
+    assert 'pip install "jax[cuda12]"' in gpu_setup_hint({"backend": "jax", "built_with_cuda": False})
+
+
+def test_device_table_and_format_bytes():
+    gpu = DeviceInfo("gpu:0", "GPU", "NVIDIA H100", 80 * 2**30, "9.0", "jax")
+    rows = device_table([make_device("cpu:0"), gpu])
+    assert rows[1] == {
+        "Device": "gpu:0",
+        "Type": "GPU",
+        "Description": "NVIDIA H100",
+        "Memory": "80.0 GiB",
+        "Compute capability": "9.0",
+    }
+    assert rows[0]["Memory"] == "unknown"
+    assert rows[0]["Compute capability"] == "-"
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(1536) == "1.5 KiB"
+    assert format_bytes(3 * 2**40) == "3.0 TiB"
+
+
+def test_has_gpu_on_given_lists():
+    assert not has_gpu([make_device("cpu:0")])
+    assert has_gpu([make_device("cpu:0"), make_device("gpu:0")])
+
+
+def test_devices_under_jax_backend_in_subprocess():
+    code = (
+        "import dataclasses, json; from lib.backend import backend_name; "
+        "from lib.devices import list_devices, cuda_build_info; "
+        "print(json.dumps([backend_name(), [dataclasses.asdict(d) for d in list_devices()], cuda_build_info()]))"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    name, devices, build = json.loads(result.stdout.strip().splitlines()[-1])
+    assert name == "jax"
+    assert devices[0]["name"] == "cpu:0"
+    assert {device["backend"] for device in devices} == {"jax"}
+    assert build["backend"] == "jax"
+    assert isinstance(build["built_with_cuda"], bool)
