@@ -19,6 +19,7 @@ class Key(StrEnum):
     MATMUL_SIZES = "matmul_sizes"
     MATMUL_RUN = "matmul_run"
     MATMUL_DTYPE = "matmul_dtype"
+    MATMUL_RESULTS = "matmul_results"  # session state: the last sweep's DataFrame
 
     # Build, Train and Results pages (stable names required by the browser tests)
     PRESET = "preset"
