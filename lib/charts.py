@@ -22,6 +22,59 @@ COLOR_SCHEME = "tableau10"  # colour-blind-safe categorical scheme
 # --- "What is a GPU?" page charts ---
 
 
+def matmul_time_chart(timings: pd.DataFrame) -> alt.Chart:
+    """Lines of the time of one N x N matrix product against N, one line per device, log-log.
+
+    Args:
+        timings: Output of `lib.matmul.sweep` (columns device, n, dtype, seconds, gflops_per_s, repeats).
+
+    Returns:
+        Lines with points; both axes on log scales, so the N^3 growth shows as a straight slope.
+    """
+    return _matmul_chart(
+        timings,
+        alt.Y("seconds:Q").title("Time per product (s, log scale)").scale(type="log"),
+        "Time of one N x N matrix product (lower is faster)",
+    )
+
+
+def matmul_gflops_chart(timings: pd.DataFrame) -> alt.Chart:
+    """Lines of achieved GFLOP/s against N, one line per device, log-log.
+
+    Args:
+        timings: Output of `lib.matmul.sweep`.
+
+    Returns:
+        Lines with points; both axes on log scales.
+    """
+    return _matmul_chart(
+        timings,
+        alt.Y("gflops_per_s:Q").title("Throughput (GFLOP/s, log scale)").scale(type="log"),
+        "Arithmetic throughput (higher is faster)",
+    )
+
+
+def _matmul_chart(timings: pd.DataFrame, y: alt.Y, title: str) -> alt.Chart:
+    return (
+        alt.Chart(timings)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("n:Q").title("Matrix size N (N x N, log scale)").scale(type="log", base=2),
+            y=y,
+            color=alt.Color("device:N").title("Device").scale(scheme=COLOR_SCHEME),
+            tooltip=[
+                alt.Tooltip("device:N").title("Device"),
+                alt.Tooltip("n:Q").title("N"),
+                alt.Tooltip("dtype:N").title("Element type"),
+                alt.Tooltip("seconds:Q").title("Time per product (s)").format(".3g"),
+                alt.Tooltip("gflops_per_s:Q").title("Throughput (GFLOP/s)").format(",.1f"),
+                alt.Tooltip("repeats:Q").title("Repeats (median taken)"),
+            ],
+        )
+        .properties(title=title)
+    )
+
+
 # --- Training results charts ---
 
 RESULT_SERIES_TITLE = "Run"  # legend / axis title of the series a chart compares
@@ -86,59 +139,6 @@ def run_summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
 
 def run_epochs_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """Makes the tidy per-epoch frame (one row per run and epoch) from the stored per-epoch lists.
-def matmul_time_chart(timings: pd.DataFrame) -> alt.Chart:
-    """Lines of the time of one N x N matrix product against N, one line per device, log-log.
-
-    Args:
-        timings: Output of `lib.matmul.sweep` (columns device, n, dtype, seconds, gflops_per_s, repeats).
-
-    Returns:
-        Lines with points; both axes on log scales, so the N^3 growth shows as a straight slope.
-    """
-    return _matmul_chart(
-        timings,
-        alt.Y("seconds:Q").title("Time per product (s, log scale)").scale(type="log"),
-        "Time of one N x N matrix product (lower is faster)",
-    )
-
-
-def matmul_gflops_chart(timings: pd.DataFrame) -> alt.Chart:
-    """Lines of achieved GFLOP/s against N, one line per device, log-log.
-
-    Args:
-        timings: Output of `lib.matmul.sweep`.
-
-    Returns:
-        Lines with points; both axes on log scales.
-    """
-    return _matmul_chart(
-        timings,
-        alt.Y("gflops_per_s:Q").title("Throughput (GFLOP/s, log scale)").scale(type="log"),
-        "Arithmetic throughput (higher is faster)",
-    )
-
-
-def _matmul_chart(timings: pd.DataFrame, y: alt.Y, title: str) -> alt.Chart:
-    return (
-        alt.Chart(timings)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("n:Q").title("Matrix size N (N x N, log scale)").scale(type="log", base=2),
-            y=y,
-            color=alt.Color("device:N").title("Device").scale(scheme=COLOR_SCHEME),
-            tooltip=[
-                alt.Tooltip("device:N").title("Device"),
-                alt.Tooltip("n:Q").title("N"),
-                alt.Tooltip("dtype:N").title("Element type"),
-                alt.Tooltip("seconds:Q").title("Time per product (s)").format(".3g"),
-                alt.Tooltip("gflops_per_s:Q").title("Throughput (GFLOP/s)").format(",.1f"),
-                alt.Tooltip("repeats:Q").title("Repeats (median taken)"),
-            ],
-        )
-        .properties(title=title)
-    )
-
-
 
     Args:
         runs: Rows from `RunStore.runs()` (or `device_runs_to_frame`) with a `result` column holding
