@@ -1,0 +1,690 @@
+"""Command-line benchmark: train one model spec on each chosen device and compare the timings.
+
+Run `python -m lib.bench --help` for the options. Examples:
+
+    python -m lib.bench --preset fashion-seed --devices cpu --epochs 2 --limit 6000 --json out.json
+    python -m lib.bench --preset cifar10-tuned --devices cpu,gpu --synthetic
+    KERAS_BACKEND=jax python -m lib.bench --preset fashion-tuned --hidden-units 3000,1000 --csv runs.csv
+
+It starts from a preset (`--preset`, default fashion-seed), applies the spec options given, checks the
+spec against the server limits (`lib.limits`), loads the dataset (or generates one of the same shapes
+with `--synthetic`), trains on each device with `lib.engine.train_on_devices`, prints one table per
+device and, when several devices ran, how many times faster each was than the first CPU. Every run,
+done or failed, is stored in the run store (`--db`, default `$GPUX_RUNS_DB` or `runs/runs.sqlite`)
+unless `--no-store`. Progress (one line per epoch) goes to standard error unless `--quiet`.
+
+Exit status: 0 when every device finished; 1 when a device failed or training raised (the runs are
+still stored and written); 2 for bad arguments, an unknown preset or device, a spec over the server
+limits or a missing dataset (one `error: ...` line on standard error, with the fix); 130 when
+interrupted with Ctrl-C (finished epochs are kept and stored as "cancelled").
+
+`--json PATH` writes one object:
+    spec       the ModelSpec that ran (`ModelSpec.to_dict()`; `hidden_units` is a list)
+    preset     the preset the spec started from
+    changed_from_preset   names of the spec fields the options changed
+    synthetic  true when the data was generated, not the real dataset
+    backend    the Keras backend ("tensorflow", "jax", "torch")
+    sample_limit, test_limit   the --limit and --test-limit given (null: whole split)
+    hardware   `lib.hardware.describe_hardware()`: cpu_model, logical_cores, ram_bytes, gpus, ...
+    versions   `lib.backend.library_versions()`: python, keras, numpy, tensorflow/jax/torch
+    run_ids    the run store ids of the results, in order (empty with --no-store)
+    results    one `DeviceRun.to_dict()` per device, in order, with:
+        device                normalised device name, "cpu:0", "gpu:0"
+        backend               Keras backend that trained it
+        synthetic             true when the data was generated
+        status, error         "done", "failed" or "cancelled", and the readable reason
+        num_train, num_test   training samples per epoch (whole batches) and test samples evaluated
+        epoch_s               wall seconds of each finished epoch (epoch 1 includes compilation)
+        first_epoch_s         epoch 1, with tracing and compilation
+        steady_epoch_s        median of epochs 2..n (epoch 1 when only one)
+        total_s               sum of epoch_s: what the tutorial's %%timeit measured
+        samples_per_s         num_train / steady_epoch_s
+        achieved_flops_per_s  training FLOPs per epoch / steady_epoch_s, in FLOP/s (not scaled)
+        train_loss, train_accuracy   lists, one value per finished epoch
+        test_loss, test_accuracy     on the test samples (null when not evaluated)
+Numbers that are not finite (a diverged loss) are written as null. `--csv PATH` writes the same
+results as one row per device, lists as JSON text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import pathlib
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from lib.backend import BackendUnavailableError
+from lib.datasets import DATASET_NAMES, DATASETS, DatasetUnavailableError, UnknownDatasetError
+from lib.devices import DeviceNotFoundError
+from lib.hardware import describe_hardware, hardware_summary
+from lib.limits import LIMIT_ENV_VARS, LimitConfigError, ServerLimits, load_limits
+from lib.presets import PRESETS, PresetNotFoundError, get_preset
+from lib.results import DeviceRun, ProgressEvent
+from lib.spec import (
+    HIDDEN_ACTIVATIONS,
+    LABEL_ENCODINGS,
+    OPTIMIZERS,
+    OUTPUT_ACTIVATIONS,
+    PRECISIONS,
+    ModelSpec,
+    SpecError,
+    validate_spec,
+)
+from lib.store import RunStore, StoreError, json_ready
+
+DEFAULT_PRESET = "fashion-seed"
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+SPEC_OPTIONS = {  # argparse destination -> ModelSpec field
+    "dataset": "dataset",
+    "activation": "hidden_activation",
+    "output_activation": "output_activation",
+    "optimizer": "optimizer",
+    "learning_rate": "learning_rate",
+    "labels": "label_encoding",
+    "batch_size": "batch_size",
+    "epochs": "epochs",
+    "seed": "seed",
+    "steps_per_execution": "steps_per_execution",
+    "jit_compile": "jit_compile",
+    "precision": "precision",
+}
+EPILOG = """examples:
+  python -m lib.bench --preset fashion-seed --devices cpu --epochs 2 --limit 6000 --json out.json
+  python -m lib.bench --preset cifar10-tuned --devices cpu,gpu --synthetic
+  python -m lib.bench --hidden-units 3000,1000 --batch-size 1024 --steps-per-execution 16 --jit-compile
+  KERAS_BACKEND=jax python -m lib.bench --devices gpu:0 --csv runs.csv
+  python -m lib.bench --list-presets
+  python -m lib.bench --list-devices
+
+exit status: 0 all devices finished, 1 a device failed (still stored), 2 bad arguments, 130 interrupted.
+The --json fields are documented in the module docstring: python -c "import lib.bench; help(lib.bench)".
+"""
+
+
+class UsageError(Exception):
+    """A bad argument or an unusable setting, found before training; the message says the fix."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its errors are one `error: ...` line (the caller prints it and exits with 2)."""
+
+    def error(self, message: str):
+        """Raises the message instead of printing the usage text and exiting."""
+        raise UsageError(f"{message} (see --help)")
+
+
+@dataclass
+class Plan:
+    """Everything decided before training starts."""
+
+    spec: ModelSpec
+    preset: str
+    changed: list[str]  # spec fields the options changed from the preset
+    devices: list[str]  # normalised device names, in order
+    dataset: Any  # lib.datasets.Dataset
+    sample_limit: int | None
+    test_limit: int | None
+    store: RunStore | None
+    hardware: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
+    backend: str = ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI.
+
+    Args:
+        argv: The arguments after the program name; `sys.argv[1:]` when None.
+
+    Returns:
+        The exit status (see the module docstring).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        return _usage_error(error)
+    except SystemExit as done:  # --help
+        return int(done.code or 0)
+    if args.list_presets:
+        print(format_presets())
+        return EXIT_OK
+    try:
+        if args.list_devices:
+            print(format_devices())
+            return EXIT_OK
+        plan = make_plan(args)
+    except (
+        UsageError,
+        SpecError,
+        LimitConfigError,
+        PresetNotFoundError,
+        DatasetUnavailableError,
+        UnknownDatasetError,
+        StoreError,
+        DeviceNotFoundError,
+        BackendUnavailableError,
+    ) as error:
+        return _usage_error(error)
+    return execute(plan, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the argument parser (options documented in `--help`)."""
+    parser = _Parser(
+        prog="python -m lib.bench",
+        usage="python -m lib.bench [options]",
+        description=(
+            "Train one model spec on each chosen device and compare honest per-epoch timings. Starts from a "
+            "preset, applies the spec options given, checks the server limits, loads the dataset (or generates "
+            "data of the same shapes with --synthetic), trains on each device in turn with the same seed, prints "
+            "a table per device (epoch 1 includes compilation) and the speedup, and stores every run."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = parser.add_argument_group("what to run")
+    what.add_argument("--preset", default=DEFAULT_PRESET, help=f"starting spec (default {DEFAULT_PRESET})")
+    what.add_argument("--list-presets", action="store_true", help="list the presets and exit")
+    what.add_argument("--list-devices", action="store_true", help="list this machine's devices and exit")
+    what.add_argument(
+        "--devices",
+        action="append",
+        metavar="LIST",
+        help="devices, comma-separated or repeated: cpu, gpu, cpu:0, gpu:1 (default: all present)",
+    )
+    what.add_argument("--limit", type=_positive_int, metavar="N", help="training samples to use (default: all)")
+    what.add_argument(
+        "--test-limit", type=_non_negative_int, metavar="N", help="test samples to evaluate (0 skips; default: all)"
+    )
+    what.add_argument("--synthetic", action="store_true", help="generated data of the dataset's shapes (labelled)")
+
+    model = parser.add_argument_group("model spec (each overrides the preset)")
+    model.add_argument("--dataset", choices=DATASET_NAMES)
+    model.add_argument("--hidden-units", type=_units_list, metavar="U1,U2,...", help="units per hidden layer")
+    model.add_argument("--layers", type=_positive_int, metavar="N", help="N hidden layers (of --units units)")
+    model.add_argument("--units", type=_positive_int, metavar="U", help="units of every hidden layer")
+    model.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, help="hidden-layer activation")
+    model.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS)
+    model.add_argument("--optimizer", choices=OPTIMIZERS)
+    model.add_argument("--learning-rate", type=float, metavar="LR")
+    model.add_argument("--labels", choices=LABEL_ENCODINGS, help="label encoding")
+    model.add_argument("--batch-size", type=int, metavar="N")
+    model.add_argument("--epochs", type=int, metavar="N")
+    model.add_argument("--seed", type=int, metavar="N")
+    model.add_argument("--steps-per-execution", type=int, metavar="N")
+    model.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, help="XLA-compile the train step")
+    model.add_argument("--precision", choices=PRECISIONS)
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", type=pathlib.Path, metavar="PATH", help="write the results as JSON")
+    out.add_argument("--csv", type=pathlib.Path, metavar="PATH", help="write the results as CSV, one row per device")
+    out.add_argument("--db", type=pathlib.Path, metavar="PATH", help="run store (default $GPUX_RUNS_DB or runs/)")
+    out.add_argument("--no-store", action="store_true", help="do not store the runs")
+    out.add_argument("--quiet", action="store_true", help="no progress lines on standard error")
+    return parser
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """Checks the arguments and prepares spec, store, data and devices, cheapest checks first.
+
+    Raises:
+        UsageError, SpecError, PresetNotFoundError, DatasetUnavailableError, StoreError, LimitConfigError,
+        DeviceNotFoundError, BackendUnavailableError: a bad argument or an unusable setting.
+    """
+    preset = get_preset(args.preset)
+    spec = spec_from_args(preset.spec, args)
+    limits = load_limits()
+    validate_spec(spec, limits)
+    sample_limit = _sample_limit(args.limit, spec.dataset, limits)
+    for path in (args.json, args.csv):
+        _check_output_path(path)
+    store = None if args.no_store else RunStore(args.db)
+    dataset = _load_data(spec, args.synthetic, sample_limit, args.test_limit)
+    devices = _resolve_devices(args.devices)
+    from lib.backend import backend_name, library_versions
+
+    return Plan(
+        spec=spec,
+        preset=preset.name,
+        changed=[name for name, value in spec.to_dict().items() if preset.spec.to_dict()[name] != value],
+        devices=[device.name for device in devices],
+        dataset=dataset,
+        sample_limit=sample_limit,
+        test_limit=args.test_limit,
+        store=store,
+        hardware=describe_hardware(devices),
+        versions=library_versions(),
+        backend=backend_name(),
+    )
+
+
+def spec_from_args(base: ModelSpec, args: argparse.Namespace) -> ModelSpec:
+    """Returns the preset's spec with the spec options that were given applied.
+
+    Raises:
+        UsageError: --hidden-units is combined with --layers or --units.
+    """
+    changes = {name: getattr(args, option) for option, name in SPEC_OPTIONS.items()}
+    changes = {name: value for name, value in changes.items() if value is not None}
+    if args.hidden_units is not None and (args.layers is not None or args.units is not None):
+        raise UsageError("give either --hidden-units or --layers/--units, not both")
+    if args.hidden_units is not None:
+        changes["hidden_units"] = args.hidden_units
+    elif args.layers is not None or args.units is not None:
+        layers = args.layers if args.layers is not None else len(base.hidden_units)
+        units = args.units if args.units is not None else base.hidden_units[0]
+        changes["hidden_units"] = (units,) * layers
+    return base.with_changes(**changes)
+
+
+def execute(plan: Plan, args: argparse.Namespace) -> int:
+    """Trains, stores, prints and writes the results; returns the exit status."""
+    started_at = datetime.now(UTC)
+    progress = None if args.quiet else ProgressPrinter(sys.stderr)
+    if not args.quiet:
+        print(format_header(plan), file=sys.stderr)
+    failure = ""
+    interrupted = False
+    with _stop_on_ctrl_c() as stop_requested:
+        try:
+            runs = _train(plan, progress, stop_requested)
+        except Exception as error:  # any training crash is reported and stored as a failed run
+            failure = f"training raised {type(error).__name__}: {' '.join(str(error).split())}"
+            runs = [_unfinished_run(device, plan, "failed", failure) for device in plan.devices]
+        except KeyboardInterrupt:  # a second Ctrl-C: nothing finished is known, the runs are still recorded
+            runs = [_unfinished_run(device, plan, "interrupted", "Interrupted with Ctrl-C.") for device in plan.devices]
+            interrupted = True
+    run_ids = _store_runs(plan, runs, started_at)
+    print(format_results(plan, runs))
+    written = _write_outputs(plan, runs, run_ids, args)
+    if failure:
+        print(f"error: {failure}", file=sys.stderr)
+    if interrupted or stop_requested():
+        return EXIT_INTERRUPTED
+    if failure or not written or any(run.status != "done" for run in runs):
+        return EXIT_RUN_FAILED
+    return EXIT_OK
+
+
+# --- formatting ---
+
+
+def format_presets() -> str:
+    """Returns the presets as readable text: name, title, and what each changes."""
+    blocks = []
+    for preset in PRESETS.values():
+        spec = preset.spec
+        summary = (
+            f"{spec.dataset}, hidden {list(spec.hidden_units)}, {spec.optimizer} lr {spec.learning_rate}, "
+            f"batch {spec.batch_size}, {spec.epochs} epochs"
+        )
+        blocks.append(f"{preset.name}\n  {preset.title}: {summary}\n  {preset.description}")
+    return "\n\n".join(blocks)
+
+
+def format_devices() -> str:
+    """Returns this machine's devices for the active Keras backend, one per line."""
+    from lib.backend import backend_name
+    from lib.devices import format_bytes, list_devices
+
+    devices = list_devices()
+    lines = [f"Keras backend: {backend_name()}"]
+    for device in devices:
+        capability = f", compute capability {device.compute_capability}" if device.compute_capability else ""
+        lines.append(f"  {device.name:<7} {device.description} ({format_bytes(device.memory_bytes)}{capability})")
+    return "\n".join(lines)
+
+
+def format_header(plan: Plan) -> str:
+    """Returns what is about to run: spec, data, devices and machine."""
+    spec = plan.spec
+    changed = f" (changed: {', '.join(plan.changed)})" if plan.changed else ""
+    return "\n".join(
+        [
+            f"preset {plan.preset}{changed}: {spec.dataset}, hidden {list(spec.hidden_units)}, "
+            f"{spec.optimizer} lr {spec.learning_rate}, batch {spec.batch_size}, {spec.epochs} epochs",
+            f"data: {_data_label(plan)}",
+            f"devices: {', '.join(plan.devices)} (Keras backend {plan.backend})",
+            f"machine: {hardware_summary(plan.hardware)}",
+        ]
+    )
+
+
+def format_results(plan: Plan, runs: Sequence[DeviceRun]) -> str:
+    """Returns one table per device and, with several finished devices, the speedup line."""
+    blocks = [format_run_table(run, plan.spec) for run in runs]
+    speedup = format_speedup(runs)
+    if speedup:
+        blocks.append(speedup)
+    return "\n\n".join(blocks)
+
+
+def format_run_table(run: DeviceRun, spec: ModelSpec) -> str:
+    """Returns one device's epoch times and summary numbers as a text table."""
+    data = "SYNTHETIC data (generated, not the real dataset)" if run.synthetic else "real data"
+    title = (
+        f"{run.device} ({run.backend}): {spec.dataset}, {data}, {run.num_train:,} training samples, "
+        f"batch {spec.batch_size}"
+    )
+    lines = [title, "=" * min(len(title), 100)]
+    if run.status != "done":
+        lines.append(f"{run.status.upper()}: {run.error}")
+    if run.epoch_s:
+        lines.append(f"{'epoch':>6}  {'time (s)':>9}  {'train loss':>10}  {'train acc':>9}")
+        for index, seconds in enumerate(run.epoch_s):
+            mark = "*" if index == 0 else " "
+            loss = _at(run.train_loss, index)
+            accuracy = _at(run.train_accuracy, index)
+            lines.append(
+                f"{index + 1:>5}{mark}  {seconds:>9.3f}  {_number(loss, '.4f'):>10}  {_number(accuracy, '.4f'):>9}"
+            )
+        lines.append("  * epoch 1 includes tracing and compilation")
+        lines += [
+            f"  steady epoch   {_number(run.steady_epoch_s, '.3f')} s ({_steady_note(len(run.epoch_s))})",
+            f"  total          {_number(run.total_s, '.3f')} s",
+            f"  samples/s      {_number(run.samples_per_s, ',.0f')}",
+            f"  GFLOP/s        {_number(_scaled(run.achieved_flops_per_s, 1e-9), ',.2f')}",
+        ]
+    if run.test_accuracy is not None:
+        lines.append(
+            f"  test accuracy  {run.test_accuracy:.4f} (loss {_number(run.test_loss, '.4f')}, "
+            f"{run.num_test:,} test samples)"
+        )
+    return "\n".join(lines)
+
+
+def format_speedup(runs: Sequence[DeviceRun]) -> str:
+    """Returns how many times faster each finished device was than the first CPU (else the first device).
+
+    Empty when fewer than two devices finished.
+    """
+    finished = [run for run in runs if run.status == "done" and run.steady_epoch_s and run.total_s]
+    if len(finished) < 2:
+        return ""
+    baseline = next((run for run in finished if run.device.startswith("cpu")), finished[0])
+    parts = [
+        f"{run.device} {baseline.steady_epoch_s / run.steady_epoch_s:.2f}x steady epoch, "
+        f"{baseline.total_s / run.total_s:.2f}x total"
+        for run in finished
+        if run is not baseline
+    ]
+    return f"speedup vs {baseline.device}: " + "; ".join(parts)
+
+
+class ProgressPrinter:
+    """Prints one line per finished epoch (and one when a device starts) to a stream."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def __call__(self, event: ProgressEvent) -> None:
+        """Prints device_start and epoch events; batch and device_done events are skipped."""
+        if event.kind == "device_start":
+            print(f"[{event.device}] training: {event.epochs} epochs of {event.batches:,} steps", file=self.stream)
+        elif event.kind == "epoch":
+            note = " (includes compilation)" if event.epoch == 1 else ""
+            print(
+                f"[{event.device}] epoch {event.epoch}/{event.epochs} done at {event.elapsed_s:.2f} s, "
+                f"loss {_number(event.loss, '.4f')}, accuracy {_number(event.accuracy, '.4f')}{note}",
+                file=self.stream,
+                flush=True,
+            )
+
+
+# --- output documents ---
+
+
+def results_document(plan: Plan, runs: Sequence[DeviceRun], run_ids: Sequence[int]) -> dict[str, Any]:
+    """Returns the --json document (fields in the module docstring), strict JSON (NaN -> null)."""
+    return json_ready(
+        {
+            "spec": plan.spec.to_dict(),
+            "preset": plan.preset,
+            "changed_from_preset": plan.changed,
+            "synthetic": bool(plan.dataset.synthetic),
+            "backend": plan.backend,
+            "sample_limit": plan.sample_limit,
+            "test_limit": plan.test_limit,
+            "hardware": plan.hardware,
+            "versions": plan.versions,
+            "run_ids": list(run_ids),
+            "results": [run.to_dict() for run in runs],
+        }
+    )
+
+
+def results_csv_rows(plan: Plan, runs: Sequence[DeviceRun]) -> list[dict[str, Any]]:
+    """Returns one flat row per device for --csv: the DeviceRun fields (lists as JSON) and the spec's."""
+    rows = []
+    for run in runs:
+        row = {"preset": plan.preset, **plan.spec.to_dict(), **run.to_dict()}
+        row["hidden_units"] = json.dumps(list(plan.spec.hidden_units))
+        row["extra"] = json.dumps(plan.spec.extra)
+        for name in ("epoch_s", "train_loss", "train_accuracy"):
+            row[name] = json.dumps(json_ready(row[name]))
+        rows.append(row)
+    return rows
+
+
+# --- steps ---
+
+
+def _usage_error(error: BaseException) -> int:
+    message = " ".join(str(error).split()) or type(error).__name__
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of 1 or more")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def _units_list(text: str) -> tuple[int, ...]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("give the units of each hidden layer, e.g. 3000,1000")
+    try:
+        return tuple(int(part.replace("_", "")) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+
+
+def _sample_limit(limit: int | None, dataset: str, limits: ServerLimits) -> int | None:
+    """The training-sample limit to use, checked against the server's GPUX_MAX_SAMPLES."""
+    if limit is not None and limit > limits.samples:
+        raise UsageError(
+            f"--limit {limit:,} is over this server's limit of {limits.samples:,} training samples "
+            f"({LIMIT_ENV_VARS['samples']}); use a smaller --limit."
+        )
+    if limit is None and DATASETS[dataset].num_train > limits.samples:
+        return limits.samples
+    return limit
+
+
+def _check_output_path(path: pathlib.Path | None) -> None:
+    if path is None:
+        return
+    folder = path.expanduser().resolve().parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another path")
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a folder; give a file name")
+
+
+def _load_data(spec: ModelSpec, synthetic: bool, sample_limit: int | None, test_limit: int | None):
+    """The real dataset, or generated data of its shapes (just as many samples as will be used)."""
+    from lib.datasets import load_dataset, synthetic_dataset
+
+    info = DATASETS[spec.dataset]
+    if not synthetic:
+        try:
+            return load_dataset(spec.dataset)
+        except DatasetUnavailableError as error:
+            raise DatasetUnavailableError(f"{error} Or run with --synthetic to use generated data.") from error
+    num_train = min(info.num_train, sample_limit or info.num_train)
+    num_test = max(1, min(info.num_test, info.num_test if test_limit is None else test_limit))
+    return synthetic_dataset(spec.dataset, num_train, num_test, seed=spec.seed)
+
+
+def _resolve_devices(requested: Sequence[str] | None) -> list[Any]:
+    """The DeviceInfo of each requested device, in order, without repeats; all present devices by default."""
+    from lib.devices import list_devices, resolve_device
+
+    present = list_devices()
+    if not requested:
+        return present
+    by_name = {device.name: device for device in present}
+    names: list[str] = []
+    for item in requested:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            try:
+                name = resolve_device(part, list(by_name))
+            except DeviceNotFoundError as error:
+                raise UsageError(str(error)) from None
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise UsageError("--devices is empty; give e.g. --devices cpu,gpu")
+    return [by_name[name] for name in names]
+
+
+def _train(plan: Plan, progress: ProgressPrinter | None, stop_requested) -> list[DeviceRun]:
+    from lib import engine
+
+    return engine.train_on_devices(
+        plan.spec,
+        plan.dataset,
+        plan.devices,
+        sample_limit=plan.sample_limit,
+        test_limit=plan.test_limit,
+        progress=progress,
+        should_stop=stop_requested,
+    )
+
+
+def _unfinished_run(device: str, plan: Plan, status: str, error: str) -> DeviceRun:
+    return DeviceRun(
+        device=device, backend=plan.backend, synthetic=bool(plan.dataset.synthetic), status=status, error=error
+    )
+
+
+def _store_runs(plan: Plan, runs: Sequence[DeviceRun], started_at: datetime) -> list[int]:
+    if plan.store is None:
+        return []
+    ids = []
+    for run in runs:
+        try:
+            ids.append(
+                plan.store.record(
+                    plan.spec,
+                    run,
+                    preset=plan.preset,
+                    started_at=started_at,
+                    hardware=plan.hardware,
+                    versions=plan.versions,
+                )
+            )
+        except StoreError as error:
+            print(f"error: the {run.device} run was not stored: {error}", file=sys.stderr)
+    return ids
+
+
+def _write_outputs(plan: Plan, runs: Sequence[DeviceRun], run_ids: Sequence[int], args: argparse.Namespace) -> bool:
+    """Writes --json and --csv; False (after an error line) when one cannot be written."""
+    import pandas as pd
+
+    try:
+        if args.json is not None:
+            text = json.dumps(results_document(plan, runs, run_ids), indent=2)
+            args.json.expanduser().write_text(text + "\n", encoding="utf-8")
+        if args.csv is not None:
+            pd.DataFrame(results_csv_rows(plan, runs)).to_csv(args.csv.expanduser(), index=False)
+    except OSError as error:
+        print(f"error: cannot write the results: {error}", file=sys.stderr)
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c() -> Iterator[Any]:
+    """Turns the first Ctrl-C into a polite stop (finished epochs are kept); a second one interrupts at once."""
+    requested = False
+
+    def stop_requested() -> bool:
+        return requested
+
+    def on_interrupt(signum, frame):
+        nonlocal requested
+        requested = True
+        signal.signal(signal.SIGINT, previous)
+        print("\nstopping after this training step (Ctrl-C again to abort)...", file=sys.stderr)
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread: no signal handling, no stop requests
+        yield stop_requested
+        return
+    try:
+        yield stop_requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _data_label(plan: Plan) -> str:
+    dataset = plan.dataset
+    kind = "SYNTHETIC (generated, not the real dataset)" if dataset.synthetic else dataset.source
+    limit = f", first {plan.sample_limit:,} training samples" if plan.sample_limit else ""
+    return f"{dataset.info.title}, {kind}{limit}"
+
+
+def _steady_note(epochs: int) -> str:
+    if epochs == 1:
+        return "only one epoch: includes compilation"
+    if epochs == 2:
+        return "epoch 2"
+    return f"median of epochs 2..{epochs}"
+
+
+def _at(values: Sequence[float], index: int) -> float | None:
+    return values[index] if index < len(values) else None
+
+
+def _scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error of the benchmark
+        sys.stdout = None
+        sys.exit(EXIT_OK)
