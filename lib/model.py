@@ -1,0 +1,78 @@
+"""Turns a `ModelSpec` into a compiled Keras model, the same on every backend and device.
+
+The model is the tutorial's: `Flatten` followed by Dense layers. It expects float32 images already
+scaled to [0, 1]; the scaling happens in the input pipeline (`lib.engine`), not inside the model, so
+the layer table and the parameter count match the tutorial's `model.summary()`.
+
+Keras is imported inside the functions: pages import `lib.spec` at start-up and must not pay for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lib.spec import FLATTEN_LAYER_NAME, KERAS_OPTIMIZER_CLASSES, OUTPUT_LAYER_NAME, ModelSpec, hidden_layer_name
+
+
+def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """Builds and compiles the spec's model, with its seed set first.
+
+    Under mixed precision only the hidden layers compute in bfloat16 (per-layer dtype policy, so
+    nothing leaks into the next model); the output layer stays float32 so softmax and the loss are
+    computed in full precision.
+
+    Args:
+        spec: The model and training spec (assumed valid; see `lib.spec.validate_spec`).
+        input_shape: Shape of one image, e.g. (28, 28) or (32, 32, 3).
+        num_classes: Units of the output layer.
+
+    Returns:
+        A compiled `keras.Model` with accuracy as its metric.
+    """
+    import keras
+
+    # Same initial weights (and, later, the same shuffle order) for the same seed.
+    keras.utils.set_random_seed(spec.seed)
+    hidden_dtype = "mixed_bfloat16" if spec.precision == "mixed_bfloat16" else "float32"
+    layers = [keras.Input(shape=tuple(input_shape)), keras.layers.Flatten(name=FLATTEN_LAYER_NAME)]
+    for index, units in enumerate(spec.hidden_units):
+        layers.append(
+            keras.layers.Dense(
+                units, activation=spec.hidden_activation, name=hidden_layer_name(index), dtype=hidden_dtype
+            )
+        )
+    layers.append(
+        keras.layers.Dense(num_classes, activation=spec.output_activation, name=OUTPUT_LAYER_NAME, dtype="float32")
+    )
+    model = keras.Sequential(layers)
+    model.compile(
+        optimizer=make_optimizer(spec),
+        loss=spec.loss_name,
+        metrics=["accuracy"],
+        steps_per_execution=spec.steps_per_execution,
+        jit_compile=resolve_jit_compile(spec.jit_compile, keras.backend.backend()),
+    )
+    return model
+
+
+def make_optimizer(spec: ModelSpec) -> Any:
+    """Returns a fresh Keras optimizer of the spec's kind and learning rate (SGD without momentum)."""
+    import keras
+
+    optimizer_class = getattr(keras.optimizers, KERAS_OPTIMIZER_CLASSES[spec.optimizer])
+    return optimizer_class(learning_rate=spec.learning_rate)
+
+
+def resolve_jit_compile(requested: bool, backend: str) -> bool:
+    """Returns the `jit_compile` value to pass to `model.compile` on a backend.
+
+    JAX always compiles: its non-jitted path runs op by op and is not what JAX users get. On the
+    other backends the spec decides (TensorFlow: XLA; PyTorch: `torch.compile`).
+
+    Args:
+        requested: The spec's `jit_compile`.
+        backend: The Keras backend name.
+    """
+    if backend == "jax":
+        return True
+    return bool(requested)
