@@ -1,0 +1,372 @@
+"""The benchmark engine: trains one spec on each chosen device in turn and times every epoch honestly.
+
+What makes the numbers comparable across devices:
+
+- every device gets a fresh model (`keras.utils.clear_session()`), the same seed, the same initial weights
+  and the same shuffle order (Keras shuffles with the global seed that `build_model` sets);
+- the images are converted once, before any device starts, to float32 in [0, 1] (never float64), and the
+  labels to one-hot float32 or integer class indices, as the spec says;
+- the epoch has a whole number of batches: a ragged last batch has a new shape, and on XLA or JAX a new
+  shape means a recompile every epoch (about 4 s per epoch measured on an H200), which would be timed as
+  if it were training. The engine therefore trains on the largest multiple of `batch_size` of the
+  available samples and reports that count as `num_train`;
+- an epoch's time runs from `on_epoch_begin` to `on_epoch_end`. Keras turns the epoch's loss and metrics
+  into Python floats before calling `on_epoch_end`, which waits for the device to finish, so the clock is
+  read after the work is done, not when it was queued. Epoch 1 (tracing and compilation) is reported
+  apart from the steady state (median of epochs 2..n).
+
+Progress events never force a device sync: batch events are sent from `on_train_batch_begin`, which
+Keras calls without converting any tensor, and carry the count of dispatched steps, not the loss.
+
+Run it from the CLI (`python -m lib.bench`) or through the job runner; this module has no UI.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from lib.devices import resolve_device
+from lib.model import build_model
+from lib.results import DeviceRun, ProgressEvent
+from lib.spec import ModelSpec, flops_per_epoch
+
+BATCH_EVENT_INTERVAL_S = 0.25  # at most one batch event (and one should_stop check) per this many seconds
+MAX_ERROR_CHARS = 400  # longer error messages are cut for display
+OUT_OF_MEMORY_MARKERS = ("RESOURCE_EXHAUSTED", "ResourceExhausted", "out of memory", "OOM", "CUDA_ERROR_OUT_OF_MEMORY")
+
+ProgressCallback = Callable[[ProgressEvent], None]
+StopCheck = Callable[[], bool]
+
+
+class TrainingDataError(ValueError):
+    """The dataset or the sample limits leave nothing to train or test on."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Model-ready arrays shared by every device of one comparison."""
+
+    x_train: np.ndarray  # float32 in [0, 1]; length is a whole number of batches
+    y_train: np.ndarray  # one-hot float32 (n, classes) or int32 class indices (n,)
+    x_test: np.ndarray  # float32 in [0, 1]
+    y_test: np.ndarray  # like y_train
+    image_shape: tuple[int, ...]  # one image, e.g. (28, 28)
+    num_classes: int  # output units
+    synthetic: bool  # True when the data was generated
+
+
+def train_on_devices(
+    spec: ModelSpec,
+    dataset,
+    devices: Sequence[str],
+    *,
+    sample_limit: int | None = None,
+    test_limit: int | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+) -> list[DeviceRun]:
+    """Trains the spec on each device in turn, with the same seed and data, and times it.
+
+    The spec is assumed valid (`lib.spec.validate_spec` is the caller's job, with its server limits).
+
+    Args:
+        spec: The model and training settings.
+        dataset: A `lib.datasets.Dataset` (uint8 images, uint8 labels, `info`, `synthetic`).
+        devices: Device names such as "cpu:0", "gpu:0"; the same device may appear twice.
+        sample_limit: Use at most this many training samples (then rounded down to whole batches).
+        test_limit: Evaluate on at most this many test samples; 0 skips the evaluation.
+        progress: Receives `ProgressEvent`s: device_start, throttled batch, epoch, device_done.
+        should_stop: Polled during training; when it returns True the current device stops (status
+            "cancelled", finished epochs kept) and the remaining devices are not started.
+
+    Returns:
+        One `DeviceRun` per requested device, in order. A device that fails (out of memory, say) gets
+        status "failed" and a readable error; the next device still runs.
+
+    Raises:
+        DeviceNotFoundError: A device is not present (raised before any training; lists the present ones).
+        TrainingDataError: The limits leave no training sample.
+    """
+    resolved = [resolve_device(name) for name in devices]
+    data = prepare_data(spec, dataset, sample_limit=sample_limit, test_limit=test_limit)
+    runs = []
+    for device in resolved:
+        if should_stop is not None and should_stop():
+            runs.append(_not_started(device, data, progress))
+        else:
+            runs.append(train_on_device(spec, data, device, progress=progress, should_stop=should_stop))
+    return runs
+
+
+def prepare_data(spec: ModelSpec, dataset, *, sample_limit: int | None, test_limit: int | None) -> TrainingData:
+    """Cuts the dataset to whole batches and converts it once to model-ready arrays.
+
+    Args:
+        spec: Supplies the batch size and the label encoding.
+        dataset: A `lib.datasets.Dataset`.
+        sample_limit: At most this many training samples (None: all).
+        test_limit: At most this many test samples (None: all).
+
+    Raises:
+        TrainingDataError: No training sample is left.
+    """
+    available = len(dataset.x_train) if sample_limit is None else min(len(dataset.x_train), sample_limit)
+    num_train = whole_batch_samples(available, spec.batch_size)
+    if num_train < 1:
+        raise TrainingDataError(
+            f"No training samples to use (sample limit {sample_limit}, {len(dataset.x_train)} available); "
+            "raise the sample limit."
+        )
+    num_test = len(dataset.x_test) if test_limit is None else max(0, min(len(dataset.x_test), test_limit))
+    num_classes = dataset.info.num_classes
+    return TrainingData(
+        x_train=scale_images(dataset.x_train[:num_train]),
+        y_train=encode_labels(dataset.y_train[:num_train], spec.label_encoding, num_classes),
+        x_test=scale_images(dataset.x_test[:num_test]),
+        y_test=encode_labels(dataset.y_test[:num_test], spec.label_encoding, num_classes),
+        image_shape=tuple(dataset.info.image_shape),
+        num_classes=num_classes,
+        synthetic=bool(dataset.synthetic),
+    )
+
+
+def whole_batch_samples(available: int, batch_size: int) -> int:
+    """Returns how many samples make a whole number of batches (all of them when fewer than one batch).
+
+    Args:
+        available: Samples available.
+        batch_size: Samples per step.
+    """
+    if available < batch_size:
+        return max(available, 0)
+    return available // batch_size * batch_size
+
+
+def scale_images(images: np.ndarray) -> np.ndarray:
+    """Returns uint8 images as float32 in [0, 1], converted in one pass without a float64 copy."""
+    scaled = images.astype(np.float32)
+    scaled *= np.float32(1 / 255)
+    return scaled
+
+
+def encode_labels(labels: np.ndarray, encoding: str, num_classes: int) -> np.ndarray:
+    """Returns class indices as the loss expects them.
+
+    Args:
+        labels: 1-D class indices.
+        encoding: "one_hot" (float32 rows for categorical cross-entropy) or "integer" (int32 for the sparse loss).
+        num_classes: Width of the one-hot rows.
+    """
+    indices = np.asarray(labels).reshape(-1).astype(np.int32)
+    if encoding == "one_hot":
+        return np.eye(num_classes, dtype=np.float32)[indices]
+    return indices
+
+
+def train_on_device(
+    spec: ModelSpec,
+    data: TrainingData,
+    device: str,
+    *,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+) -> DeviceRun:
+    """Builds a fresh model on one device, trains and evaluates it, and returns its timings.
+
+    Args:
+        spec: The model and training settings.
+        data: Arrays from `prepare_data`.
+        device: A present, normalised device name ("cpu:0").
+        progress: Receives this device's `ProgressEvent`s.
+        should_stop: Polled during training; True cancels this device.
+
+    Returns:
+        The run; status "failed" (with the reason) instead of raising when training breaks.
+    """
+    keras.utils.clear_session()
+    run = DeviceRun(
+        device=device,
+        backend=keras.backend.backend(),
+        synthetic=data.synthetic,
+        num_train=len(data.x_train),
+        num_test=len(data.x_test),
+    )
+    timer = EpochTimer(
+        device=device,
+        epochs=spec.epochs,
+        steps_per_epoch=-(-len(data.x_train) // spec.batch_size),
+        progress=progress,
+        should_stop=should_stop,
+    )
+    timer.emit("device_start", epoch=0)
+    try:
+        _fit_and_evaluate(spec, data, device, timer, run)
+    except Exception as error:  # any failure of one device must not stop the others
+        run.status = "failed"
+        run.error = describe_failure(error, device)
+    finally:
+        keras.utils.clear_session()
+    _fill_timings(run, timer, spec, data)
+    if timer.cancelled and run.status == "done":
+        run.status = "cancelled"
+        run.error = f"Cancelled after {len(timer.epoch_s)} of {spec.epochs} epochs."
+    timer.emit("device_done", epoch=len(timer.epoch_s))
+    return run
+
+
+def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: EpochTimer, run: DeviceRun) -> None:
+    with keras.device(device):
+        model = build_model(spec, data.image_shape, data.num_classes)
+        model.fit(
+            data.x_train,
+            data.y_train,
+            batch_size=spec.batch_size,
+            epochs=spec.epochs,
+            shuffle=True,
+            verbose=0,
+            callbacks=[timer],
+        )
+        if timer.cancelled or len(data.x_test) == 0:
+            return
+        test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0)
+    run.test_loss = float(test_loss)
+    run.test_accuracy = float(test_accuracy)
+
+
+def _fill_timings(run: DeviceRun, timer: EpochTimer, spec: ModelSpec, data: TrainingData) -> None:
+    run.epoch_s = list(timer.epoch_s)
+    run.train_loss = list(timer.loss)
+    run.train_accuracy = list(timer.accuracy)
+    if not run.epoch_s:
+        return
+    run.first_epoch_s = run.epoch_s[0]
+    run.steady_epoch_s = steady_epoch_seconds(run.epoch_s)
+    run.total_s = sum(run.epoch_s)
+    run.samples_per_s = run.num_train / run.steady_epoch_s
+    input_size = int(np.prod(data.image_shape))
+    run.achieved_flops_per_s = flops_per_epoch(spec, run.num_train, input_size, data.num_classes) / run.steady_epoch_s
+
+
+def steady_epoch_seconds(epoch_s: Sequence[float]) -> float:
+    """Returns the steady-state epoch time: the median of epochs 2..n, or epoch 1 when it is the only one."""
+    return statistics.median(epoch_s[1:]) if len(epoch_s) > 1 else epoch_s[0]
+
+
+def describe_failure(error: BaseException, device: str) -> str:
+    """Turns a training exception into a short message that says what to try.
+
+    Args:
+        error: What training raised.
+        device: The device it ran on.
+    """
+    text = " ".join(str(error).split())
+    if any(marker in text or marker in type(error).__name__ for marker in OUT_OF_MEMORY_MARKERS):
+        return (
+            f"Out of memory on {device}: the model, its optimizer state or one batch does not fit. "
+            "Try a smaller batch size or fewer/smaller hidden layers."
+        )
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 3] + "..."
+    return f"Training failed on {device}: {type(error).__name__}: {text}"
+
+
+def _not_started(device: str, data: TrainingData, progress: ProgressCallback | None) -> DeviceRun:
+    run = DeviceRun(
+        device=device,
+        backend=keras.backend.backend(),
+        synthetic=data.synthetic,
+        status="cancelled",
+        error="Cancelled before training started on this device.",
+        num_train=len(data.x_train),
+        num_test=len(data.x_test),
+    )
+    if progress is not None:
+        progress(ProgressEvent(kind="device_done", device=device))
+    return run
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Times each epoch, keeps its loss and accuracy, sends progress events and honours cancellation.
+
+    Only `on_train_batch_begin` runs per step: Keras calls it without turning tensors into Python
+    numbers, so it never makes the host wait for the device. It costs one clock read per call
+    (once per `steps_per_execution` steps) plus a throttled event.
+    """
+
+    def __init__(
+        self,
+        device: str,
+        epochs: int,
+        steps_per_epoch: int,
+        progress: ProgressCallback | None,
+        should_stop: StopCheck | None,
+    ):
+        super().__init__()
+        self.device = device
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.progress = progress
+        self.should_stop = should_stop
+        self.epoch_s: list[float] = []  # wall time of each finished epoch
+        self.loss: list[float] = []  # training loss of each finished epoch
+        self.accuracy: list[float] = []  # training accuracy of each finished epoch
+        self.cancelled = False  # should_stop returned True
+        self.started = time.perf_counter()
+        self._epoch_started = self.started
+        self._last_poll = self.started
+        self._epoch = 0
+
+    def emit(self, kind: str, epoch: int, batch: int = 0, loss: float | None = None, accuracy: float | None = None):
+        """Sends one progress event, when a progress callback was given."""
+        if self.progress is None:
+            return
+        self.progress(
+            ProgressEvent(
+                kind=kind,
+                device=self.device,
+                epoch=epoch,
+                epochs=self.epochs,
+                batch=batch,
+                batches=self.steps_per_epoch,
+                elapsed_s=time.perf_counter() - self.started,
+                loss=loss,
+                accuracy=accuracy,
+            )
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Starts the epoch's clock."""
+        self._epoch = epoch + 1
+        self._epoch_started = time.perf_counter()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        """Every ~0.25 s: sends a batch event (`batch` steps dispatched so far) and polls should_stop."""
+        now = time.perf_counter()
+        if now - self._last_poll < BATCH_EVENT_INTERVAL_S:
+            return
+        self._last_poll = now
+        self.emit("batch", epoch=self._epoch, batch=batch)
+        if self.should_stop is not None and self.should_stop():
+            self.cancelled = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Stops the clock (Keras has synced to compute `logs`) and records the epoch unless it was cut short."""
+        elapsed = time.perf_counter() - self._epoch_started
+        if self.cancelled:
+            return
+        logs = logs or {}
+        self.epoch_s.append(elapsed)
+        self.loss.append(float(logs.get("loss", float("nan"))))
+        self.accuracy.append(float(logs.get("accuracy", float("nan"))))
+        self.emit("epoch", epoch=epoch + 1, batch=self.steps_per_epoch, loss=self.loss[-1], accuracy=self.accuracy[-1])
+        is_last = epoch + 1 >= self.epochs
+        if not is_last and self.should_stop is not None and self.should_stop():
+            self.cancelled = True
+            self.model.stop_training = True

@@ -1,0 +1,215 @@
+"""The benchmark engine, trained for real on a small Fashion-MNIST subset on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lib.engine as engine
+from lib.datasets import load_dataset
+from lib.devices import DeviceNotFoundError
+from lib.engine import TrainingDataError, describe_failure, prepare_data, train_on_devices
+from lib.model import build_model
+from lib.spec import ModelSpec
+
+from .conftest import REPO_ROOT
+
+SMALL = ModelSpec(hidden_units=(64,), optimizer="adam", learning_rate=0.001, batch_size=32, epochs=3)
+TWO_CPUS = ["cpu:0", "cpu:0"]
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    """Real Fashion-MNIST, first 2000 training and 500 test images."""
+    return load_dataset("fashion_mnist").subset(2000, 500)
+
+
+@pytest.fixture(scope="module")
+def compared(fashion):
+    """One real comparison on two CPU devices, with every progress event (no throttling)."""
+    events = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "BATCH_EVENT_INTERVAL_S", 0.0)
+        runs = train_on_devices(SMALL, fashion, ["cpu:0", "CPU"], progress=events.append)
+    return runs, events
+
+
+def test_prepare_data_uses_whole_batches_and_float32(fashion):
+    data = prepare_data(SMALL, fashion, sample_limit=1000, test_limit=100)
+    assert len(data.x_train) == 992  # 31 batches of 32; the ragged 8 are dropped
+    assert data.x_train.dtype == np.float32 and data.x_test.dtype == np.float32
+    assert data.x_train.min() == 0.0 and data.x_train.max() == 1.0
+    np.testing.assert_allclose(data.x_train[5], fashion.x_train[5] / 255, rtol=1e-6)
+    assert data.y_train.dtype == np.int32 and data.y_train.shape == (992,)
+    assert len(data.x_test) == 100 and data.image_shape == (28, 28) and data.num_classes == 10
+
+
+def test_prepare_data_one_hot_labels(fashion):
+    data = prepare_data(
+        SMALL.with_changes(label_encoding="one_hot", batch_size=64), fashion, sample_limit=None, test_limit=None
+    )
+    assert len(data.x_train) == 1984
+    assert data.y_train.dtype == np.float32 and data.y_train.shape == (1984, 10)
+    np.testing.assert_array_equal(data.y_train.argmax(axis=1), fashion.y_train[:1984])
+    assert data.y_train.sum(axis=1).tolist() == [1.0] * 1984
+
+
+def test_prepare_data_fewer_samples_than_a_batch(fashion):
+    assert len(prepare_data(SMALL, fashion, sample_limit=10, test_limit=0).x_train) == 10
+    with pytest.raises(TrainingDataError, match="raise the sample limit"):
+        prepare_data(SMALL, fashion, sample_limit=0, test_limit=None)
+
+
+def test_real_training_learns_and_times_every_epoch(compared):
+    run = compared[0][0]
+    assert run.status == "done" and run.error == ""
+    assert run.device == "cpu:0" and run.backend == "tensorflow" and run.synthetic is False
+    assert run.num_train == 1984 and run.num_train % SMALL.batch_size == 0
+    assert run.num_test == 500
+    assert len(run.epoch_s) == 3 and all(t > 0 for t in run.epoch_s)
+    assert run.first_epoch_s == run.epoch_s[0]
+    assert run.steady_epoch_s == statistics.median(run.epoch_s[1:])
+    assert run.total_s == pytest.approx(sum(run.epoch_s))
+    assert run.samples_per_s == pytest.approx(1984 / run.steady_epoch_s)
+    assert run.achieved_flops_per_s == pytest.approx(6 * (784 * 64 + 64 * 10) * 1984 / run.steady_epoch_s)
+    assert run.train_loss[2] < run.train_loss[1] < run.train_loss[0]
+    assert run.train_accuracy[2] > 0.5
+    assert run.test_accuracy > 0.5  # chance is 0.1
+    assert 0 < run.test_loss < run.train_loss[0]
+
+
+def test_same_seed_same_data_order_same_losses_on_every_device(compared):
+    first, second = compared[0]
+    assert second.status == "done" and second.device == "cpu:0"
+    assert second.train_loss == first.train_loss
+    assert second.test_accuracy == first.test_accuracy
+
+
+def test_other_seed_gives_other_losses(fashion, compared):
+    other = train_on_devices(SMALL.with_changes(seed=1, epochs=1), fashion, ["cpu:0"], test_limit=0)[0]
+    assert other.status == "done" and other.test_accuracy is None
+    assert other.train_loss[0] != compared[0][0].train_loss[0]
+
+
+def test_progress_events_come_in_order(compared):
+    events = compared[1]
+    per_device = [events[: len(events) // 2], events[len(events) // 2 :]]
+    for device_events in per_device:
+        kinds = [event.kind for event in device_events]
+        assert kinds[0] == "device_start" and kinds[-1] == "device_done"
+        epochs = [event.epoch for event in device_events if event.kind == "epoch"]
+        assert epochs == [1, 2, 3]
+        batches = [event for event in device_events if event.kind == "batch"]
+        assert len(batches) == 3 * 62  # unthrottled: one per step
+        assert [(event.epoch, event.batch) for event in batches[:2]] == [(1, 0), (1, 1)]
+        assert all(event.loss is None and event.batches == 62 and event.epochs == 3 for event in batches)
+        epoch_events = [event for event in device_events if event.kind == "epoch"]
+        assert all(isinstance(event.loss, float) and event.batch == 62 for event in epoch_events)
+        elapsed = [event.elapsed_s for event in device_events]
+        assert elapsed == sorted(elapsed)
+
+
+def test_should_stop_after_an_epoch_cancels_and_skips_the_next_device(fashion):
+    events = []
+
+    def stop_after_first_epoch() -> bool:
+        return any(event.kind == "epoch" for event in events)
+
+    runs = train_on_devices(
+        SMALL,
+        fashion,
+        TWO_CPUS,
+        sample_limit=256,
+        test_limit=64,
+        progress=events.append,
+        should_stop=stop_after_first_epoch,
+    )
+    assert [run.status for run in runs] == ["cancelled", "cancelled"]
+    assert len(runs[0].epoch_s) == 1 and runs[0].total_s == runs[0].epoch_s[0]
+    assert runs[0].test_accuracy is None
+    assert "after 1 of 3 epochs" in runs[0].error
+    assert runs[1].epoch_s == [] and "before training started" in runs[1].error
+    assert [event.kind for event in events if event.device == "cpu:0"][-2:] == ["device_done", "device_done"]
+
+
+def test_should_stop_mid_epoch_drops_the_partial_epoch(fashion, monkeypatch):
+    monkeypatch.setattr(engine, "BATCH_EVENT_INTERVAL_S", 0.0)
+    polls = []
+
+    def stop_on_third_poll() -> bool:
+        polls.append(1)
+        return len(polls) >= 3
+
+    run = train_on_devices(SMALL, fashion, ["cpu:0"], sample_limit=640, should_stop=stop_on_third_poll)[0]
+    assert run.status == "cancelled"
+    assert run.epoch_s == [] and run.total_s is None and run.steady_epoch_s is None
+    assert len(polls) == 3
+
+
+def test_a_failing_device_does_not_stop_the_others(fashion, monkeypatch):
+    calls = []
+
+    def build_or_run_out_of_memory(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("RESOURCE_EXHAUSTED: OOM when allocating tensor with shape[784,64]")
+        return build_model(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "build_model", build_or_run_out_of_memory)
+    spec = SMALL.with_changes(epochs=1)
+    runs = train_on_devices(spec, fashion, TWO_CPUS, sample_limit=256, test_limit=64)
+    assert runs[0].status == "failed"
+    assert runs[0].error.startswith("Out of memory on cpu:0") and "smaller batch size" in runs[0].error
+    assert runs[0].epoch_s == [] and runs[0].test_accuracy is None
+    assert runs[1].status == "done" and len(runs[1].epoch_s) == 1 and runs[1].test_accuracy is not None
+
+
+def test_describe_failure_keeps_other_errors_short_and_readable():
+    message = describe_failure(ValueError("bad shape\n" + "x" * 1000), "gpu:1")
+    assert message.startswith("Training failed on gpu:1: ValueError: bad shape x")
+    assert len(message) < 500 and message.endswith("...")
+
+
+def test_unknown_device_is_refused_before_any_training(fashion):
+    events = []
+    with pytest.raises(DeviceNotFoundError, match="'gpu:7'.*cpu:0"):
+        train_on_devices(SMALL, fashion, ["cpu:0", "gpu:7"], progress=events.append)
+    assert events == []
+
+
+JAX_SCRIPT = """
+import json
+from lib.datasets import synthetic_dataset
+from lib.engine import train_on_devices
+from lib.model import build_model
+from lib.spec import ModelSpec
+
+spec = ModelSpec(hidden_units=(16,), batch_size=64, epochs=2, jit_compile=False)
+dataset = synthetic_dataset("fashion_mnist", 300, 100, seed=0)
+runs = train_on_devices(spec, dataset, ["cpu:0", "cpu:0"])
+jit = build_model(spec, (28, 28), 10).jit_compile
+print(json.dumps({"runs": [run.to_dict() for run in runs], "jit": jit}))
+"""
+
+
+def test_jax_backend_trains_the_same_way():
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO_ROOT), "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["jit"] is True  # JAX always compiles, whatever the spec says
+    first, second = result["runs"]
+    assert first["backend"] == "jax" and first["synthetic"] is True
+    assert first["status"] == "done" and second["status"] == "done"
+    assert first["num_train"] == 256 and len(first["epoch_s"]) == 2
+    assert first["train_loss"] == pytest.approx(second["train_loss"], rel=1e-6)
+    assert first["train_loss"][1] < first["train_loss"][0]
+    assert first["test_accuracy"] > 0.1
