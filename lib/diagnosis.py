@@ -1,0 +1,254 @@
+"""How close a training run came to the hardware, and a one-line reason why it did not come closer.
+
+A run's achieved FLOP/s (training FLOPs per epoch over the steady-state epoch time) is compared with
+the device's measured matrix-product ceiling (`lib.ceilings`) in the precision the run computes in.
+The diagnosis is read from numbers only, in this order (thresholds below, with their reasons):
+
+1. compilation dominates: the first epoch's extra time (first epoch minus a steady epoch, mostly
+   tracing and compiling) is at least `COMPILE_DOMINATES_SHARE` of the whole run (the verdict of the
+   later epochs alone, rules 2 to 5, is kept beside it as the steady-state diagnosis);
+2. close to the hardware: the run reaches at least `CLOSE_SHARE` of the ceiling;
+3. bound by per-step overhead: one step holds less than `STEP_WORK_FLOOR_S` of arithmetic at the
+   ceiling, so fixed per-step costs (dispatch, kernel launches, Python) take most of each step;
+4. bound by data movement: each step has enough arithmetic, yet the run reaches less than
+   `LOW_SHARE` of the ceiling, so time goes to copying and reading data, not to multiplying;
+5. otherwise part of each step is overhead, and the hint is the same as in 3, milder.
+
+Nothing here imports Keras, a backend library or Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from lib.ceilings import Ceiling, find_ceiling
+
+COMPILE_DOMINATES_SHARE = 0.5  # compilation is at least half the run: more epochs amortise it
+CLOSE_SHARE = 0.5  # half the matrix-product ceiling is near the best an MLP step can do (it also has
+#                    activations, the loss and the optimizer update, which are memory-bound)
+LOW_SHARE = 0.2  # below a fifth of the ceiling with enough work per step, arithmetic is not the bound
+STEP_WORK_FLOOR_S = 1e-4  # 100 microseconds: the order of one step's fixed cost in a Python-driven
+#                           framework (dispatch, kernel launches); a step with less arithmetic is overhead-bound
+BF16_HINT_RATIO = 1.5  # suggest mixed precision when the bfloat16 ceiling is at least this much higher
+TF32_BACKENDS = ("jax", "tensorflow")  # backends whose float32 matmuls use TF32 on NVIDIA GPUs by default
+
+EFFICIENCY_COLUMNS = (
+    "series",
+    "device",
+    "precision",
+    "achieved_tflops",
+    "ceiling_tflops",
+    "share_of_ceiling",
+    "compile_share_of_first_epoch",
+    "step_ms",
+    "ideal_step_ms",
+    "verdict",
+    "diagnosis",
+    "steady_state_diagnosis",
+)
+
+
+VERDICTS = ("no timing", "compilation", "close", "overhead", "data movement", "partly overhead")
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """The numbers a diagnosis is read from, for one run on one device."""
+
+    verdict: str  # one of VERDICTS
+    message: str  # the one-line diagnosis shown to the user
+    steady_verdict: str  # the verdict of the later epochs alone (compilation left out)
+    steady_message: str  # the diagnosis of the later epochs alone
+    precision: str | None  # ceiling precision the run was compared with, e.g. "tf32"
+    achieved_flops_per_s: float | None  # training FLOPs per epoch / steady-state epoch seconds
+    ceiling_flops_per_s: float | None  # the device's measured matrix-product ceiling
+    share_of_ceiling: float | None  # achieved / ceiling, 0..1 (can exceed 1 slightly from noise)
+    compile_s: float | None  # first epoch minus a steady epoch: tracing and compilation, mostly
+    compile_share_of_first_epoch: float | None  # compile_s / first epoch
+    compile_share_of_run: float | None  # compile_s / total training time
+    steps_per_epoch: float | None  # training samples per epoch / batch size
+    step_s: float | None  # steady-state wall time of one training step
+    ideal_step_s: float | None  # one step's FLOPs at the ceiling: the arithmetic floor of a step
+
+
+def run_precision(precision: str, backend: str, device: str) -> str:
+    """The ceiling precision a run computes in, from its spec precision, backend and device.
+
+    `mixed_bfloat16` multiplies in bfloat16. float32 runs on GPUs use TF32 where the backend
+    enables it by default (JAX, TensorFlow), strict float32 otherwise (PyTorch, and every CPU).
+
+    Args:
+        precision: The spec's precision, "float32" or "mixed_bfloat16".
+        backend: The Keras backend of the run.
+        device: The run's normalised device name.
+    """
+    if precision == "mixed_bfloat16":
+        return "bfloat16"
+    if device.startswith("gpu") and backend in TF32_BACKENDS:
+        return "tf32"
+    return "float32 strict"
+
+
+def efficiency(run: Any, ceiling: Ceiling | None) -> float | None:
+    """Share of the ceiling a run achieved: achieved FLOP/s / ceiling FLOP/s.
+
+    Args:
+        run: A `lib.results.DeviceRun` (anything with `achieved_flops_per_s`).
+        ceiling: The device's ceiling in the run's precision, or None.
+
+    Returns:
+        The share (0.37 means 37 %), or None when either number is missing.
+    """
+    achieved = getattr(run, "achieved_flops_per_s", None)
+    if not achieved or ceiling is None or ceiling.flops_per_s <= 0:
+        return None
+    return achieved / ceiling.flops_per_s
+
+
+def assess(run: Any, spec: Any, ceilings: Sequence[Ceiling]) -> Efficiency:
+    """Computes a run's efficiency numbers and its one-line diagnosis.
+
+    Args:
+        run: A `lib.results.DeviceRun`.
+        spec: The `lib.spec.ModelSpec` it trained (batch size, precision, steps per execution).
+        ceilings: Measured ceilings; those of `run.device` are used.
+
+    Returns:
+        The `Efficiency` of the run.
+    """
+    precision = run_precision(spec.precision, run.backend, run.device)
+    ceiling = find_ceiling(ceilings, run.device, precision)
+    numbers = _numbers(run, spec, ceiling)
+    steady_verdict, steady_message = _steady_verdict(numbers, precision, spec, ceilings, run.device)
+    verdict, message = steady_verdict, steady_message
+    compile_share = numbers["compile_share_of_run"]
+    if compile_share is not None and compile_share >= COMPILE_DOMINATES_SHARE:
+        verdict = "compilation"
+        message = f"compilation dominates: {compile_share:.0%} of the run was first-epoch compilation; run more epochs"
+    return Efficiency(
+        verdict=verdict,
+        message=message,
+        steady_verdict=steady_verdict,
+        steady_message=steady_message,
+        precision=precision if ceiling else None,
+        **numbers,
+    )
+
+
+def diagnose(run: Any, spec: Any, ceilings: Sequence[Ceiling]) -> str:
+    """Returns the one-line diagnosis of a run, e.g. 'bound by per-step overhead: try a larger batch...'.
+
+    Args:
+        run: A `lib.results.DeviceRun`.
+        spec: The `lib.spec.ModelSpec` it trained.
+        ceilings: Measured ceilings; those of `run.device` are used.
+    """
+    return assess(run, spec, ceilings).message
+
+
+def efficiency_frame(entries: Iterable[tuple[str, Any, Any]], ceilings: Sequence[Ceiling]) -> pd.DataFrame:
+    """Makes the tidy frame of the 'how close to the hardware' chart: achieved vs ceiling per run.
+
+    Args:
+        entries: (series label, `DeviceRun`, `ModelSpec`) per run, e.g. ("gpu:0 · run 7", run, spec).
+        ceilings: Measured ceilings of the devices the runs used.
+
+    Returns:
+        One row per run: series, device, precision, achieved_tflops, ceiling_tflops, share_of_ceiling
+        (0..1), compile_share_of_first_epoch (0..1), step_ms, ideal_step_ms, verdict, diagnosis (the
+        one line), steady_state_diagnosis (the later epochs alone, which differs when compilation dominates).
+    """
+    rows = []
+    for series, run, spec in entries:
+        result = assess(run, spec, ceilings)
+        rows.append(
+            {
+                "series": series,
+                "device": run.device,
+                "precision": result.precision,
+                "achieved_tflops": _scaled(result.achieved_flops_per_s, 1e-12),
+                "ceiling_tflops": _scaled(result.ceiling_flops_per_s, 1e-12),
+                "share_of_ceiling": result.share_of_ceiling,
+                "compile_share_of_first_epoch": result.compile_share_of_first_epoch,
+                "step_ms": _scaled(result.step_s, 1e3),
+                "ideal_step_ms": _scaled(result.ideal_step_s, 1e3),
+                "verdict": result.verdict,
+                "diagnosis": result.message,
+                "steady_state_diagnosis": result.steady_message,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(EFFICIENCY_COLUMNS))
+
+
+def _scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def _numbers(run: Any, spec: Any, ceiling: Ceiling | None) -> dict[str, float | None]:
+    """The measured and derived numbers of a run; None where an input is missing."""
+    first, steady, total = run.first_epoch_s, run.steady_epoch_s, run.total_s
+    compile_s = max(first - steady, 0.0) if first and steady else None
+    steps = run.num_train / spec.batch_size if run.num_train and spec.batch_size else None
+    step_s = steady / steps if steady and steps else None
+    achieved = run.achieved_flops_per_s or None
+    ceiling_flops = ceiling.flops_per_s if ceiling else None
+    ideal_step_s = None
+    if achieved and steady and steps and ceiling_flops:
+        ideal_step_s = achieved * steady / steps / ceiling_flops
+    return {
+        "achieved_flops_per_s": achieved,
+        "ceiling_flops_per_s": ceiling_flops,
+        "share_of_ceiling": efficiency(run, ceiling),
+        "compile_s": compile_s,
+        "compile_share_of_first_epoch": compile_s / first if compile_s is not None else None,
+        "compile_share_of_run": compile_s / total if compile_s is not None and total else None,
+        "steps_per_epoch": steps,
+        "step_s": step_s,
+        "ideal_step_s": ideal_step_s,
+    }
+
+
+def _steady_verdict(
+    numbers: dict[str, float | None], precision: str, spec: Any, ceilings: Sequence[Ceiling], device: str
+) -> tuple[str, str]:
+    """Applies rules 2 to 5 of the module docstring, in order, to the steady-state numbers."""
+    share = numbers["share_of_ceiling"]
+    if numbers["step_s"] is None:
+        return "no timing", "no steady-state timing to diagnose (the run did not finish an epoch)"
+    if share is None:
+        return "no timing", f"no {precision} ceiling measured for {device}: measure it to compare"
+    if share >= CLOSE_SHARE:
+        return "close", f"close to the hardware ({share:.0%} of the {precision} ceiling)" + _precision_hint(
+            precision, spec, ceilings, device
+        )
+    ideal = numbers["ideal_step_s"]
+    if ideal is not None and ideal < STEP_WORK_FLOOR_S:
+        return "overhead", (
+            f"bound by per-step overhead ({share:.1%} of the {precision} ceiling; "
+            f"{numbers['step_s'] * 1e6:.0f} µs per step for {ideal * 1e6:.1f} µs of arithmetic): "
+            "try a larger batch or steps per execution"
+        )
+    if share < LOW_SHARE:
+        return "data movement", (
+            f"bound by data movement, not arithmetic ({share:.1%} of the {precision} ceiling): "
+            "keep the input on the device, or use mixed precision to halve the bytes moved"
+        )
+    return "partly overhead", (
+        f"{share:.0%} of the {precision} ceiling: part of each step is overhead; "
+        "a larger batch or steps per execution may close some of the gap"
+    )
+
+
+def _precision_hint(precision: str, spec: Any, ceilings: Sequence[Ceiling], device: str) -> str:
+    """Suggests mixed precision when a float32 run is near its ceiling and bfloat16 is much faster."""
+    if spec.precision != "float32":
+        return ""
+    current = find_ceiling(ceilings, device, precision)
+    faster = find_ceiling(ceilings, device, "bfloat16")
+    if current is None or faster is None or faster.flops_per_s < BF16_HINT_RATIO * current.flops_per_s:
+        return ""
+    return f"; mixed_bfloat16 raises the ceiling {faster.flops_per_s / current.flops_per_s:.1f}x"

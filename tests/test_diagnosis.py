@@ -1,0 +1,149 @@
+"""Tests of the 'how close to the hardware' arithmetic and diagnosis (lib.diagnosis), on synthetic numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from lib import diagnosis
+from lib.ceilings import Ceiling
+from lib.results import DeviceRun
+from lib.spec import ModelSpec
+
+CIFAR_FLOPS_PER_SAMPLE = 73.4e6  # 6 x (3072 x 3000 + 3000 x 1000 + 1000 x 10)
+H200 = [
+    Ceiling("gpu:0", "float32 strict", 8192, 0.0216, 51e12),
+    Ceiling("gpu:0", "tf32", 8192, 0.00274, 402e12),
+    Ceiling("gpu:0", "bfloat16", 8192, 0.00142, 774e12),
+]
+CPU = [Ceiling("cpu:0", "float32 strict", 4096, 0.316, 435e9), Ceiling("cpu:0", "bfloat16", 2048, 1.1, 15e9)]
+
+
+def cifar_run(device="gpu:0", backend="jax", *, num_train=49_152, first=5.0, steady=1.30, epochs=10) -> DeviceRun:
+    return DeviceRun(
+        device=device,
+        backend=backend,
+        synthetic=True,
+        num_train=num_train,
+        epoch_s=[first] + [steady] * (epochs - 1),
+        first_epoch_s=first,
+        steady_epoch_s=steady,
+        total_s=first + steady * (epochs - 1),
+        samples_per_s=num_train / steady,
+        achieved_flops_per_s=CIFAR_FLOPS_PER_SAMPLE * num_train / steady,
+    )
+
+
+def cifar_spec(batch_size=32, precision="float32") -> ModelSpec:
+    return ModelSpec(dataset="cifar10", hidden_units=(3000, 1000), batch_size=batch_size, precision=precision)
+
+
+@pytest.mark.parametrize(
+    ("precision", "backend", "device", "expected"),
+    [
+        ("float32", "jax", "gpu:0", "tf32"),
+        ("float32", "tensorflow", "gpu:1", "tf32"),
+        ("float32", "torch", "gpu:0", "float32 strict"),
+        ("float32", "jax", "cpu:0", "float32 strict"),
+        ("mixed_bfloat16", "torch", "gpu:0", "bfloat16"),
+        ("mixed_bfloat16", "tensorflow", "cpu:0", "bfloat16"),
+    ],
+)
+def test_run_precision(precision, backend, device, expected):
+    assert diagnosis.run_precision(precision, backend, device) == expected
+
+
+def test_efficiency_is_achieved_over_ceiling():
+    run = cifar_run(steady=1.30)
+    share = diagnosis.efficiency(run, H200[1])
+    assert share == pytest.approx(CIFAR_FLOPS_PER_SAMPLE * 49_152 / 1.30 / 402e12)
+    assert diagnosis.efficiency(run, None) is None
+    assert diagnosis.efficiency(DeviceRun(device="gpu:0", backend="jax", synthetic=True), H200[1]) is None
+
+
+def test_tutorial_batch_on_gpu_is_overhead_bound():
+    result = diagnosis.assess(cifar_run(steady=1.30), cifar_spec(32), H200)
+    assert result.verdict == "overhead"
+    assert result.precision == "tf32"
+    assert result.message.startswith("bound by per-step overhead")
+    assert result.message.endswith("try a larger batch or steps per execution")
+    assert result.steps_per_epoch == pytest.approx(1536)
+    assert result.step_s == pytest.approx(1.30 / 1536)
+    assert result.ideal_step_s == pytest.approx(CIFAR_FLOPS_PER_SAMPLE * 32 / 402e12)
+
+
+def test_large_batch_with_host_input_is_data_bound():
+    # fit on NumPy input at batch 2048: 0.095 s per epoch, about 9 % of the TF32 ceiling.
+    result = diagnosis.assess(cifar_run(steady=0.095, first=0.5), cifar_spec(2048), H200)
+    assert result.verdict == "data movement"
+    assert "keep the input on the device" in result.message
+
+
+def test_compilation_verdict_keeps_the_steady_state_diagnosis():
+    # Same steady state, but 10 epochs behind a 3 s first epoch: compilation is 75 % of the run.
+    result = diagnosis.assess(cifar_run(steady=0.095, first=3.0), cifar_spec(2048), H200)
+    assert result.verdict == "compilation"
+    assert result.steady_verdict == "data movement"
+    assert "keep the input on the device" in result.steady_message
+
+
+def test_compilation_dominates_a_short_run():
+    run = cifar_run(first=10.0, steady=0.1, epochs=3)
+    result = diagnosis.assess(run, cifar_spec(2048), H200)
+    assert result.verdict == "compilation"
+    assert result.compile_s == pytest.approx(9.9)
+    assert result.compile_share_of_first_epoch == pytest.approx(0.99)
+    assert result.compile_share_of_run == pytest.approx(9.9 / 10.2)
+    assert result.message == "compilation dominates: 97% of the run was first-epoch compilation; run more epochs"
+
+
+def test_close_to_the_hardware_suggests_mixed_precision_when_bf16_is_faster():
+    steady = CIFAR_FLOPS_PER_SAMPLE * 49_152 / (0.6 * 402e12)  # 60 % of the TF32 ceiling
+    result = diagnosis.assess(cifar_run(steady=steady, first=steady * 2), cifar_spec(2048), H200)
+    assert result.verdict == "close"
+    assert result.share_of_ceiling == pytest.approx(0.6)
+    assert result.message == "close to the hardware (60% of the tf32 ceiling); mixed_bfloat16 raises the ceiling 1.9x"
+
+
+def test_close_on_cpu_has_no_bf16_hint_when_bf16_is_slower():
+    steady = CIFAR_FLOPS_PER_SAMPLE * 10_240 / 300e9  # 300 GFLOP/s of a 435 GFLOP/s ceiling
+    run = cifar_run("cpu:0", "tensorflow", num_train=10_240, steady=steady, first=steady * 1.2, epochs=3)
+    assert diagnosis.diagnose(run, cifar_spec(2048), CPU) == "close to the hardware (69% of the float32 strict ceiling)"
+
+
+def test_middle_band_is_partly_overhead():
+    steady = CIFAR_FLOPS_PER_SAMPLE * 10_240 / 166e9  # the tutorial's batch 32 on this CPU: 38 %
+    run = cifar_run("cpu:0", "tensorflow", num_train=10_240, steady=steady, first=steady * 1.1, epochs=3)
+    result = diagnosis.assess(run, cifar_spec(32), CPU)
+    assert result.verdict == "partly overhead"
+    assert result.message.startswith("38% of the float32 strict ceiling")
+
+
+def test_mixed_precision_run_is_compared_with_the_bf16_ceiling():
+    result = diagnosis.assess(cifar_run(steady=0.02, first=2.0), cifar_spec(4096, "mixed_bfloat16"), H200)
+    assert result.precision == "bfloat16"
+    assert result.ceiling_flops_per_s == 774e12
+    assert result.share_of_ceiling == pytest.approx(CIFAR_FLOPS_PER_SAMPLE * 49_152 / 0.02 / 774e12)
+
+
+def test_missing_timing_or_ceiling_says_so():
+    unfinished = DeviceRun(device="gpu:0", backend="jax", synthetic=True, status="cancelled", num_train=100)
+    assert diagnosis.assess(unfinished, cifar_spec(), H200).verdict == "no timing"
+    no_ceiling = diagnosis.assess(cifar_run("gpu:1"), cifar_spec(), H200)
+    assert no_ceiling.verdict == "no timing"
+    assert "no tf32 ceiling measured for gpu:1" in no_ceiling.message
+
+
+def test_efficiency_frame_has_one_row_per_run_in_chart_units():
+    frame = diagnosis.efficiency_frame(
+        [("gpu:0 · run 1", cifar_run(steady=1.30), cifar_spec(32)), ("cpu:0", cifar_run("cpu:0"), cifar_spec(32))],
+        H200 + CPU,
+    )
+    assert list(frame.columns) == list(diagnosis.EFFICIENCY_COLUMNS)
+    assert list(frame["series"]) == ["gpu:0 · run 1", "cpu:0"]
+    first = frame.iloc[0]
+    assert first["achieved_tflops"] == pytest.approx(CIFAR_FLOPS_PER_SAMPLE * 49_152 / 1.30 / 1e12)
+    assert first["ceiling_tflops"] == pytest.approx(402)
+    assert first["step_ms"] == pytest.approx(1.30 / 1536 * 1e3)
+    assert first["compile_share_of_first_epoch"] == pytest.approx((5.0 - 1.30) / 5.0)
+    assert first["verdict"] == "overhead"
+    assert frame.iloc[1]["precision"] == "float32 strict"

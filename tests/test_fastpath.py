@@ -1,0 +1,169 @@
+"""Tests of the device-resident training loop (lib.fastpath).
+
+The loop needs the JAX backend, and Keras fixes its backend at import, so the training checks run
+once in a subprocess with KERAS_BACKEND=jax (JAX's CPU build is a dev dependency) and report their
+findings as JSON; the tests below assert on that report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lib import fastpath
+from tests.conftest import REPO_ROOT
+
+# Tiny problems: a linear rule over 64 inputs, 4 classes; small MLPs; a few epochs.
+JAX_CHECKS = r"""
+import json
+import numpy as np
+import keras
+from lib.fastpath import FastPathError, fit_device_resident
+
+rng = np.random.default_rng(0)
+NUM, FEATURES, CLASSES, BATCH = 1000, 64, 4, 64  # 1000 = 15 whole batches + a remainder of 40
+x_uint8 = rng.integers(0, 256, (NUM, FEATURES), dtype=np.uint8)
+x_float = (x_uint8 / np.float32(255)).astype(np.float32)
+y = np.argmax(x_float @ rng.normal(size=(FEATURES, CLASSES)), axis=1).astype(np.uint8)
+report = {}
+
+
+def mlp(policy="float32", loss="sparse_categorical_crossentropy", seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((FEATURES,)),
+        keras.layers.Dense(32, activation="relu", dtype=policy),
+        keras.layers.Dense(CLASSES, activation="softmax", dtype="float32"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss, metrics=["accuracy"])
+    return model
+
+
+# uint8 input scaled in the step, shuffled on the device.
+model = mlp()
+initial = [w.copy() for w in model.get_weights()]
+seen = []
+history = fit_device_resident(
+    model, x_uint8, y, batch_size=BATCH, epochs=4, seed=0, input_scale=1 / 255,
+    on_epoch_end=lambda epoch, stats: seen.append(epoch),
+)
+_, eval_accuracy = model.evaluate(x_float, y, batch_size=BATCH, verbose=0)
+report["uint8"] = {
+    "loss": [s.loss for s in history], "accuracy": [s.accuracy for s in history],
+    "seconds": [s.seconds for s in history], "callback_epochs": seen,
+    "eval_accuracy": float(eval_accuracy),
+    "weights_changed": any(not np.allclose(a, b) for a, b in zip(initial, model.get_weights())),
+    "optimizer_steps": int(model.optimizer.iterations.numpy()),
+}
+
+# Same batches in the same order as model.fit(shuffle=False): the same float32 math.
+ordered = fit_device_resident(mlp(), x_float[:960], y[:960], batch_size=BATCH, epochs=3, seed=0, shuffle=False)
+reference_960 = mlp()
+fit_960 = reference_960.fit(x_float[:960], y[:960], batch_size=BATCH, epochs=3, shuffle=False, verbose=0).history
+report["ordered"] = {
+    "fastpath_loss": [s.loss for s in ordered], "fit_loss": fit_960["loss"],
+    "fastpath_accuracy": [s.accuracy for s in ordered], "fit_accuracy": fit_960["accuracy"],
+}
+
+# Mixed precision (bfloat16 hidden layer, float32 output) with one-hot labels.
+one_hot = np.eye(CLASSES, dtype=np.float32)[y]
+mixed = mlp(policy="mixed_bfloat16", loss="categorical_crossentropy")
+mixed_history = fit_device_resident(mixed, x_float, one_hot, batch_size=BATCH, epochs=4, seed=1)
+report["mixed"] = {
+    "loss": [s.loss for s in mixed_history], "accuracy": [s.accuracy for s in mixed_history],
+    "hidden_kernel_dtype": str(mixed.layers[0].kernel.dtype),
+}
+
+# should_stop ends training between epochs; the epochs done are kept and written back.
+calls = []
+stopped = fit_device_resident(
+    mlp(), x_float, y, batch_size=BATCH, epochs=5, seed=0,
+    should_stop=lambda: calls.append(1) or len(calls) > 2,
+)
+report["stopped_epochs"] = len(stopped)
+
+# Fewer samples than one batch, and an uncompiled model, are errors with a fix in the message.
+errors = {}
+try:
+    fit_device_resident(mlp(), x_float[:10], y[:10], batch_size=BATCH, epochs=1, seed=0)
+except FastPathError as error:
+    errors["small"] = str(error)
+bare = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(CLASSES)])
+try:
+    fit_device_resident(bare, x_float, y, batch_size=BATCH, epochs=1, seed=0)
+except FastPathError as error:
+    errors["uncompiled"] = str(error)
+report["errors"] = errors
+print("REPORT" + json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def jax_report() -> dict:
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_CHECKS], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("REPORT"))
+    return json.loads(line.removeprefix("REPORT"))
+
+
+def test_supported_only_on_jax():
+    assert fastpath.supported("jax")
+    assert not fastpath.supported("tensorflow")
+    assert not fastpath.supported("torch")
+    assert "not available on the torch backend" in fastpath.unsupported_reason("torch")
+
+
+def test_refuses_on_other_backends(monkeypatch):
+    monkeypatch.setattr(fastpath, "backend_name", lambda: "torch")
+    with pytest.raises(fastpath.FastPathError, match="not available"):
+        fastpath.fit_device_resident(None, [], [], batch_size=1, epochs=1, seed=0)
+
+
+def test_loss_falls_and_accuracy_beats_chance(jax_report):
+    run = jax_report["uint8"]
+    assert len(run["loss"]) == 4
+    assert run["loss"][-1] < run["loss"][0] * 0.8
+    assert run["accuracy"][-1] > 0.6  # chance is 0.25
+    assert run["callback_epochs"] == [1, 2, 3, 4]
+    assert all(seconds > 0 for seconds in run["seconds"])
+
+
+def test_weights_written_back_into_the_model(jax_report):
+    run = jax_report["uint8"]
+    assert run["weights_changed"]
+    assert run["eval_accuracy"] > 0.6
+    assert abs(run["eval_accuracy"] - run["accuracy"][-1]) < 0.15
+
+
+def test_ragged_remainder_dropped(jax_report):
+    # 1000 samples at batch 64: 15 whole batches per epoch, 4 epochs; the last 40 samples never form a step.
+    assert jax_report["uint8"]["optimizer_steps"] == 15 * 4
+
+
+def test_in_order_matches_model_fit(jax_report):
+    run = jax_report["ordered"]
+    assert run["fastpath_loss"] == pytest.approx(run["fit_loss"], rel=1e-3)
+    assert run["fastpath_accuracy"] == pytest.approx(run["fit_accuracy"], abs=1e-3)
+
+
+def test_mixed_precision_trains(jax_report):
+    run = jax_report["mixed"]
+    assert run["hidden_kernel_dtype"] == "float32"  # variables stay float32 under mixed_bfloat16
+    assert run["loss"][-1] < run["loss"][0]
+    assert run["accuracy"][-1] > 0.5
+
+
+def test_should_stop_ends_between_epochs(jax_report):
+    assert jax_report["stopped_epochs"] == 2
+
+
+def test_errors_say_the_fix(jax_report):
+    assert "smaller batch size" in jax_report["errors"]["small"]
+    assert "compiled" in jax_report["errors"]["uncompiled"]
