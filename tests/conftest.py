@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import socket
 
 import pytest
 
@@ -19,3 +20,37 @@ def runs_db(tmp_path, monkeypatch) -> pathlib.Path:
     path = tmp_path / "runs.sqlite"
     monkeypatch.setenv("GPUX_RUNS_DB", str(path))
     return path
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch) -> pathlib.Path:
+    """Gives Keras a fresh, empty home (its dataset cache) for one test, so tests never touch ~/.keras.
+
+    Keras reads $KERAS_HOME once, when imported, so the fixture imports Keras first and then points both
+    the variable and Keras' own setting at the temporary folder.
+    """
+    import keras.src.backend.config as keras_config
+
+    home = tmp_path / "keras_home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(home))
+    return home
+
+
+@pytest.fixture
+def network_attempts(monkeypatch) -> list[str]:
+    """Refuses every outgoing network connection (as an OSError) and records the attempts.
+
+    Assert the returned list is empty to prove a test never touched the network.
+    """
+    attempts: list[str] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(repr(args[:2]))
+        raise OSError("network access is disabled in tests")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
