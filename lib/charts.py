@@ -18,6 +18,70 @@ COLOR_SCHEME = "tableau10"  # colour-blind-safe categorical scheme
 
 # --- Datasets page charts ---
 
+# Tableau 10's own red, green, blue and grey, so RGB channels get their natural colours from the same palette.
+CHANNEL_COLORS = {"red": "#e15759", "green": "#59a14f", "blue": "#4e79a7", "gray": "#79706e"}
+
+
+def class_distribution_chart(counts: pd.DataFrame) -> alt.Chart:
+    """Grouped bars of images per class, train and test side by side.
+
+    Args:
+        counts: Output of `lib.eda.class_counts` (split, class_index, class_name, count, share).
+
+    Returns:
+        Vertical bars, one group per class in label order, one colour per split.
+    """
+    class_order = counts.sort_values("class_index")["class_name"].drop_duplicates().tolist()
+    return (
+        alt.Chart(counts)
+        .mark_bar()
+        .encode(
+            x=alt.X("class_name:N").title("Class").sort(class_order).axis(labelAngle=-40),
+            xOffset=alt.XOffset("split:N").sort(["train", "test"]),
+            y=alt.Y("count:Q").title("Images (count)"),
+            color=alt.Color("split:N").title("Split").sort(["train", "test"]).scale(scheme=COLOR_SCHEME),
+            tooltip=[
+                alt.Tooltip("class_name:N").title("Class"),
+                alt.Tooltip("class_index:Q").title("Label"),
+                alt.Tooltip("split:N").title("Split"),
+                alt.Tooltip("count:Q").title("Images").format(","),
+                alt.Tooltip("share:Q").title("Share of split").format(".1%"),
+            ],
+        )
+        .properties(title="Images per class")
+    )
+
+
+def pixel_histogram_chart(histogram: pd.DataFrame) -> alt.Chart:
+    """Step lines of how often each pixel intensity occurs, one line per colour channel.
+
+    Args:
+        histogram: Output of `lib.eda.pixel_histogram` (channel, bin_start, bin_end, count, share).
+
+    Returns:
+        Share of pixels (%) against intensity (0-255), coloured by channel (red/green/blue, or grey).
+    """
+    channels = histogram["channel"].drop_duplicates().tolist()
+    return (
+        alt.Chart(histogram)
+        .mark_line(interpolate="step-after", point=True)
+        .encode(
+            x=alt.X("bin_start:Q").title("Pixel intensity (0-255)").scale(domain=[0, 256]),
+            y=alt.Y("share:Q").title("Share of pixels (%)").axis(format="%"),
+            color=alt.Color("channel:N")
+            .title("Channel")
+            .scale(domain=channels, range=[CHANNEL_COLORS.get(c, CHANNEL_COLORS["gray"]) for c in channels]),
+            tooltip=[
+                alt.Tooltip("channel:N").title("Channel"),
+                alt.Tooltip("bin_start:Q").title("From intensity"),
+                alt.Tooltip("bin_end:Q").title("To intensity (excl.)"),
+                alt.Tooltip("count:Q").title("Pixels").format(","),
+                alt.Tooltip("share:Q").title("Share of pixels").format(".2%"),
+            ],
+        )
+        .properties(title="Pixel intensities")
+    )
+
 
 # --- "What is a GPU?" page charts ---
 

@@ -1,0 +1,209 @@
+"""Exploratory data analysis of an image dataset, and the numbers behind its preprocessing.
+
+Pure NumPy / pandas: each function takes arrays or a `Dataset` and returns a tidy DataFrame or an
+array that `lib.charts` draws or a page shows. Nothing here changes its inputs.
+
+A note on dtypes: in NumPy, `x / 255` on a `uint8` array returns `float64` (8 bytes per pixel),
+eight times the memory of the `uint8` images and twice what the model computes in. We keep images
+`uint8` and make `float32` per batch (or once, with `scale_to_unit`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from lib.datasets import Dataset, DatasetInfo
+
+GRAY_CHANNEL = "gray"  # channel name of single-channel images
+RGB_CHANNELS = ("red", "green", "blue")  # channel names of (..., 3) images
+
+
+def class_counts(dataset: Dataset) -> pd.DataFrame:
+    """Counts the images of each class in the training and test splits.
+
+    Returns:
+        One row per split and class: `split` ("train"/"test"), `class_index`, `class_name`, `count`,
+        `share` (fraction of that split).
+    """
+    frames = [
+        _split_counts("train", dataset.y_train, dataset.info),
+        _split_counts("test", dataset.y_test, dataset.info),
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _split_counts(split: str, labels: np.ndarray, info: DatasetInfo) -> pd.DataFrame:
+    counts = np.bincount(labels, minlength=info.num_classes)[: info.num_classes]
+    return pd.DataFrame(
+        {
+            "split": split,
+            "class_index": np.arange(info.num_classes),
+            "class_name": list(info.class_names),
+            "count": counts.astype(np.int64),
+            "share": counts / max(int(counts.sum()), 1),
+        }
+    )
+
+
+def channel_names(images: np.ndarray) -> tuple[str, ...]:
+    """Names the colour channels of a batch of images: ("gray",) or ("red", "green", "blue")."""
+    if images.ndim == 4 and images.shape[-1] == 3:
+        return RGB_CHANNELS
+    return (GRAY_CHANNEL,)
+
+
+def pixel_histogram(images: np.ndarray, bins: int = 32) -> pd.DataFrame:
+    """Counts pixel intensities in equal-width bins, per colour channel.
+
+    Args:
+        images: `uint8` images, (n, h, w) grayscale or (n, h, w, 3) RGB; pass a sample for speed.
+        bins: Number of bins over 0..255, from 1 to 256.
+
+    Returns:
+        One row per channel and bin: `channel`, `bin_start` and `bin_end` (intensities, end exclusive),
+        `count` (pixels), `share` (fraction of that channel's pixels).
+
+    Raises:
+        ValueError: The images are not `uint8` or `bins` is outside 1..256.
+    """
+    if images.dtype != np.uint8:
+        raise ValueError(f"pixel_histogram expects uint8 images, got {images.dtype}.")
+    if not 1 <= bins <= 256:
+        raise ValueError(f"bins must be between 1 and 256, got {bins}.")
+    edges = np.linspace(0, 256, bins + 1).round().astype(np.int64)
+    names = channel_names(images)
+    frames = []
+    for index, name in enumerate(names):
+        values = images[..., index] if len(names) > 1 else images
+        per_intensity = np.bincount(values.reshape(-1), minlength=256)
+        counts = np.add.reduceat(per_intensity, edges[:-1])
+        total = max(int(counts.sum()), 1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "channel": name,
+                    "bin_start": edges[:-1],
+                    "bin_end": edges[1:],
+                    "count": counts,
+                    "share": counts / total,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def mean_image_per_class(images: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Averages the images of each class: the "typical" image a linear model would see.
+
+    Args:
+        images: `uint8` images, (n, ...).
+        labels: Class indices, (n,).
+        num_classes: Number of classes.
+
+    Returns:
+        `float32` array (num_classes, ...) of mean intensities in 0..255; all zeros for a class with no images.
+    """
+    means = np.zeros((num_classes, *images.shape[1:]), dtype=np.float32)
+    for class_index in range(num_classes):
+        members = images[labels == class_index]
+        if len(members):
+            means[class_index] = members.mean(axis=0, dtype=np.float32)
+    return means
+
+
+def scale_to_unit(images: np.ndarray) -> np.ndarray:
+    """Scales `uint8` images to `float32` in [0, 1], the model's input range.
+
+    `images / 255` would give `float64` in NumPy (twice the memory, and not what the model computes in),
+    so the conversion is explicit.
+    """
+    scaled = images.astype(np.float32)
+    scaled /= np.float32(255)
+    return scaled
+
+
+def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Encodes class indices as `float32` one-hot rows, as `keras.utils.to_categorical` would.
+
+    Raises:
+        ValueError: A label is outside 0..num_classes-1.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"Labels must be in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}.")
+    encoded = np.zeros((labels.size, num_classes), dtype=np.float32)
+    encoded[np.arange(labels.size), labels] = 1.0
+    return encoded
+
+
+def memory_footprint(dataset: Dataset) -> pd.DataFrame:
+    """Memory of the training images stored as uint8, float32 and float64.
+
+    Returns:
+        One row per dtype: `dtype`, `bytes_per_value`, `bytes`, `mib` (bytes / 2**20), `ratio` (to uint8),
+        `note` (when that dtype appears).
+    """
+    values = int(dataset.x_train.size)
+    rows = [
+        ("uint8", 1, "as loaded: what we keep in memory"),
+        ("float32", 4, "what the model computes in: made per batch"),
+        ("float64", 8, "what x / 255 gives in NumPy: avoid"),
+    ]
+    return pd.DataFrame(
+        {
+            "dtype": [dtype for dtype, _, _ in rows],
+            "bytes_per_value": [size for _, size, _ in rows],
+            "bytes": [values * size for _, size, _ in rows],
+            "mib": [values * size / 2**20 for _, size, _ in rows],
+            "ratio": [float(size) for _, size, _ in rows],
+            "note": [note for _, _, note in rows],
+        }
+    )
+
+
+def sample_indices(labels: np.ndarray, class_filter: Iterable[int] | None, count: int, seed: int = 0) -> np.ndarray:
+    """Picks images to show: a reproducible random sample, optionally of some classes only.
+
+    Args:
+        labels: Class indices, (n,).
+        class_filter: Class indices to keep; None or empty keeps every class.
+        count: How many to pick; fewer come back when fewer match.
+        seed: Seed of the random choice.
+
+    Returns:
+        Sorted `int64` indices into `labels`.
+    """
+    wanted = list(class_filter or [])
+    candidates = np.flatnonzero(np.isin(labels, wanted)) if wanted else np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(candidates, size=min(max(count, 0), len(candidates)), replace=False)
+    return np.sort(chosen).astype(np.int64)
+
+
+def first_labels(dataset: Dataset, count: int = 10) -> pd.DataFrame:
+    """The first training labels with their class names (what the tutorial printed as `y_train[:10]`).
+
+    Returns:
+        Columns `index`, `label`, `class_name`.
+    """
+    labels = dataset.y_train[:count]
+    return pd.DataFrame(
+        {
+            "index": np.arange(len(labels)),
+            "label": labels.astype(np.int64),
+            "class_name": [dataset.info.class_names[label] for label in labels],
+        }
+    )
+
+
+def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """Enlarges one image by repeating pixels (nearest neighbour), so small images display crisply."""
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def to_display_uint8(image: np.ndarray) -> np.ndarray:
+    """Rounds a float image in 0..255 (such as a mean image) to `uint8` for display."""
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
