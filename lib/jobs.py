@@ -1,0 +1,195 @@
+"""Training jobs as plain data: what was asked for, the job's state, and the errors a refused request raises.
+
+`lib.runner.JobRunner` owns the queue and hands out `JobSnapshot`s (immutable copies) to the UI, so a
+Streamlit rerun can read a job without locking anything. `JobRequest` is also what the runner sends to a
+`lib.worker` process, as JSON on its standard input.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from lib.results import DeviceRun, ProgressEvent
+from lib.spec import ModelSpec
+
+WORKER_TEST_HOOKS_ENV = "GPUX_WORKER_TEST_HOOKS"  # "1" lets a worker honour spec.extra["worker_test_hook"]
+TEST_HOOK_KEY = "worker_test_hook"  # the spec.extra entry a worker reads when test hooks are enabled
+
+
+class JobState(StrEnum):
+    """Where a job is in its life. All but QUEUED and RUNNING are final.
+
+    INTERRUPTED means the server shut down (or restarted) before the job finished.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    INTERRUPTED = "interrupted"
+
+
+FINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT, JobState.INTERRUPTED})
+
+
+class JobError(Exception):
+    """Base class of the errors the job runner raises; the message says what to do."""
+
+
+class QueueFullError(JobError):
+    """The server's queue holds its maximum number of jobs."""
+
+
+class OwnerBusyError(JobError):
+    """This browser session already has a job queued or running."""
+
+
+class LimitError(JobError, ValueError):
+    """A request goes over one of the server's limits (samples, devices, backend)."""
+
+
+class JobNotFoundError(JobError, KeyError):
+    """No job with this id is known to this runner."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "Unknown job."
+
+
+class RunnerClosedError(JobError):
+    """The runner has been shut down and accepts no more jobs."""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything a worker process needs to run one training job."""
+
+    spec: ModelSpec  # model and training settings
+    devices: tuple[str, ...]  # normalised device names, trained one after the other
+    sample_limit: int | None = None  # training samples used (None: the whole training set)
+    test_limit: int | None = None  # test samples evaluated (None: the whole test set)
+    synthetic: bool = False  # generate random data of the dataset's shape instead of loading it
+    backend: str | None = None  # Keras backend of the worker (None: the server's environment decides)
+
+    def to_worker_dict(self) -> dict[str, Any]:
+        """Returns the request as the JSON-ready dict a worker reads on its standard input."""
+        return {
+            "spec": self.spec.to_dict(),
+            "devices": list(self.devices),
+            "sample_limit": self.sample_limit,
+            "test_limit": self.test_limit,
+            "synthetic": self.synthetic,
+        }
+
+    @classmethod
+    def from_worker_dict(cls, data: dict[str, Any]) -> JobRequest:
+        """Builds a request from `to_worker_dict` output.
+
+        Args:
+            data: Plain data as written by `to_worker_dict`.
+
+        Returns:
+            The request; `backend` is None because a worker's backend comes from its environment.
+        """
+        return cls(
+            spec=ModelSpec.from_dict(data["spec"]),
+            devices=tuple(str(d) for d in data["devices"]),
+            sample_limit=_optional_int(data.get("sample_limit")),
+            test_limit=_optional_int(data.get("test_limit")),
+            synthetic=bool(data.get("synthetic", False)),
+        )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """An immutable copy of one job's state, taken under the runner's lock.
+
+    Times are `time.time()` seconds since the epoch; durations are seconds.
+    """
+
+    id: str  # short unique job id
+    owner: str  # the browser session that submitted the job
+    state: JobState  # see JobState
+    position: int  # 1-based place among queued jobs; 0 once running or final
+    request: JobRequest  # what was asked for
+    preset: str | None  # preset name the spec came from, if any
+    submitted_at: float  # when the job was accepted
+    started_at: float | None  # when its worker was started
+    finished_at: float | None  # when it reached a final state
+    estimated_start_s: float | None  # seconds from now until it should start (0 when running, None when final)
+    estimated_duration_s: float  # expected run time of the job, from past runs of similar size
+    progress: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # device -> ProgressEvent
+    results: tuple[DeviceRun, ...] = ()  # one per device that ran, in device order (set when final)
+    error: str = ""  # readable reason when the job failed, was cancelled or timed out
+    pid: int | None = None  # process id of the worker while it runs
+    worker: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # "started"/"ready" events
+    stop_requested: bool = False  # a cancel, time limit or shutdown asked the running worker to stop
+
+    @property
+    def is_final(self) -> bool:
+        """True once the job is done, failed, cancelled or timed out."""
+        return self.state in FINAL_STATES
+
+    def latest_progress(self, device: str) -> ProgressEvent | None:
+        """Returns the newest progress event of one device, or None before it reported any."""
+        return self.progress.get(device)
+
+
+def progress_event_from_dict(data: dict[str, Any]) -> ProgressEvent:
+    """Builds a `ProgressEvent` from `ProgressEvent.to_dict` output, ignoring unknown keys."""
+    known = {f.name for f in fields(ProgressEvent)}
+    return ProgressEvent(**{k: v for k, v in data.items() if k in known})
+
+
+def run_from_epoch_events(
+    device: str,
+    backend: str,
+    *,
+    synthetic: bool,
+    num_train: int,
+    epoch_events: Sequence[ProgressEvent],
+    status: str,
+    error: str = "",
+    start_elapsed_s: float = 0.0,
+) -> DeviceRun:
+    """Rebuilds the `DeviceRun` of a device whose worker ended before sending its result.
+
+    The epochs that finished are kept: each epoch's time is the difference between the `elapsed_s` of
+    consecutive "epoch" events (the first one counted from `start_elapsed_s`, the "device_start" event).
+
+    Args:
+        device: Normalised device name.
+        backend: Keras backend of the worker.
+        synthetic: Whether the data was generated.
+        num_train: Training samples per epoch.
+        epoch_events: The device's "epoch" progress events, in order.
+        status: The run's status, e.g. "cancelled", "timed_out", "failed", "interrupted".
+        error: The readable reason for the status.
+        start_elapsed_s: `elapsed_s` of the device's "device_start" event.
+
+    Returns:
+        A run with the finished epochs' times, losses and accuracies; no test metrics.
+    """
+    marks = [start_elapsed_s, *(event.elapsed_s for event in epoch_events)]
+    epoch_s = [max(later - earlier, 0.0) for earlier, later in zip(marks[:-1], marks[1:], strict=True)]
+    run = DeviceRun(device=device, backend=backend, synthetic=synthetic, status=status, error=error)
+    run.num_train = num_train
+    run.epoch_s = epoch_s
+    run.train_loss = [event.loss for event in epoch_events if event.loss is not None]
+    run.train_accuracy = [event.accuracy for event in epoch_events if event.accuracy is not None]
+    if epoch_s:
+        run.first_epoch_s = epoch_s[0]
+        run.steady_epoch_s = statistics.median(epoch_s[1:]) if len(epoch_s) > 1 else epoch_s[0]
+        run.total_s = sum(epoch_s)
+        run.samples_per_s = num_train / run.steady_epoch_s if run.steady_epoch_s > 0 else None
+    return run
