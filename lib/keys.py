@@ -28,3 +28,43 @@ class Key(StrEnum):
     SAMPLE_LIMIT = "sample_limit"
     TRAIN = "train"
     CANCEL = "cancel"
+
+    # Build page widgets
+    BUILD_DATASET = "build_dataset"
+    HIDDEN_LAYERS = "hidden_layers"
+    UNITS = "units"  # one width for every hidden layer
+    PER_LAYER_UNITS = "per_layer_units"  # toggle: a width per layer instead
+    LAYER_UNITS = "layer_units"  # prefix: "layer_units_1", "layer_units_2", ... (see layer_units_key)
+    HIDDEN_ACTIVATION = "hidden_activation"
+    OUTPUT_ACTIVATION = "output_activation"
+    OPTIMIZER = "optimizer"
+    LEARNING_RATE = "learning_rate"
+    BUILD_EPOCHS = "build_epochs"
+    BATCH_SIZE = "batch_size"
+    LABEL_ENCODING = "label_encoding"
+    STEPS_PER_EXECUTION = "steps_per_execution"
+    JIT_COMPILE = "jit_compile"
+    PRECISION = "precision"
+
+    # Train page widgets
+    SYNTHETIC = "synthetic"
+
+    # Results page widgets
+    RESULTS_DATASET = "results_dataset"
+    RESULTS_DEVICE = "results_device"
+    RESULTS_PRESET = "results_preset"
+    RESULTS_DATES = "results_dates"
+    RESULTS_COMPARE = "results_compare"  # the runs drawn in the charts
+    RESULTS_DOWNLOAD = "results_download"
+
+    # Session state shared by the Build, Train and Results pages
+    MODEL_SPEC = "model_spec"  # the ModelSpec being built
+    RUN_SETTINGS = "run_settings"  # lib.links.RunSettings from a shared link
+    LINK_NOTICES = "link_notices"  # notices about a shared link's ignored or clamped values
+    OWNER_ID = "owner_id"  # uuid of this browser session, the job runner's owner
+    JOB_ID = "job_id"  # this session's latest training job
+
+
+def layer_units_key(index: int) -> str:
+    """Returns the key of the Build page's units input for hidden layer `index` (0-based)."""
+    return f"{Key.LAYER_UNITS}_{index + 1}"

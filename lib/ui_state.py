@@ -1,0 +1,220 @@
+"""Plain helpers behind the Build, Train and Results pages: widget values <-> ModelSpec, option lists, number formats.
+
+Nothing here imports Streamlit: the pages keep one `ModelSpec` in session state and use these functions to
+fill their widgets from it and to rebuild it from the widgets, so the mapping is tested without a browser.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from lib.keys import Key, layer_units_key
+from lib.presets import Preset
+from lib.spec import LayerRow, ModelSpec
+
+NICE_UNITS = (8, 16, 32, 64, 100, 128, 200, 256, 300, 500, 512, 1000, 1024, 2000, 2048, 3000, 4096, 8192, 16384)
+STEPS_PER_EXECUTION_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+def matching_preset(spec: ModelSpec, presets: Mapping[str, Preset]) -> str | None:
+    """Returns the name of the preset this spec is, ignoring the number of epochs (a run setting).
+
+    Args:
+        spec: The spec being built.
+        presets: Preset name -> preset, e.g. `lib.presets.PRESETS`.
+
+    Returns:
+        The first preset whose spec equals `spec` apart from `epochs`, or None.
+    """
+    for name, preset in presets.items():
+        if spec.with_changes(epochs=preset.spec.epochs) == preset.spec:
+            return name
+    return None
+
+
+def build_widget_values(spec: ModelSpec) -> dict[str, Any]:
+    """Returns the Build page's widget values (by key) that show this spec.
+
+    Per-layer unit inputs are included for every layer; `Key.UNITS` holds the first layer's width.
+    """
+    values: dict[str, Any] = {
+        Key.BUILD_DATASET: spec.dataset,
+        Key.HIDDEN_LAYERS: len(spec.hidden_units),
+        Key.UNITS: spec.hidden_units[0] if spec.hidden_units else 1,
+        Key.HIDDEN_ACTIVATION: spec.hidden_activation,
+        Key.OUTPUT_ACTIVATION: spec.output_activation,
+        Key.OPTIMIZER: spec.optimizer,
+        Key.LEARNING_RATE: float(spec.learning_rate),
+        Key.BUILD_EPOCHS: spec.epochs,
+        Key.BATCH_SIZE: spec.batch_size,
+        Key.LABEL_ENCODING: spec.label_encoding,
+        Key.STEPS_PER_EXECUTION: spec.steps_per_execution,
+        Key.JIT_COMPILE: spec.jit_compile,
+        Key.PRECISION: spec.precision,
+    }
+    for index, units in enumerate(spec.hidden_units):
+        values[layer_units_key(index)] = units
+    return values
+
+
+def spec_from_build_widgets(values: Mapping[str, Any], base: ModelSpec) -> ModelSpec:
+    """Rebuilds the spec from the Build page's widget values.
+
+    Args:
+        values: Widget key -> value (the session state); missing keys keep `base`'s value.
+        base: The spec before the change.
+
+    Returns:
+        The new spec. With `Key.PER_LAYER_UNITS` on, each layer's width comes from its own input (a
+        new layer copies the previous layer's width); off, every layer gets `Key.UNITS`.
+    """
+    layers = int(values.get(Key.HIDDEN_LAYERS, len(base.hidden_units)))
+    if values.get(Key.PER_LAYER_UNITS, False):
+        widths: list[int] = []
+        for index in range(layers):
+            fallback = widths[-1] if widths else (base.hidden_units[0] if base.hidden_units else 1)
+            widths.append(int(values.get(layer_units_key(index), fallback)))
+    else:
+        widths = [int(values.get(Key.UNITS, base.hidden_units[0] if base.hidden_units else 1))] * layers
+    fields = {
+        "dataset": Key.BUILD_DATASET,
+        "hidden_activation": Key.HIDDEN_ACTIVATION,
+        "output_activation": Key.OUTPUT_ACTIVATION,
+        "optimizer": Key.OPTIMIZER,
+        "learning_rate": Key.LEARNING_RATE,
+        "epochs": Key.BUILD_EPOCHS,
+        "batch_size": Key.BATCH_SIZE,
+        "label_encoding": Key.LABEL_ENCODING,
+        "steps_per_execution": Key.STEPS_PER_EXECUTION,
+        "jit_compile": Key.JIT_COMPILE,
+        "precision": Key.PRECISION,
+    }
+    changes = {name: values[key] for name, key in fields.items() if key in values}
+    return base.with_changes(hidden_units=widths, **changes)
+
+
+def units_options(limit: int, current: int) -> list[int]:
+    """Widths offered by the units slider: round numbers up to the server limit, plus the current width."""
+    return sorted({units for units in NICE_UNITS if units <= limit} | {min(current, limit), limit, 1})
+
+
+def batch_size_options(limit: int, current: int) -> list[int]:
+    """Batch sizes offered by the slider: powers of two up to the server limit, plus the current size."""
+    powers = {2**power for power in range(0, 31) if 2**power <= limit}
+    return sorted(powers | {min(current, limit)})
+
+
+def steps_per_execution_options(current: int) -> list[int]:
+    """Steps-per-execution values offered, plus the current one."""
+    return sorted({*STEPS_PER_EXECUTION_OPTIONS, current})
+
+
+def layer_table_frame(rows: list[LayerRow]) -> pd.DataFrame:
+    """The model summary as a table: layer, type, output shape, activation and parameters."""
+    return pd.DataFrame(
+        {
+            "Layer": [row.name for row in rows],
+            "Type": [row.kind for row in rows],
+            "Output shape": [str(row.output_shape).replace("None", "batch") for row in rows],
+            "Activation": [row.activation or "-" for row in rows],
+            "Parameters": [row.params for row in rows],
+        }
+    )
+
+
+def format_count(value: float, unit: str = "") -> str:
+    """Formats a large number with a metric prefix: 1234 -> "1.23 k", 3.1e9 FLOP -> "3.10 GFLOP"."""
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f} {prefix}{unit}".rstrip()
+    return f"{value:,.0f} {unit}".rstrip()
+
+
+def format_bytes(value: float) -> str:
+    """Formats a byte count in binary units: 1536 -> "1.5 KiB"."""
+    for factor, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if value >= factor:
+            return f"{value / factor:.1f} {unit}"
+    return f"{value:.0f} B"
+
+
+HISTORY_COLUMNS = {
+    "id": "Run",
+    "created_at": "Date (UTC)",
+    "status": "Status",
+    "preset": "Preset",
+    "dataset": "Dataset",
+    "device": "Device",
+    "backend": "Backend",
+    "synthetic": "Generated data",
+    "num_train": "Samples",
+    "batch_size": "Batch",
+    "epochs": "Epochs",
+    "params": "Parameters",
+    "total_s": "Total (s)",
+    "first_epoch_s": "Epoch 1 (s)",
+    "steady_epoch_s": "Later epochs (s)",
+    "samples_per_s": "Samples/s",
+    "test_accuracy": "Test accuracy",
+}
+
+
+def run_filters(
+    datasets: list[str], devices: list[str], presets: list[str], since: datetime.date | None
+) -> dict[str, Any]:
+    """Turns the Results page's filter choices into `RunStore.runs()` keyword arguments.
+
+    Args:
+        datasets: Dataset names to keep; empty keeps all.
+        devices: Device names to keep; empty keeps all.
+        presets: Preset names to keep; empty keeps all (runs of custom models included).
+        since: Keep runs created on or after this day (UTC); None keeps all.
+
+    Returns:
+        Only the filters that narrow the result.
+    """
+    filters: dict[str, Any] = {}
+    for name, chosen in (("dataset", datasets), ("device", devices), ("preset", presets)):
+        if chosen:
+            filters[name] = list(chosen)
+    if since is not None:
+        filters["since"] = datetime.datetime.combine(since, datetime.time(), tzinfo=datetime.UTC)
+    return filters
+
+
+def history_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The run history as shown on the Results page: newest first, readable column names."""
+    columns = [name for name in HISTORY_COLUMNS if name in runs.columns]
+    table = runs[columns].iloc[::-1].reset_index(drop=True)
+    return table.rename(columns=HISTORY_COLUMNS)
+
+
+def run_label(run: Mapping[str, Any]) -> str:
+    """Names one stored run for a picker: "#12 cpu:0 · fashion-seed · batch 32 · 2025-01-02 10:11"."""
+    created = pd.Timestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M") if pd.notna(run["created_at"]) else ""
+    preset = run["preset"] if isinstance(run["preset"], str) and run["preset"] else run["dataset"]
+    return f"#{run['id']} {run['device']} · {preset} · batch {run['batch_size']} · {created}"
+
+
+def default_comparison(runs: pd.DataFrame, job_id: str | None) -> list[int]:
+    """The runs the Results page draws before the user picks: a job's runs, else the latest job's.
+
+    Args:
+        runs: Stored runs, oldest first.
+        job_id: This session's latest job, if any.
+
+    Returns:
+        Run ids of that job's finished runs (empty when there is none).
+    """
+    done = runs[runs["status"] == "done"]
+    if done.empty:
+        return []
+    if job_id is None or job_id not in set(done["job_id"]):
+        job_id = done["job_id"].iloc[-1]
+    if pd.isna(job_id):
+        return [int(done["id"].iloc[-1])]
+    return [int(run_id) for run_id in done.loc[done["job_id"] == job_id, "id"]]
