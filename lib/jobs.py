@@ -19,6 +19,7 @@ from lib.spec import ModelSpec
 
 WORKER_TEST_HOOKS_ENV = "GPUX_WORKER_TEST_HOOKS"  # "1" lets a worker honour spec.extra["worker_test_hook"]
 TEST_HOOK_KEY = "worker_test_hook"  # the spec.extra entry a worker reads when test hooks are enabled
+WORKER_PARENT_ENV = "GPUX_WORKER_PARENT_PID"  # the server's process id; the worker exits once it is gone
 
 
 class JobState(StrEnum):

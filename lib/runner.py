@@ -48,6 +48,7 @@ from lib.devices import DeviceNotFoundError, normalize_device_name
 from lib.hardware import describe_hardware
 from lib.jobs import (
     FINAL_STATES,
+    WORKER_PARENT_ENV,
     JobNotFoundError,
     JobRequest,
     JobSnapshot,
@@ -385,7 +386,7 @@ class JobRunner:
         job.state = JobState.RUNNING
         job.started_at = time.time()
         row_ids = self._writer.submit(self._record_running, job)
-        env = dict(self._worker_env)
+        env = {**self._worker_env, WORKER_PARENT_ENV: str(os.getpid())}
         if job.request.backend:
             env["KERAS_BACKEND"] = job.request.backend
         job.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _read_tail when the job ends)

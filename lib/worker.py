@@ -14,7 +14,8 @@ on its standard output:
 The worker never writes the run store: the runner records every outcome, including runs of a worker
 that was killed. Anything a library prints goes to standard error, so the event stream stays clean.
 The Keras backend is the worker's `KERAS_BACKEND`. SIGTERM asks the worker to stop after the current
-training step (the runner sends SIGKILL if it does not); the worker also exits when its parent dies.
+training step (the runner sends SIGKILL if it does not); the worker also exits when the server that started
+it dies (its parent's id is in GPUX_WORKER_PARENT_PID).
 
 Test hooks: when the environment has GPUX_WORKER_TEST_HOOKS=1 (never set on a real server), the worker
 honours `spec.extra["worker_test_hook"]`, a dict with any of:
@@ -42,7 +43,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
-from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobRequest, run_from_epoch_events
+from lib.jobs import TEST_HOOK_KEY, WORKER_PARENT_ENV, WORKER_TEST_HOOKS_ENV, JobRequest, run_from_epoch_events
 from lib.results import DeviceRun, ProgressEvent
 
 PARENT_CHECK_S = 0.5  # how often the worker checks that the server that started it is still alive
@@ -83,7 +84,11 @@ def claim_stdout() -> IO[str]:
 
 
 def watch_parent(parent_pid: int) -> None:
-    """Ends this process when the process that started it is gone (its pipes would otherwise keep it alive)."""
+    """Ends this process once `parent_pid` is no longer its parent: the server that started it is gone.
+
+    The runner passes its process id in GPUX_WORKER_PARENT_PID, so a server that died before the worker
+    started is noticed too.
+    """
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -93,7 +98,7 @@ def watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def test_hook(request: JobRequest, environ: Mapping[str, str]) -> dict[str, Any]:
+def read_test_hook(request: JobRequest, environ: Mapping[str, str]) -> dict[str, Any]:
     """Returns the job's test hook, or an empty dict unless test hooks are enabled in `environ`."""
     if environ.get(WORKER_TEST_HOOKS_ENV) != "1":
         return {}
@@ -266,11 +271,11 @@ def main() -> int:
     emitter = EventWriter(claim_stdout())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    watch_parent(os.getppid())
+    watch_parent(int(os.environ.get(WORKER_PARENT_ENV, os.getppid())))
     emitter.emit({"type": "started", "pid": os.getpid(), "wall_time": time.time()})
     try:
         request = JobRequest.from_worker_dict(json.loads(sys.stdin.read()))
-        hook = test_hook(request, os.environ)
+        hook = read_test_hook(request, os.environ)
         if hook.get("ignore_sigterm"):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         job = run_fake_job if hook.get("fake") else run_job

@@ -1,0 +1,170 @@
+"""The worker process on its own: its event protocol on stdout, errors, test hooks, and its helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lib.datasets import DatasetUnavailableError
+from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobRequest, run_from_epoch_events
+from lib.results import DeviceRun, ProgressEvent
+from lib.spec import ModelSpec
+from lib.worker import read_test_hook, readable_error
+
+from .conftest import REPO_ROOT
+
+HOOKS_ON = {WORKER_TEST_HOOKS_ENV: "1"}
+
+
+def fake_request(**hook) -> JobRequest:
+    spec = ModelSpec(hidden_units=(8,), epochs=2, extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 0.01, **hook}})
+    return JobRequest(spec=spec, devices=("cpu:0",), sample_limit=100, synthetic=True)
+
+
+def run_worker(request: JobRequest, env: dict[str, str] | None = None) -> tuple[int, list[dict], str]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "lib.worker"],
+        input=json.dumps(request.to_worker_dict()),
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+        timeout=300,
+    )
+    events = [json.loads(line) for line in completed.stdout.splitlines()]
+    return completed.returncode, events, completed.stderr
+
+
+def test_worker_sends_started_ready_progress_and_result_events():
+    code, events, _ = run_worker(fake_request(), HOOKS_ON)
+
+    assert code == 0
+    assert [event["type"] for event in events[:2]] == ["started", "ready"]
+    kinds = [event["event"]["kind"] for event in events if event["type"] == "progress"]
+    assert kinds == ["device_start", "epoch", "epoch"]
+    result = DeviceRun.from_dict(events[-1]["run"])
+    assert events[-1]["type"] == "result"
+    assert result.device == "cpu:0" and result.status == "done" and len(result.epoch_s) == 2
+
+
+def test_printed_text_goes_to_stderr_not_the_event_stream():
+    code, events, stderr = run_worker(fake_request(print="a library printing to stdout"), HOOKS_ON)
+
+    assert code == 0 and events[-1]["type"] == "result"
+    assert "a library printing to stdout" in stderr
+
+
+def test_worker_error_becomes_an_error_event_and_exit_code_1():
+    code, events, stderr = run_worker(fake_request(**{"raise": "broken on purpose"}), HOOKS_ON)
+
+    assert code == 1
+    assert events[-1] == {"type": "error", "message": "RuntimeError: broken on purpose"}
+    assert "Traceback" in stderr
+
+
+def test_missing_real_dataset_is_a_readable_error(tmp_path):
+    request = JobRequest(spec=ModelSpec(dataset="cifar10", hidden_units=(8,), epochs=1), devices=("cpu:0",))
+    env = {"KERAS_BACKEND": "jax", "KERAS_HOME": str(tmp_path / "keras"), "GPUX_DATA_DIR": str(tmp_path / "data")}
+
+    code, events, _ = run_worker(request, env)
+
+    assert code == 1
+    assert events[-1]["type"] == "error"
+    assert events[-1]["message"].startswith("CIFAR-10 is not available offline")
+
+
+def test_test_hooks_need_the_environment_switch():
+    request = fake_request(sleep_before_s=1)
+
+    assert read_test_hook(request, {}) == {}
+    assert read_test_hook(request, HOOKS_ON)["sleep_before_s"] == 1
+
+
+def test_worker_exits_when_the_server_that_started_it_dies():
+    launcher = (
+        "import json, os, subprocess, sys\n"
+        "env = {**os.environ, 'GPUX_WORKER_PARENT_PID': str(os.getpid())}\n"
+        "p = subprocess.Popen([sys.executable, '-m', 'lib.worker'], stdin=subprocess.PIPE, env=env, text=True,\n"
+        "    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)\n"
+        f"p.stdin.write({json.dumps(json.dumps(fake_request(sleep_before_s=60).to_worker_dict()))})\n"
+        "p.stdin.close()\n"
+        "print(p.pid, flush=True)\n"
+    )
+    env = {**os.environ, **HOOKS_ON}
+    output = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, cwd=REPO_ROOT, env=env)
+    worker_pid = int(output.stdout)
+
+    deadline = time.monotonic() + 30
+    while _alive(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_jax_worker_does_not_import_tensorflow():
+    script = (
+        "import os, sys\n"
+        "from lib.worker import block_unused_tensorflow\n"
+        "print(block_unused_tensorflow(os.environ))\n"
+        "import keras\n"
+        "keras.utils.set_random_seed(1)\n"
+        "print(sys.modules.get('tensorflow') is not None)\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, env=env)
+
+    assert output.stdout.split() == ["True", "False"], output.stderr
+
+
+def test_request_round_trips_through_worker_json():
+    request = JobRequest(
+        spec=ModelSpec(hidden_units=(4, 2), epochs=3), devices=("cpu:0", "gpu:0"), sample_limit=10, test_limit=5
+    )
+
+    again = JobRequest.from_worker_dict(json.loads(json.dumps(request.to_worker_dict())))
+
+    assert again == request
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (DatasetUnavailableError("CIFAR-10 is not available offline. Put it in data/."), "CIFAR-10 is not available"),
+        (ValueError("bad value\nlong details"), "ValueError: bad value"),
+        (MemoryError(), "did not fit in the device's memory"),
+    ],
+)
+def test_readable_error(error, expected):
+    message = readable_error(error)
+
+    assert message.startswith(expected) or expected in message
+    assert "long details" not in message
+
+
+def test_run_from_epoch_events_keeps_finished_epochs():
+    events = [
+        ProgressEvent(kind="epoch", device="cpu:0", epoch=1, elapsed_s=3.0, loss=2.0, accuracy=0.2),
+        ProgressEvent(kind="epoch", device="cpu:0", epoch=2, elapsed_s=4.0, loss=1.5, accuracy=0.4),
+        ProgressEvent(kind="epoch", device="cpu:0", epoch=3, elapsed_s=5.5, loss=1.0, accuracy=0.6),
+    ]
+
+    run = run_from_epoch_events(
+        "cpu:0", "jax", synthetic=True, num_train=300, epoch_events=events, status="cancelled", start_elapsed_s=0.5
+    )
+
+    assert run.epoch_s == pytest.approx([2.5, 1.0, 1.5])
+    assert run.first_epoch_s == pytest.approx(2.5) and run.steady_epoch_s == pytest.approx(1.25)
+    assert run.total_s == pytest.approx(5.0) and run.samples_per_s == pytest.approx(240.0)
+    assert run.train_loss == [2.0, 1.5, 1.0] and run.status == "cancelled"
