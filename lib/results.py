@@ -37,6 +37,7 @@ class DeviceRun:
     train_accuracy: list[float] = field(default_factory=list)  # per epoch
     test_loss: float | None = None
     test_accuracy: float | None = None
+    replicas: int = 1  # devices that trained together: 1, or N for data parallel over N devices ("gpu:all")
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the run as JSON-ready plain data."""
