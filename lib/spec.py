@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from lib.datasets import DATASETS
 from lib.limits import LIMIT_ENV_VARS, ServerLimits
 
 HIDDEN_ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "selu", "linear")
@@ -99,12 +100,6 @@ class SpecError(ValueError):
         super().__init__(" ".join(self.problems))
 
 
-# Input size and class count per dataset, used until lib.datasets (the real registry) is importable.
-_FALLBACK_DATASET_DIMS: dict[str, tuple[tuple[int, ...], int]] = {
-    "fashion_mnist": ((28, 28), 10),
-    "cifar10": ((32, 32, 3), 10),
-}
-
 # Optimizer state values kept per weight (SGD without momentum keeps none; Adam keeps m and v).
 OPTIMIZER_SLOTS = {"sgd": 0, "adam": 2, "adamw": 2, "nadam": 2, "rmsprop": 1, "adagrad": 1}
 FLOAT32_BYTES = 4
@@ -122,18 +117,9 @@ KERAS_OPTIMIZER_CLASSES = {
 _KERAS_DATASET_MODULES = {"fashion_mnist": "fashion_mnist", "cifar10": "cifar10"}
 
 
-def _dataset_registry() -> dict[str, Any] | None:
-    try:
-        from lib.datasets import DATASETS
-    except ImportError:
-        return None
-    return DATASETS
-
-
 def dataset_names() -> tuple[str, ...]:
-    """Returns the dataset names a spec may use."""
-    registry = _dataset_registry()
-    return tuple(_FALLBACK_DATASET_DIMS if registry is None else registry)
+    """Returns the dataset names a spec may use (the keys of `lib.datasets.DATASETS`)."""
+    return tuple(DATASETS)
 
 
 def dataset_dims(name: str) -> tuple[tuple[int, ...], int]:
@@ -148,12 +134,9 @@ def dataset_dims(name: str) -> tuple[tuple[int, ...], int]:
     Raises:
         SpecError: The dataset is unknown; the message lists the known names.
     """
-    registry = _dataset_registry()
-    if registry is None and name in _FALLBACK_DATASET_DIMS:
-        return _FALLBACK_DATASET_DIMS[name]
-    if registry is not None and name in registry:
-        return tuple(registry[name].image_shape), int(registry[name].num_classes)
-    raise SpecError([f"dataset: unknown dataset {name!r}; choose one of {', '.join(dataset_names())}."])
+    if name not in DATASETS:
+        raise SpecError([f"dataset: unknown dataset {name!r}; choose one of {', '.join(dataset_names())}."])
+    return tuple(DATASETS[name].image_shape), DATASETS[name].num_classes
 
 
 def _dims(spec: ModelSpec, input_size: int | None, num_classes: int | None) -> tuple[int, int]:
