@@ -474,12 +474,15 @@ def _link_or_copy(source: pathlib.Path, target: pathlib.Path) -> None:
     if target.exists() and target.resolve() == source.resolve():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_symlink() or target.exists():
-        target.unlink()
+    # Build the link (or copy) under a temporary name and rename it into place: another process seeding the
+    # same cache at the same time never sees a missing or half-written file.
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.unlink(missing_ok=True)
     try:
-        target.symlink_to(source.resolve())
+        temporary.symlink_to(source.resolve())
     except OSError:
-        shutil.copyfile(source, target)
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
 
 
 def _sha256(path: pathlib.Path) -> str:

@@ -79,6 +79,7 @@ def show_samples(dataset: Dataset) -> None:
     st.image(
         [eda.enlarge(dataset.x_train[index], ENLARGE_FACTOR) for index in indices],
         caption=[f"{info.class_names[dataset.y_train[index]]} (#{index})" for index in indices],
+        width=info.image_shape[1] * ENLARGE_FACTOR,
     )
 
 
@@ -112,6 +113,7 @@ def show_mean_images(dataset: Dataset) -> None:
         st.image(
             [eda.enlarge(image, ENLARGE_FACTOR) for image in means],
             caption=list(dataset.info.class_names),
+            width=dataset.info.image_shape[1] * ENLARGE_FACTOR,
         )
         st.caption(
             "Look at which averages are sharp (the objects sit in the same place) and which look alike: "
@@ -149,9 +151,12 @@ def show_preprocessing(dataset: Dataset) -> None:
         eda.memory_footprint(dataset),
         hide_index=True,
         column_config={
+            "dtype": st.column_config.TextColumn("dtype"),
+            "bytes_per_value": st.column_config.NumberColumn("Bytes per pixel", format="%d"),
             "bytes": st.column_config.NumberColumn("Bytes", format="%d"),
             "mib": st.column_config.NumberColumn("MiB", format="%.1f"),
             "ratio": st.column_config.NumberColumn("x uint8", format="%.0fx"),
+            "note": st.column_config.TextColumn("When"),
         },
     )
     st.markdown(
@@ -160,9 +165,9 @@ def show_preprocessing(dataset: Dataset) -> None:
         "convert each batch to float32 when it is used:"
     )
     st.code(
-        "x = x_train / 255                    # float64: 8 bytes per pixel, avoid\n"
-        "x = x_train.astype('float32') / 255  # float32: 4 bytes per pixel, what the model uses\n"
-        "batch = x_train[i : i + 32].astype('float32') / 255  # or per batch: the set stays uint8",
+        "x = x_train / 255                    # float64, 8 bytes per pixel: avoid\n"
+        "x = x_train.astype('float32') / 255  # float32, 4 bytes per pixel\n"
+        "batch = x_train[i : i + 32].astype('float32') / 255  # per batch: the set stays uint8",
         language="python",
     )
 
