@@ -36,7 +36,7 @@ def class_distribution_chart(counts: pd.DataFrame) -> alt.Chart:
         alt.Chart(counts)
         .mark_bar()
         .encode(
-            x=alt.X("class_name:N").title("Class").sort(class_order).axis(labelAngle=-40),
+            x=alt.X("class_name:N").title("Class").sort(class_order).axis(labelAngle=-40, labelOverlap=False),
             xOffset=alt.XOffset("split:N").sort(["train", "test"]),
             y=alt.Y("count:Q").title("Images (count)"),
             color=alt.Color("split:N").title("Split").sort(["train", "test"]).scale(scheme=COLOR_SCHEME),
