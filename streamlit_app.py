@@ -32,6 +32,11 @@ pages = {
         ),
         st.Page("pages/datasets.py", title="Datasets", icon=":material/image:", url_path="datasets"),
     ],
+    "Train a model": [
+        st.Page("pages/build.py", title="Build a model", icon=":material/construction:", url_path="build"),
+        st.Page("pages/train.py", title="Train", icon=":material/play_arrow:", url_path="train"),
+        st.Page("pages/results.py", title="Results", icon=":material/bar_chart:", url_path="results"),
+    ],
 }
 
 draw_sidebar()
