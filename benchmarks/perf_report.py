@@ -1,0 +1,193 @@
+"""Shared pieces of the performance benchmarks (ceilings.py, peers.py, presets.py): the record of where
+and when a benchmark ran, a plain-text table, the JSON file, flushed progress lines, and loading the data.
+
+Nothing here imports TensorFlow, Streamlit or Altair: the GPU machine has none of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from lib.backend import backend_name, library_versions  # noqa: E402
+
+
+def log(message: str) -> None:
+    """Prints a progress line at once (the GPU machine's output is read while the script runs)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run_record(benchmark: str) -> dict[str, Any]:
+    """Where and when the benchmark ran: date, command, backend, hardware, library versions, load.
+
+    Args:
+        benchmark: The script's name, e.g. "peers".
+    """
+    return {
+        "benchmark": benchmark,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([pathlib.Path(sys.executable).name, *sys.argv]),
+        "backend": backend_name(),
+        "hardware": _hardware(),
+        "versions": library_versions(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _hardware() -> dict[str, Any]:
+    try:
+        from lib.hardware import describe_hardware
+    except ImportError:
+        import platform
+
+        return {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count()}
+    return describe_hardware(probe_devices=True)
+
+
+def describe_record(record: dict[str, Any]) -> str:
+    """One line for the top of a printed table: backend, CPU, cores, GPUs, date."""
+    hardware = record["hardware"]
+    gpus = ", ".join(hardware.get("gpus") or []) or "no GPU"
+    cpu = hardware.get("cpu_model") or hardware.get("platform") or "unknown CPU"
+    cores = hardware.get("logical_cores") or hardware.get("cpus")
+    return f"{record['date']} | backend {record['backend']} | {cpu}, {cores} cores | {gpus}"
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> None:
+    """Prints rows as an aligned table.
+
+    Args:
+        rows: One dict per row.
+        columns: (key, heading, format spec such as ".3f" or "" for text) per column.
+    """
+    cells = [[_cell(row.get(key), spec) for key, _, spec in columns] for row in rows]
+    headings = [heading for _, heading, _ in columns]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headings)]
+    numeric = [bool(spec) for _, _, spec in columns]  # numbers right-aligned, text left-aligned
+    print("  ".join(h.ljust(w) for h, w in zip(headings, widths, strict=True)).rstrip(), flush=True)
+    print("  ".join("-" * w for w in widths), flush=True)
+    for row in cells:
+        parts = [c.rjust(w) if right else c.ljust(w) for c, w, right in zip(row, widths, numeric, strict=True)]
+        print("  ".join(parts).rstrip())
+    sys.stdout.flush()
+
+
+def _cell(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if spec and isinstance(value, int | float):
+        return format(value, spec)
+    return str(value)
+
+
+def write_json(path: pathlib.Path | None, payload: dict[str, Any]) -> None:
+    """Writes the payload (NaN and infinity as null) when a path was given."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(payload), indent=2) + "\n")
+    log(f"wrote {path}")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def load_data(name: str, samples: int | None, synthetic: bool, test_samples: int = 1000):
+    """Loads a dataset (or generates one of the same shapes) for a benchmark.
+
+    Args:
+        name: "cifar10" or "fashion_mnist".
+        samples: Training samples wanted; the dataset's full size when None.
+        synthetic: Generate the data instead of loading it.
+        test_samples: Test samples to generate with `synthetic`.
+
+    Raises:
+        SystemExit: The dataset is not available here (exit status 2, with the fix).
+    """
+    from lib.datasets import DATASETS, DatasetUnavailableError, load_dataset, synthetic_dataset
+
+    if synthetic:
+        return synthetic_dataset(name, samples or DATASETS[name].num_train, test_samples, seed=0)
+    try:
+        return load_dataset(name)
+    except DatasetUnavailableError as error:
+        print(f"error: {error} Or run with --synthetic.", file=sys.stderr)
+        raise SystemExit(2) from error
+
+
+def csv_list(text: str) -> list[str]:
+    """Splits "a,b, c" into ["a", "b", "c"] (argparse type)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def int_list(text: str) -> list[int]:
+    """Splits "32,2048" into [32, 2048] (argparse type)."""
+    return [int(item) for item in csv_list(text)]
+
+
+def device_resident_run(spec, data, device: str, *, evaluate: bool = True):
+    """Trains a spec with `lib.fastpath` (input on the device) and returns a `DeviceRun` like the engine's.
+
+    Args:
+        spec: The `ModelSpec` to train.
+        data: `lib.engine.TrainingData` (float32 images, encoded labels, whole batches).
+        device: Normalised device name.
+        evaluate: Also evaluate on `data.x_test` with `model.evaluate`.
+    """
+    import keras
+
+    from lib.engine import steady_epoch_seconds
+    from lib.fastpath import fit_device_resident
+    from lib.model import build_model
+    from lib.results import DeviceRun
+    from lib.spec import flops_per_epoch
+
+    keras.utils.clear_session()
+    with keras.device(device):
+        model = build_model(spec, data.image_shape, data.num_classes)
+        history = fit_device_resident(
+            model, data.x_train, data.y_train, batch_size=spec.batch_size, epochs=spec.epochs, seed=spec.seed
+        )
+        test = None
+        if evaluate and len(data.x_test):
+            test = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0)
+    keras.utils.clear_session()
+    epoch_s = [stats.seconds for stats in history]
+    steady = steady_epoch_seconds(epoch_s)
+    num_train = len(data.x_train)
+    input_size = int(math.prod(data.image_shape))
+    return DeviceRun(
+        device=device,
+        backend=keras.backend.backend(),
+        synthetic=data.synthetic,
+        num_train=num_train,
+        num_test=len(data.x_test) if test else 0,
+        epoch_s=epoch_s,
+        first_epoch_s=epoch_s[0],
+        steady_epoch_s=steady,
+        total_s=sum(epoch_s),
+        samples_per_s=num_train / steady,
+        achieved_flops_per_s=flops_per_epoch(spec, num_train, input_size, data.num_classes) / steady,
+        train_loss=[stats.loss for stats in history],
+        train_accuracy=[stats.accuracy for stats in history],
+        test_loss=float(test[0]) if test else None,
+        test_accuracy=float(test[1]) if test else None,
+    )
