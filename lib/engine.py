@@ -27,6 +27,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -35,6 +36,9 @@ from lib.devices import resolve_device
 from lib.model import build_model
 from lib.results import DeviceRun, ProgressEvent
 from lib.spec import ModelSpec, flops_per_epoch
+
+if TYPE_CHECKING:
+    from lib.datasets import Dataset
 
 BATCH_EVENT_INTERVAL_S = 0.25  # at most one batch event (and one should_stop check) per this many seconds
 MAX_ERROR_CHARS = 400  # longer error messages are cut for display
@@ -63,7 +67,7 @@ class TrainingData:
 
 def train_on_devices(
     spec: ModelSpec,
-    dataset,
+    dataset: Dataset,
     devices: Sequence[str],
     *,
     sample_limit: int | None = None,
@@ -104,7 +108,9 @@ def train_on_devices(
     return runs
 
 
-def prepare_data(spec: ModelSpec, dataset, *, sample_limit: int | None, test_limit: int | None) -> TrainingData:
+def prepare_data(
+    spec: ModelSpec, dataset: Dataset, *, sample_limit: int | None, test_limit: int | None
+) -> TrainingData:
     """Cuts the dataset to whole batches and converts it once to model-ready arrays.
 
     Args:

@@ -183,8 +183,13 @@ def test_unknown_device_is_refused_before_any_training(fashion):
     assert events == []
 
 
+# TensorFlow is made unimportable, as on the GPU machine, which has only JAX.
 JAX_SCRIPT = """
 import json
+import sys
+
+sys.modules["tensorflow"] = None
+
 from lib.datasets import synthetic_dataset
 from lib.engine import train_on_devices
 from lib.model import build_model
