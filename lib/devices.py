@@ -111,16 +111,21 @@ def resolve_device(name: str, available: Sequence[str] | None = None) -> str:
     """Normalises a device name and checks that the device is present.
 
     Args:
-        name: A device name in any accepted spelling ("GPU", "/CPU:0", "gpu:1", "cuda").
+        name: A device name in any accepted spelling ("GPU", "/CPU:0", "gpu:1", "cuda"), or a data-parallel
+            name ("gpu:all", see `lib.parallel`), which is checked against the backend's devices instead.
         available: Normalised names of the present devices; `device_names()` when None.
 
     Returns:
-        The normalised name, e.g. "gpu:0".
+        The normalised name, e.g. "gpu:0" (or "gpu:all").
 
     Raises:
         DeviceNotFoundError: `name` is not a device name, or the device is not present; the message
             lists the present devices.
     """
+    from lib.parallel import is_data_parallel, resolve_data_parallel  # lazy: lib.parallel imports this module
+
+    if is_data_parallel(name):  # "gpu:all": data parallel over every GPU, checked against the backend's devices
+        return resolve_data_parallel(name)
     available = device_names() if available is None else list(available)
     normalized = normalize_device_name(str(name))
     if normalized is None or normalized not in available:
