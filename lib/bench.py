@@ -64,6 +64,7 @@ from lib.datasets import DATASET_NAMES, DATASETS, DatasetUnavailableError, Unkno
 from lib.devices import DeviceNotFoundError
 from lib.hardware import describe_hardware, hardware_summary
 from lib.limits import LIMIT_ENV_VARS, LimitConfigError, ServerLimits, load_limits
+from lib.parallel import BatchSplitError, validate_batch_split
 from lib.presets import PRESETS, PresetNotFoundError, get_preset
 from lib.results import DeviceRun, ProgressEvent
 from lib.spec import (
@@ -200,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--devices",
         action="append",
         metavar="LIST",
-        help="devices, comma-separated or repeated: cpu, gpu, cpu:0, gpu:1 (default: all present)",
+        help="devices, comma-separated or repeated: cpu, gpu, cpu:0, gpu:1, gpu:all (data parallel over every GPU; "
+        "default: all present)",
     )
     what.add_argument("--limit", type=_positive_int, metavar="N", help="training samples to use (default: all)")
     what.add_argument(
@@ -251,6 +253,10 @@ def make_plan(args: argparse.Namespace) -> Plan:
     store = None if args.no_store else RunStore(args.db)
     dataset = _load_data(spec, args.synthetic, sample_limit, args.test_limit)
     devices = _resolve_devices(args.devices)
+    try:
+        validate_batch_split([device.name for device in devices], spec.batch_size)
+    except BatchSplitError as error:
+        raise UsageError(str(error)) from None
     from lib.backend import backend_name, library_versions
 
     return Plan(
@@ -552,6 +558,7 @@ def _load_data(spec: ModelSpec, synthetic: bool, sample_limit: int | None, test_
 def _resolve_devices(requested: Sequence[str] | None) -> list[Any]:
     """The DeviceInfo of each requested device, in order, without repeats; all present devices by default."""
     from lib.devices import list_devices, resolve_device
+    from lib.parallel import data_parallel_info
 
     present = list_devices()
     if not requested:
@@ -570,7 +577,7 @@ def _resolve_devices(requested: Sequence[str] | None) -> list[Any]:
                 names.append(name)
     if not names:
         raise UsageError("--devices is empty; give e.g. --devices cpu,gpu")
-    return [by_name[name] for name in names]
+    return [by_name.get(name) or data_parallel_info(name, present) for name in names]
 
 
 def _train(plan: Plan, progress: ProgressPrinter | None, stop_requested) -> list[DeviceRun]:

@@ -34,6 +34,7 @@ import numpy as np
 
 from lib.devices import resolve_device
 from lib.model import build_model
+from lib.parallel import data_parallel_spec, device_scope, replica_count, trim_to_replicas, validate_batch_split
 from lib.results import DeviceRun, ProgressEvent
 from lib.spec import ModelSpec, flops_per_epoch
 
@@ -82,7 +83,8 @@ def train_on_devices(
     Args:
         spec: The model and training settings.
         dataset: A `lib.datasets.Dataset` (uint8 images, uint8 labels, `info`, `synthetic`).
-        devices: Device names such as "cpu:0", "gpu:0"; the same device may appear twice.
+        devices: Device names such as "cpu:0", "gpu:0"; the same device may appear twice. "gpu:all" trains
+            data parallel on every GPU at once (`lib.parallel`; its run's `replicas` says how many).
         sample_limit: Use at most this many training samples (then rounded down to whole batches).
         test_limit: Evaluate on at most this many test samples; 0 skips the evaluation.
         progress: Receives `ProgressEvent`s: device_start, throttled batch, epoch, device_done.
@@ -96,8 +98,10 @@ def train_on_devices(
     Raises:
         DeviceNotFoundError: A device is not present (raised before any training; lists the present ones).
         TrainingDataError: The limits leave no training sample.
+        BatchSplitError: The batch size does not divide by a data-parallel device's replica count.
     """
     resolved = [resolve_device(name) for name in devices]
+    validate_batch_split(resolved, spec.batch_size)
     data = prepare_data(spec, dataset, sample_limit=sample_limit, test_limit=test_limit)
     runs = []
     for device in resolved:
@@ -195,6 +199,8 @@ def train_on_device(
     Returns:
         The run; status "failed" (with the reason) instead of raising when training breaks.
     """
+    replicas = replica_count(device)  # "gpu:all" trains on several devices at once (lib.parallel)
+    spec, data = data_parallel_spec(spec, device), trim_to_replicas(data, replicas)
     keras.utils.clear_session()
     run = DeviceRun(
         device=device,
@@ -202,6 +208,7 @@ def train_on_device(
         synthetic=data.synthetic,
         num_train=len(data.x_train),
         num_test=len(data.x_test),
+        replicas=replicas,
     )
     timer = EpochTimer(
         device=device,
@@ -227,7 +234,7 @@ def train_on_device(
 
 
 def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: EpochTimer, run: DeviceRun) -> None:
-    with keras.device(device):
+    with device_scope(device):
         model = build_model(spec, data.image_shape, data.num_classes)
         model.fit(
             data.x_train,

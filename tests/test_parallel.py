@@ -1,0 +1,294 @@
+"""Data-parallel training ("gpu:all"): batch split, device choice, scaling table and chart, and real training
+on several logical CPU devices (TensorFlow) and forced host devices (JAX) in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lib.charts import scaling_chart
+from lib.devices import DeviceInfo, DeviceNotFoundError, resolve_device
+from lib.engine import TrainingData
+from lib.parallel import (
+    ALL_CPUS,
+    ALL_GPUS,
+    BatchSplitError,
+    DataParallelUnavailableError,
+    canonical_name,
+    data_parallel_choices,
+    data_parallel_spec,
+    describe_data_parallel,
+    device_label,
+    is_data_parallel,
+    per_replica_batch,
+    replica_count,
+    replica_devices,
+    scaling_frame,
+    trim_to_replicas,
+)
+from lib.results import DeviceRun
+from lib.spec import ModelSpec
+from lib.store import RunStore
+
+from .conftest import REPO_ROOT
+
+SUBPROCESS_TIMEOUT_S = 300
+
+# Trains the same tiny MLP on one CPU device and data parallel on two, in a fresh process that configures
+# its devices before the backend starts: TensorFlow splits its CPU into two logical devices, JAX is told by
+# XLA_FLAGS (set by the test) to show two host devices.
+TRAIN_SCRIPT = """
+import json, os
+if os.environ["KERAS_BACKEND"] == "tensorflow":
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from lib.datasets import synthetic_dataset
+from lib.devices import resolve_device
+from lib.engine import train_on_devices
+from lib.parallel import replica_devices
+from lib.spec import ModelSpec
+
+spec = ModelSpec(
+    hidden_units=(32,), optimizer="sgd", learning_rate=0.05, label_encoding="integer", batch_size=32, epochs=2,
+    steps_per_execution=4, jit_compile=True,
+)
+dataset = synthetic_dataset("fashion_mnist", 320, 71, seed=1)
+runs = train_on_devices(spec, dataset, ["cpu:0", "all-cpus"])
+print(json.dumps({
+    "resolved": resolve_device("CPU:ALL"),
+    "replicas": replica_devices("cpu:all"),
+    "runs": [run.to_dict() for run in runs],
+}))
+"""
+
+
+def _run_python(args: list[str], backend: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "PYTHONPATH": str(REPO_ROOT),
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S
+    )
+
+
+@pytest.fixture(scope="module", params=["tensorflow", "jax"])
+def parallel_training(request):
+    """One real comparison, one CPU device against data parallel over two, on each backend."""
+    done = _run_python(["-c", TRAIN_SCRIPT], request.param)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return request.param, result
+
+
+def test_data_parallel_trains_on_two_replicas(parallel_training):
+    backend, result = parallel_training
+    single, parallel = (DeviceRun.from_dict(run) for run in result["runs"])
+    assert result["resolved"] == ALL_CPUS and result["replicas"] == ["cpu:0", "cpu:1"]
+    assert single.status == "done" and parallel.status == "done", parallel.error
+    assert (single.device, single.replicas) == ("cpu:0", 1)
+    assert (parallel.device, parallel.replicas, parallel.backend) == (ALL_CPUS, 2, backend)
+    assert parallel.num_train == single.num_train == 320
+    # The test split is cut to a multiple of the replicas so every batch splits evenly: 71 -> 70.
+    assert (single.num_test, parallel.num_test) == (71, 70)
+    assert len(parallel.epoch_s) == 2 and parallel.steady_epoch_s > 0
+
+
+def test_data_parallel_loss_matches_one_device(parallel_training):
+    _, result = parallel_training
+    single, parallel = (DeviceRun.from_dict(run) for run in result["runs"])
+    # Same seed, weights and shuffle order; the gradient of the global batch is the mean of the replicas'.
+    np.testing.assert_allclose(parallel.train_loss, single.train_loss, rtol=1e-4)
+    np.testing.assert_allclose(parallel.train_accuracy, single.train_accuracy, atol=1e-6)
+    assert single.train_loss[1] < single.train_loss[0]
+
+
+def test_scaling_benchmark_runs_on_forced_host_devices(tmp_path):
+    out = tmp_path / "scaling.json"
+    args = ["benchmarks/scaling.py", "--kind", "cpu", "--preset", "fashion-tuned", "--synthetic", "--limit", "2048"]
+    args += ["--test-limit", "64", "--epochs", "2", "--quiet", "--json", str(out)]
+    done = _run_python(args, "jax")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "speedup" in done.stdout and "input floor" in done.stdout
+    document = json.loads(out.read_text())
+    rows = document["rows"]
+    assert [(row["device"], row["replicas"], row["per_replica_batch"]) for row in rows] == [
+        ("cpu:0", 1, 1024),
+        ("cpu:all", 2, 512),
+    ]
+    assert rows[0]["speedup"] == 1.0 and rows[0]["efficiency"] == 1.0
+    assert rows[1]["speedup"] == pytest.approx(rows[0]["steady_epoch_s"] / rows[1]["steady_epoch_s"])
+    assert rows[1]["efficiency"] == pytest.approx(rows[1]["speedup"] / 2)
+    assert all(row["input_floor_s"] > 0 for row in rows)
+    assert document["backend"] == "jax" and document["replica_devices"] == ["cpu:0", "cpu:1"]
+    assert [run["replicas"] for run in document["runs"]] == [1, 2]
+
+
+def test_bench_cli_accepts_the_data_parallel_device(tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["-m", "lib.bench", "--devices", "cpu:0,cpu:all", "--synthetic", "--limit", "256", "--test-limit", "32"]
+    args += ["--epochs", "1", "--batch-size", "64", "--hidden-units", "16", "--no-store", "--quiet", "--json", str(out)]
+    done = _run_python(args, "jax")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    assert [(run["device"], run["replicas"], run["status"]) for run in results] == [
+        ("cpu:0", 1, "done"),
+        ("cpu:all", 2, "done"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("gpu:all", True), ("All-GPUs", True), ("cuda:all", True), ("cpu:all", True), ("gpu:0", False), ("gpu", False)],
+)
+def test_is_data_parallel(name, expected):
+    assert is_data_parallel(name) is expected
+
+
+def test_names_and_labels():
+    assert canonical_name("ALL-GPUS") == ALL_GPUS and canonical_name("cpu:all") == ALL_CPUS
+    assert device_label(ALL_GPUS) == "all GPUs (data parallel)"
+    assert device_label("gpu:0") == "gpu:0"
+    with pytest.raises(ValueError, match="not a data-parallel device name"):
+        canonical_name("gpu:0")
+
+
+@pytest.mark.parametrize(("global_batch", "replicas", "share"), [(2048, 2, 1024), (2048, 8, 256), (96, 3, 32)])
+def test_per_replica_batch_splits_evenly(global_batch, replicas, share):
+    assert per_replica_batch(global_batch, replicas) == share
+
+
+@pytest.mark.parametrize(
+    ("global_batch", "replicas", "suggestion"),
+    [(100, 3, "e.g. 99 or 102"), (2, 4, "e.g. 4"), (1000, 16, "e.g. 992 or 1008")],
+)
+def test_per_replica_batch_explains_an_uneven_split(global_batch, replicas, suggestion):
+    with pytest.raises(BatchSplitError, match=f"multiple of {replicas}, {suggestion}"):
+        per_replica_batch(global_batch, replicas)
+
+
+def test_describe_data_parallel():
+    assert describe_data_parallel(2048, 2).startswith("global batch 2,048 split into 2 x 1,024 per replica")
+    assert "cannot be split evenly between 3 replicas" in describe_data_parallel(1024, 3)
+
+
+def test_trim_to_replicas_keeps_a_multiple_of_the_replicas():
+    data = TrainingData(
+        x_train=np.zeros((64, 4), np.float32),
+        y_train=np.arange(64),
+        x_test=np.zeros((11, 4), np.float32),
+        y_test=np.arange(11),
+        image_shape=(4,),
+        num_classes=10,
+        synthetic=True,
+    )
+    trimmed = trim_to_replicas(data, 4)
+    assert (len(trimmed.x_train), len(trimmed.y_train), len(trimmed.x_test), len(trimmed.y_test)) == (64, 64, 8, 8)
+    assert trim_to_replicas(data, 1) is data
+
+
+def _devices(gpus: int, backend: str = "jax") -> list[DeviceInfo]:
+    cpu = DeviceInfo("cpu:0", "CPU", "CPU", None, None, backend)
+    return [cpu] + [DeviceInfo(f"gpu:{i}", "GPU", "NVIDIA H200", 2**37, "9.0", backend) for i in range(gpus)]
+
+
+def test_data_parallel_is_offered_only_with_several_gpus():
+    assert data_parallel_choices(_devices(0)) == []
+    assert data_parallel_choices(_devices(1)) == []
+    assert data_parallel_choices(_devices(2)) == [ALL_GPUS]
+    assert data_parallel_choices(_devices(2, backend="tensorflow")) == [ALL_GPUS]
+    assert data_parallel_choices(_devices(4, backend="torch")) == []
+
+
+def test_tensorflow_data_parallel_runs_one_step_per_call_without_xla():
+    spec = ModelSpec(steps_per_execution=16, jit_compile=True)
+    adjusted = data_parallel_spec(spec, ALL_GPUS, backend="tensorflow")
+    assert (adjusted.steps_per_execution, adjusted.jit_compile) == (1, False)
+    assert data_parallel_spec(spec, ALL_GPUS, backend="jax") == spec
+    assert data_parallel_spec(spec, "gpu:0", backend="tensorflow") == spec
+
+
+def test_data_parallel_is_refused_with_one_device_here():
+    # This machine has one CPU device and no GPU under the test process's TensorFlow backend.
+    with pytest.raises(DataParallelUnavailableError, match="needs at least 2 GPU devices.*Choose one device"):
+        replica_devices(ALL_GPUS, backend="tensorflow")
+    with pytest.raises(DeviceNotFoundError, match="needs at least 2 CPU devices"):
+        resolve_device("cpu:all")
+    assert replica_count("gpu:0") == 1
+
+
+def test_data_parallel_is_refused_on_torch():
+    with pytest.raises(DataParallelUnavailableError, match="not available on the torch backend"):
+        replica_devices(ALL_GPUS, backend="torch")
+
+
+def _record(store: RunStore, spec: ModelSpec, device: str, steady: float, replicas: int = 1, status: str = "done"):
+    run = DeviceRun(
+        device=device,
+        backend="jax",
+        synthetic=True,
+        status=status,
+        num_train=49152,
+        epoch_s=[5.0, steady],
+        first_epoch_s=5.0,
+        steady_epoch_s=steady,
+        total_s=5.0 + steady,
+        samples_per_s=49152 / steady,
+        replicas=replicas,
+    )
+    store.record(spec, run, preset="cifar10-tuned")
+
+
+@pytest.fixture
+def scaling_store(tmp_path) -> RunStore:
+    """Stored runs: one configuration on 1 GPU (twice), 2 GPUs and the CPU, one on 1 GPU only."""
+    store = RunStore(tmp_path / "runs.sqlite")
+    tuned = ModelSpec(dataset="cifar10", hidden_units=(3000, 1000), batch_size=2048)
+    _record(store, tuned, "gpu:0", 1.0)
+    _record(store, tuned, "gpu:0", 1.2)
+    _record(store, tuned, ALL_GPUS, 0.6, replicas=2)
+    _record(store, tuned, ALL_GPUS, 0.1, replicas=2, status="failed")
+    _record(store, tuned, "cpu:0", 9.0)
+    _record(store, tuned.with_changes(batch_size=1024), "gpu:0", 2.0)
+    return store
+
+
+def test_scaling_frame_compares_gpu_counts_of_one_configuration(scaling_store):
+    frame = scaling_frame(scaling_store.runs())
+    assert list(frame.columns) == ["config", "num_gpus", "epoch_s", "speedup", "efficiency", "runs"]
+    assert frame["config"].tolist() == ["cifar10-tuned: [3000, 1000], batch 2048, jax, synthetic data"] * 2
+    assert frame["num_gpus"].tolist() == [1, 2]
+    assert frame["epoch_s"].tolist() == pytest.approx([1.1, 0.6])  # median of the two one-GPU runs
+    assert frame["speedup"].tolist() == pytest.approx([1.0, 1.1 / 0.6])
+    assert frame["efficiency"].tolist() == pytest.approx([1.0, 1.1 / 0.6 / 2])
+    assert frame["runs"].tolist() == [2, 1]
+
+
+def test_scaling_frame_is_empty_without_a_multi_gpu_run(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    _record(store, ModelSpec(), "gpu:0", 1.0)
+    assert scaling_frame(store.runs()).empty
+    assert scaling_frame(RunStore(tmp_path / "empty.sqlite").runs()).empty
+
+
+def test_scaling_chart_draws_epoch_time_and_efficiency(scaling_store):
+    spec = scaling_chart(scaling_frame(scaling_store.runs())).to_dict()
+    epoch_panel, efficiency_panel = spec["hconcat"]
+    assert epoch_panel["encoding"]["x"]["field"] == "num_gpus"
+    assert epoch_panel["encoding"]["y"]["title"] == "Time per epoch (s)"
+    line, ideal = efficiency_panel["layer"]
+    assert line["encoding"]["y"]["field"] == "efficiency" and line["encoding"]["y"]["axis"]["format"] == "%"
+    assert ideal["mark"]["type"] == "rule" and "tooltip" in ideal["encoding"]
+    tooltip_fields = {item["field"] for item in epoch_panel["encoding"]["tooltip"]}
+    assert {"num_gpus", "epoch_s", "speedup", "efficiency"} <= tooltip_fields
+    assert len(spec["datasets"]) == 2  # the scaling rows and the 100% reference line
