@@ -413,3 +413,44 @@ def _result_dict(value: Any) -> dict[str, Any]:
     if isinstance(value, str) and value:
         return json.loads(value)
     return {}
+
+
+# --- Data-parallel scaling charts ---
+
+
+def scaling_chart(df: pd.DataFrame) -> alt.HConcatChart:
+    """Steady epoch time and scaling efficiency against the number of GPUs, one line per configuration.
+
+    Args:
+        df: Output of `lib.parallel.scaling_frame` (config, num_gpus, epoch_s, speedup, efficiency, runs).
+
+    Returns:
+        Two panels side by side: time per epoch (s) and efficiency (%, with a dashed 100% line meaning
+        perfect scaling), both against the number of GPUs.
+    """
+    tooltip = [
+        alt.Tooltip("config:N").title("Configuration"),
+        alt.Tooltip("num_gpus:Q").title("GPUs"),
+        alt.Tooltip("epoch_s:Q").title("Steady epoch (s)").format(".3f"),
+        alt.Tooltip("speedup:Q").title("Speedup over 1 GPU").format(".2f"),
+        alt.Tooltip("efficiency:Q").title("Scaling efficiency").format(".0%"),
+        alt.Tooltip("runs:Q").title("Runs (median taken)"),
+    ]
+    x = alt.X("num_gpus:Q").title("Number of GPUs").axis(tickMinStep=1, format="d")
+    color = alt.Color("config:N").title("Configuration").scale(scheme=COLOR_SCHEME)
+    base = alt.Chart(df).encode(x=x, color=color, tooltip=tooltip)
+    epoch = (
+        base.mark_line(point=True)
+        .encode(y=alt.Y("epoch_s:Q").title("Time per epoch (s)"))
+        .properties(title="Time per epoch (lower is faster)")
+    )
+    ideal = (
+        alt.Chart(pd.DataFrame({"efficiency": [1.0], "label": ["perfect scaling (100%)"]}))
+        .mark_rule(strokeDash=[4, 4], color="gray")
+        .encode(y="efficiency:Q", tooltip=[alt.Tooltip("label:N").title("Reference")])
+    )
+    efficiency = base.mark_line(point=True).encode(
+        y=alt.Y("efficiency:Q").title("Scaling efficiency (%, speedup / GPUs)").axis(format="%").scale(domainMin=0)
+    )
+    efficiency_panel = alt.layer(efficiency, ideal).properties(title="Scaling efficiency (100% is perfect)")
+    return alt.hconcat(epoch, efficiency_panel)
