@@ -130,7 +130,7 @@ def run_device_resident(spec: ModelSpec, dataset, data: TrainingData, device: st
         if run.status != "done":
             raise RuntimeError(f"engine run {run.status}: {run.error}")
         return timing_row("engine, input on device", spec, precision, run.epoch_s, flops, run.train_loss[-1])
-    run = device_resident_run(spec, data, device, evaluate=False)
+    run, _ = device_resident_run(spec, data, device, evaluate=False)
     return timing_row("fastpath, input on device", spec, precision, run.epoch_s, flops, run.train_loss[-1])
 
 
@@ -265,10 +265,15 @@ def run_batch_size(args, spec: ModelSpec, dataset, device: str) -> list[dict[str
     log(f"batch {spec.batch_size}: {len(data.x_train)} samples, {flops['per_epoch'] / 1e12:.3f} TFLOP per epoch")
     rows = []
     for peer in args.peers:
-        rows.extend(run_peer(peer, args, spec, dataset, data, device, flops))
+        try:
+            rows.extend(run_peer(peer, args, spec, dataset, data, device, flops))
+        except Exception as error:  # one failed peer must not lose the others' numbers
+            log(f"batch {spec.batch_size}: {peer}: FAILED: {type(error).__name__}: {error}")
+            rows.append({"peer": f"{peer} (failed)", "batch_size": spec.batch_size, "error": str(error)})
     engine = next((row for row in rows if row["peer"] == "engine"), None)
     for row in rows:
-        row["vs_engine"] = row["steady_epoch_s"] / engine["steady_epoch_s"] if engine else None
+        if engine and "steady_epoch_s" in row:
+            row["vs_engine"] = row["steady_epoch_s"] / engine["steady_epoch_s"]
     return rows
 
 

@@ -6,11 +6,14 @@ Nothing here imports TensorFlow, Streamlit or Altair: the GPU machine has none o
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
 import pathlib
+import re
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -143,7 +146,7 @@ def int_list(text: str) -> list[int]:
     return [int(item) for item in csv_list(text)]
 
 
-def device_resident_run(spec, data, device: str, *, evaluate: bool = True):
+def device_resident_run(spec, data, device: str, *, evaluate: bool = True, profile: bool = False):
     """Trains a spec with `lib.fastpath` (input on the device) and returns a `DeviceRun` like the engine's.
 
     Args:
@@ -151,25 +154,103 @@ def device_resident_run(spec, data, device: str, *, evaluate: bool = True):
         data: `lib.engine.TrainingData` (float32 images, encoded labels, whole batches).
         device: Normalised device name.
         evaluate: Also evaluate on `data.x_test` with `model.evaluate`.
+        profile: Train one extra epoch under the JAX profiler; it is left out of the run's timings and
+            its `summarise_trace` is returned as well.
+
+    Returns:
+        The `DeviceRun`, and the trace summary (None without `profile`).
     """
+    import jax
+    import keras
+
+    from lib.fastpath import fit_device_resident
+    from lib.model import build_model
+
+    keras.utils.clear_session()
+    with tempfile.TemporaryDirectory(prefix="jax-trace-") as folder:
+
+        def start_trace_before_extra_epoch(epoch, stats) -> None:
+            if profile and epoch == spec.epochs:
+                jax.profiler.start_trace(folder, create_perfetto_trace=True)
+
+        with keras.device(device):
+            model = build_model(spec, data.image_shape, data.num_classes)
+            history = fit_device_resident(
+                model,
+                data.x_train,
+                data.y_train,
+                batch_size=spec.batch_size,
+                epochs=spec.epochs + (1 if profile else 0),
+                seed=spec.seed,
+                on_epoch_end=start_trace_before_extra_epoch,
+            )
+            trace = None
+            if profile:
+                jax.profiler.stop_trace()
+                trace = summarise_trace(pathlib.Path(folder), history[-1].seconds)
+                history = history[:-1]
+            test = None
+            if evaluate and len(data.x_test):
+                test = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0)
+    keras.utils.clear_session()
+    return _device_run(spec, data, device, history, test), trace
+
+
+def profile_fit(spec, data, device: str) -> dict[str, Any]:
+    """Profiles one steady epoch of `build_model` + `model.fit` (what the engine runs) with the JAX profiler.
+
+    Trains two epochs on the same arrays: epoch 1 compiles, epoch 2 is traced.
+
+    Returns:
+        `summarise_trace` of epoch 2.
+    """
+    import jax
+    import keras
+
+    from lib.model import build_model
+
+    class TraceSecondEpoch(keras.callbacks.Callback):
+        def __init__(self, folder: str):
+            super().__init__()
+            self.folder, self.started, self.wall_s = folder, 0.0, 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                jax.profiler.start_trace(self.folder, create_perfetto_trace=True)
+                self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.wall_s = time.perf_counter() - self.started
+                jax.profiler.stop_trace()
+
+    keras.utils.clear_session()
+    with tempfile.TemporaryDirectory(prefix="jax-trace-") as folder:
+        tracer = TraceSecondEpoch(folder)
+        with keras.device(device):
+            model = build_model(spec, data.image_shape, data.num_classes)
+            model.fit(
+                data.x_train,
+                data.y_train,
+                batch_size=spec.batch_size,
+                epochs=2,
+                shuffle=True,
+                verbose=0,
+                callbacks=[tracer],
+            )
+        summary = summarise_trace(pathlib.Path(folder), tracer.wall_s)
+    keras.utils.clear_session()
+    return summary
+
+
+def _device_run(spec, data, device: str, history, test):
+    """A `DeviceRun` from per-epoch `EpochStats`, filled in as `lib.engine` fills its runs."""
     import keras
 
     from lib.engine import steady_epoch_seconds
-    from lib.fastpath import fit_device_resident
-    from lib.model import build_model
     from lib.results import DeviceRun
     from lib.spec import flops_per_epoch
 
-    keras.utils.clear_session()
-    with keras.device(device):
-        model = build_model(spec, data.image_shape, data.num_classes)
-        history = fit_device_resident(
-            model, data.x_train, data.y_train, batch_size=spec.batch_size, epochs=spec.epochs, seed=spec.seed
-        )
-        test = None
-        if evaluate and len(data.x_test):
-            test = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0)
-    keras.utils.clear_session()
     epoch_s = [stats.seconds for stats in history]
     steady = steady_epoch_seconds(epoch_s)
     num_train = len(data.x_train)
@@ -191,3 +272,85 @@ def device_resident_run(spec, data, device: str, *, evaluate: bool = True):
         test_loss=float(test[0]) if test else None,
         test_accuracy=float(test[1]) if test else None,
     )
+
+
+MATMUL_KERNEL = re.compile(r"gemm|xmma|cutlass|nvjet|cublas|wgmma|matmul|\bdot", re.IGNORECASE)  # GEMM kernel names
+TOP_KERNELS = 6  # kernels listed per trace line, by total time
+
+
+def summarise_trace(folder: pathlib.Path, wall_s: float) -> dict[str, Any]:
+    """Reads a JAX Perfetto trace and says how busy the device was, and with what.
+
+    Device lines are the trace's processes named like a GPU ("/device:GPU:0"); kernel lines are their
+    "Stream" threads (the other lines repeat the same time per XLA op or module). Busy time is the union
+    of the kernel intervals, so overlapping kernels are not counted twice.
+
+    Args:
+        folder: The folder `jax.profiler.start_trace(folder, create_perfetto_trace=True)` wrote into.
+        wall_s: Wall time of the traced work, read by the caller's clock.
+
+    Returns:
+        wall_s, device_busy_s, device_busy_share, matmul_kernel_s (GEMM kernels by name), other_kernel_s,
+        kernels (count), and per line its name, events, busy seconds and top kernels. An "error" key when the
+        trace holds no device lines (JAX on a CPU runs XLA on host threads, which this does not break down).
+    """
+    files = sorted(folder.rglob("perfetto_trace.json.gz"))
+    if not files:
+        return {"wall_s": wall_s, "error": "the profiler wrote no Perfetto trace"}
+    with gzip.open(files[-1], "rt") as handle:
+        trace = json.load(handle)
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    processes = {e["pid"]: e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
+    threads = {
+        (e["pid"], e["tid"]): e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "thread_name"
+    }
+    devices = {pid for pid, name in processes.items() if "gpu" in name.lower()}
+    lines: dict[tuple[Any, Any], list[tuple[float, float, str]]] = {}
+    for event in events:
+        if event.get("ph") == "X" and event.get("pid") in devices:
+            lines.setdefault((event["pid"], event.get("tid")), []).append(
+                (float(event["ts"]), float(event.get("dur", 0.0)), str(event.get("name", "")))
+            )
+    if not lines:
+        return {"wall_s": wall_s, "error": f"no GPU lines in the trace (processes: {sorted(processes.values())})"}
+    described = [
+        _describe_line(f"{processes[key[0]]} / {threads.get(key, key[1])}", spans) for key, spans in lines.items()
+    ]
+    kernel_keys = [key for key in lines if "stream" in str(threads.get(key, "")).lower()] or list(lines)
+    kernels = [span for key in kernel_keys for span in lines[key]]
+    busy_s = _union_us(kernels) / 1e6
+    matmul_s = sum(dur for _, dur, name in kernels if MATMUL_KERNEL.search(name)) / 1e6
+    return {
+        "wall_s": wall_s,
+        "device_busy_s": busy_s,
+        "device_busy_share": busy_s / wall_s if wall_s else None,
+        "matmul_kernel_s": matmul_s,
+        "other_kernel_s": sum(dur for _, dur, _ in kernels) / 1e6 - matmul_s,
+        "kernels": len(kernels),
+        "lines": described,
+    }
+
+
+def _describe_line(name: str, spans: list[tuple[float, float, str]]) -> dict[str, Any]:
+    totals: dict[str, float] = {}
+    for _, dur, kernel in spans:
+        totals[kernel] = totals.get(kernel, 0.0) + dur
+    top = sorted(totals.items(), key=lambda item: -item[1])[:TOP_KERNELS]
+    return {
+        "line": name,
+        "events": len(spans),
+        "busy_s": _union_us(spans) / 1e6,
+        "top": [{"name": kernel[:120], "s": dur / 1e6} for kernel, dur in top],
+    }
+
+
+def _union_us(spans: list[tuple[float, float, str]]) -> float:
+    """Total length of the union of [ts, ts + dur) intervals, in the trace's microseconds."""
+    total, end = 0.0, float("-inf")
+    for start, dur, _ in sorted(spans):
+        stop = start + dur
+        if stop <= end:
+            continue
+        total += stop - max(start, end)
+        end = stop
+    return total

@@ -37,10 +37,12 @@ from benchmarks.perf_report import (  # noqa: E402
     load_data,
     log,
     print_table,
+    profile_fit,
     run_record,
     write_json,
 )
 from lib import fastpath  # noqa: E402
+from lib.backend import backend_name  # noqa: E402
 from lib.ceilings import CeilingError, measure_ceilings  # noqa: E402
 from lib.devices import has_gpu, list_devices, resolve_device  # noqa: E402
 from lib.diagnosis import assess, run_precision  # noqa: E402
@@ -61,6 +63,18 @@ COLUMNS = (
     ("share_pct", "% of ceiling", ".1f"),
     ("test_accuracy", "test acc", ".3f"),
     ("diagnosis", "diagnosis (steady state)", ""),
+)
+
+
+PROFILE_COLUMNS = (
+    ("config", "configuration", ""),
+    ("wall_s", "traced epoch (s)", ".4f"),
+    ("busy_s", "GPU busy (s)", ".4f"),
+    ("busy_pct", "GPU busy %", ".1f"),
+    ("matmul_s", "GEMM kernels (s)", ".4f"),
+    ("other_s", "other kernels (s)", ".4f"),
+    ("kernels", "kernels", "d"),
+    ("top", "top kernel", ""),
 )
 
 
@@ -85,8 +99,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--spe", type=int, default=64, help="steps_per_execution for the tutorial rows (default 64)")
     parser.add_argument("--device-resident", action="store_true", help="add lib.fastpath rows (JAX backend only)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip measuring the device's matmul ceiling")
+    parser.add_argument(
+        "--profile", action="store_true", help="JAX profiler trace of one extra steady epoch per row (GPU busy time)"
+    )
     parser.add_argument("--json", type=pathlib.Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    if args.profile and backend_name() != "jax":
+        parser.error("--profile uses the JAX profiler: run with KERAS_BACKEND=jax")
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (epoch 1 compiles; the steady state needs more)")
     unknown = [name for name in args.presets if name not in PRESETS]
@@ -117,15 +136,16 @@ def configs_for(name: str, args, device: str) -> list[Config]:
     return configs
 
 
-def run_config(config: Config, dataset, device: str, args) -> DeviceRun:
+def run_config(config: Config, dataset, device: str, args) -> tuple[DeviceRun, dict | None]:
+    """Trains one configuration; with --profile, also profiles one steady epoch (not counted in the timings)."""
     spec = config.spec
+    data = prepare_data(spec, dataset, sample_limit=args.samples, test_limit=args.test_samples)
     if config.device_resident:
-        data = prepare_data(spec, dataset, sample_limit=args.samples, test_limit=args.test_samples)
-        return device_resident_run(spec, data, device)
+        return device_resident_run(spec, data, device, profile=args.profile)
     run = train_on_devices(spec, dataset, [device], sample_limit=args.samples, test_limit=args.test_samples)[0]
     if run.status != "done":
         raise RuntimeError(f"{config.label}: {run.status}: {run.error}")
-    return run
+    return run, profile_fit(spec, data, device) if args.profile else None
 
 
 def measure_device_ceilings(device: str, precisions: set[str], skip: bool) -> list:
@@ -165,6 +185,35 @@ def row_for(config: Config, run: DeviceRun, ceilings: list) -> dict[str, Any]:
     }
 
 
+def profile_columns(trace: dict) -> dict[str, Any]:
+    """The profile table's cells from a `summarise_trace` result."""
+    if "error" in trace:
+        return {"wall_s": trace["wall_s"], "top": trace["error"]}
+    share = trace["device_busy_share"]
+    lines = sorted(trace["lines"], key=lambda line: -line["busy_s"])
+    top = lines[0]["top"][0] if lines and lines[0]["top"] else {"name": "-", "s": 0.0}
+    return {
+        "wall_s": trace["wall_s"],
+        "busy_s": trace["device_busy_s"],
+        "busy_pct": None if share is None else 100 * share,
+        "matmul_s": trace["matmul_kernel_s"],
+        "other_s": trace["other_kernel_s"],
+        "kernels": trace["kernels"],
+        "top": f"{top['name'][:60]} ({top['s']:.4f} s)",
+    }
+
+
+def profile_line(trace: dict) -> str:
+    """One log line from a trace summary."""
+    cells = profile_columns(trace)
+    if "busy_s" not in cells:
+        return cells["top"]
+    return (
+        f"epoch {cells['wall_s']:.4f} s, GPU busy {cells['busy_s']:.4f} s ({cells['busy_pct']:.0f}%), "
+        f"GEMM {cells['matmul_s']:.4f} s, other kernels {cells['other_s']:.4f} s, {cells['kernels']} kernels"
+    )
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     record = run_record("presets")
@@ -182,18 +231,29 @@ def main(argv=None) -> int:
         if name not in datasets:
             datasets[name] = load_data(name, args.samples, args.synthetic, test_samples=args.test_samples)
         log(f"{config.label}: training...")
-        run = run_config(config, datasets[name], device, args)
-        rows.append(row_for(config, run, ceilings))
+        try:
+            run, trace = run_config(config, datasets[name], device, args)
+        except Exception as error:  # one failed configuration must not lose the others' numbers
+            log(f"{config.label}: FAILED: {type(error).__name__}: {error}")
+            rows.append({"config": config.label, "diagnosis": f"failed: {type(error).__name__}", "error": str(error)})
+            continue
+        rows.append({**row_for(config, run, ceilings), "profile": trace})
         epochs = ", ".join(f"{t:.3f}" for t in run.epoch_s)
         log(f"{config.label}: epochs {epochs} s; {rows[-1]['tflops']:.4g} TFLOP/s; {rows[-1]['diagnosis']}")
+        if trace:
+            log(f"{config.label}: profile: {profile_line(trace)}")
     synthetic = sorted({str(d.synthetic) for d in datasets.values()})
     print(f"\nPresets on {device} ({keras.backend.backend()}), {args.epochs} epochs, synthetic data: {synthetic}")
     print_table(rows, COLUMNS)
+    profiled = [{"config": row["config"], **profile_columns(row["profile"])} for row in rows if row.get("profile")]
+    if profiled:
+        print("\nOne extra steady epoch under the JAX profiler (kernel time from the trace's GPU stream lines)")
+        print_table(profiled, PROFILE_COLUMNS)
     write_json(
         args.json,
         {**record, "device": device, "ceilings": [c.to_dict() for c in ceilings], "rows": rows},
     )
-    return 0 if rows and all(math.isfinite(row["steady_epoch_s"]) for row in rows) else 1
+    return 0 if rows and all(math.isfinite(row.get("steady_epoch_s") or math.nan) for row in rows) else 1
 
 
 if __name__ == "__main__":

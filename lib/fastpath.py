@@ -81,7 +81,8 @@ def fit_device_resident(
         model: A built and compiled `keras.Model` (loss and optimizer set by `compile`).
         x: Training inputs, shaped as the model expects; float32, or uint8 with `input_scale`.
         y: Labels: integer class indices (n,) or one-hot rows (n, classes), matching the compiled loss.
-        batch_size: Samples per step; the last `len(x) % batch_size` samples of each shuffle are dropped.
+        batch_size: Samples per step; the last `len(x) % batch_size` samples of each shuffle are dropped
+            (with fewer samples than one batch, all of them make one step, as in `lib.engine`).
         epochs: Passes over the data.
         seed: Seed of the per-epoch shuffle (epoch e uses the seed folded with e).
         shuffle: Reshuffle every epoch; False trains the batches in order, as `model.fit(shuffle=False)`
@@ -95,14 +96,14 @@ def fit_device_resident(
         `EpochStats` of each finished epoch. The model holds the trained weights afterwards.
 
     Raises:
-        FastPathError: Not the JAX backend, model not compiled, or fewer samples than one batch.
+        FastPathError: Not the JAX backend, model not compiled, or no samples.
     """
     if not supported():
         raise FastPathError(unsupported_reason())
     import jax
     import jax.numpy as jnp
 
-    steps = _steps_per_epoch(len(x), batch_size)
+    batch_size, steps = _batch_and_steps(len(x), batch_size)
     loss_fn = _compiled_loss(model)
     optimizer = model.optimizer
     if not optimizer.built:
@@ -129,15 +130,15 @@ def fit_device_resident(
     return history
 
 
-def _steps_per_epoch(num_samples: int, batch_size: int) -> int:
+def _batch_and_steps(num_samples: int, batch_size: int) -> tuple[int, int]:
+    """Whole batches per epoch; fewer samples than one batch make one smaller batch, as in the engine."""
     if batch_size < 1:
         raise FastPathError(f"batch_size must be at least 1, not {batch_size}.")
-    steps = num_samples // batch_size
-    if steps == 0:
-        raise FastPathError(
-            f"{num_samples} training samples make no whole batch of {batch_size}; use a smaller batch size."
-        )
-    return steps
+    if num_samples < 1:
+        raise FastPathError("There are no training samples; give at least one.")
+    if num_samples < batch_size:
+        return num_samples, 1
+    return batch_size, num_samples // batch_size
 
 
 def _compiled_loss(model: Any) -> Callable[[Any, Any], Any]:

@@ -86,12 +86,17 @@ stopped = fit_device_resident(
 )
 report["stopped_epochs"] = len(stopped)
 
-# Fewer samples than one batch, and an uncompiled model, are errors with a fix in the message.
+# Fewer samples than one batch make one smaller step, as in the engine.
+small = mlp()
+fit_device_resident(small, x_float[:10], y[:10], batch_size=BATCH, epochs=2, seed=0)
+report["small_steps"] = int(small.optimizer.iterations.numpy())
+
+# No samples, and an uncompiled model, are errors with a fix in the message.
 errors = {}
 try:
-    fit_device_resident(mlp(), x_float[:10], y[:10], batch_size=BATCH, epochs=1, seed=0)
+    fit_device_resident(mlp(), x_float[:0], y[:0], batch_size=BATCH, epochs=1, seed=0)
 except FastPathError as error:
-    errors["small"] = str(error)
+    errors["empty"] = str(error)
 bare = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(CLASSES)])
 try:
     fit_device_resident(bare, x_float, y, batch_size=BATCH, epochs=1, seed=0)
@@ -164,6 +169,10 @@ def test_should_stop_ends_between_epochs(jax_report):
     assert jax_report["stopped_epochs"] == 2
 
 
+def test_fewer_samples_than_a_batch_make_one_step(jax_report):
+    assert jax_report["small_steps"] == 2  # one step per epoch, 2 epochs
+
+
 def test_errors_say_the_fix(jax_report):
-    assert "smaller batch size" in jax_report["errors"]["small"]
+    assert "at least one" in jax_report["errors"]["empty"]
     assert "compiled" in jax_report["errors"]["uncompiled"]
