@@ -114,6 +114,7 @@ class _PastRun:
     """One finished run of the store, reduced to what a duration estimate needs."""
 
     device: str
+    backend: str
     log_size: float  # log of parameters x samples x epochs
     seconds_per_unit: float  # total_s / (parameters x samples x epochs)
 
@@ -161,7 +162,7 @@ class JobRunner:
         self._jobs: dict[str, _Job] = {}
         self._queue: deque[str] = deque()
         self._closed = False
-        self._overheads: list[float] = []  # measured per-job overhead seconds of this runner's jobs
+        self._overheads: dict[str, list[float]] = {}  # backend -> measured overhead seconds of this runner's jobs
         self._past_runs: tuple[_PastRun, ...] = ()
         self.interrupted_at_start = store.interrupt_running(
             "The server restarted while this job was running; it did not finish."
@@ -219,6 +220,7 @@ class JobRunner:
         )
         num_train = check_request(request, self.limits)
         params = count_params(spec)
+        job_backend = backend or backend_name(self._worker_env)
         with self._cond:
             self._check_capacity(owner)
             job = _Job(
@@ -228,9 +230,9 @@ class JobRunner:
                 preset=preset,
                 num_train=num_train,
                 params=params,
-                estimated_duration_s=self._estimate_duration(request, params, num_train),
+                estimated_duration_s=self._estimate_duration(request, params, num_train, job_backend),
                 submitted_at=time.time(),
-                backend=backend or backend_name(self._worker_env),
+                backend=job_backend,
             )
             self._jobs[job.id] = job
             self._queue.append(job.id)
@@ -561,7 +563,8 @@ class JobRunner:
         # Wall time of the job minus the training the worker timed: process start, imports, data, model build.
         trained = sum(run.total_s or 0.0 for run in job.final_runs)
         if job.state == JobState.DONE and job.started_at is not None:
-            self._overheads.append(max(job.finished_at - job.started_at - trained, 0.0))
+            overhead = max(job.finished_at - job.started_at - trained, 0.0)
+            self._overheads.setdefault(job.backend, []).append(overhead)
 
     # --- writer: the only thread that writes the store ---
 
@@ -600,21 +603,24 @@ class JobRunner:
         for row in frame.itertuples(index=False):
             size = _job_size(row.params, row.num_train, row.epochs)
             if size > 0 and row.total_s and row.total_s > 0 and len(row.epoch_s or []) == row.epochs:
-                past.append(_PastRun(row.device, math.log(size), row.total_s / size))
+                past.append(_PastRun(row.device, row.backend, math.log(size), row.total_s / size))
         with self._cond:
             self._past_runs = tuple(past)
 
     # --- estimates ---
 
-    def _estimate_duration(self, request: JobRequest, params: int, num_train: int) -> float:
+    def _estimate_duration(self, request: JobRequest, params: int, num_train: int, backend: str) -> float:
+        """Expected seconds for a job: this backend's measured overhead plus training scaled from past runs."""
         size = _job_size(params, num_train, request.spec.epochs)
-        overhead = statistics.median(self._overheads[-20:]) if self._overheads else DEFAULT_JOB_OVERHEAD_S
-        training = sum(size * self._seconds_per_unit(device, size) for device in request.devices)
+        overheads = self._overheads.get(backend) or [x for values in self._overheads.values() for x in values]
+        overhead = statistics.median(overheads[-20:]) if overheads else DEFAULT_JOB_OVERHEAD_S
+        training = sum(size * self._seconds_per_unit(device, backend, size) for device in request.devices)
         return overhead + training
 
-    def _seconds_per_unit(self, device: str, size: float) -> float:
+    def _seconds_per_unit(self, device: str, backend: str, size: float) -> float:
         same_device = [run for run in self._past_runs if run.device == device]
-        candidates = same_device or list(self._past_runs)
+        same_backend = [run for run in same_device if run.backend == backend]
+        candidates = same_backend or same_device or list(self._past_runs)
         if not candidates or size <= 0:
             return FALLBACK_S_PER_PARAM_SAMPLE
         log_size = math.log(size)
