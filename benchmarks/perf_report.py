@@ -160,7 +160,6 @@ def device_resident_run(spec, data, device: str, *, evaluate: bool = True, profi
     Returns:
         The `DeviceRun`, and the trace summary (None without `profile`).
     """
-    import jax
     import keras
 
     from lib.fastpath import fit_device_resident
@@ -168,10 +167,11 @@ def device_resident_run(spec, data, device: str, *, evaluate: bool = True, profi
 
     keras.utils.clear_session()
     with tempfile.TemporaryDirectory(prefix="jax-trace-") as folder:
+        tracing: dict[str, Any] = {}
 
         def start_trace_before_extra_epoch(epoch, stats) -> None:
             if profile and epoch == spec.epochs:
-                jax.profiler.start_trace(folder, create_perfetto_trace=True)
+                tracing.update(start_trace(folder))
 
         with keras.device(device):
             model = build_model(spec, data.image_shape, data.num_classes)
@@ -186,8 +186,7 @@ def device_resident_run(spec, data, device: str, *, evaluate: bool = True, profi
             )
             trace = None
             if profile:
-                jax.profiler.stop_trace()
-                trace = summarise_trace(pathlib.Path(folder), history[-1].seconds)
+                trace = stop_trace(tracing, pathlib.Path(folder), history[-1].seconds)
                 history = history[:-1]
             test = None
             if evaluate and len(data.x_test):
@@ -204,7 +203,6 @@ def profile_fit(spec, data, device: str) -> dict[str, Any]:
     Returns:
         `summarise_trace` of epoch 2.
     """
-    import jax
     import keras
 
     from lib.model import build_model
@@ -212,17 +210,16 @@ def profile_fit(spec, data, device: str) -> dict[str, Any]:
     class TraceSecondEpoch(keras.callbacks.Callback):
         def __init__(self, folder: str):
             super().__init__()
-            self.folder, self.started, self.wall_s = folder, 0.0, 0.0
+            self.folder, self.started, self.wall_s, self.tracing = folder, 0.0, 0.0, {}
 
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 1:
-                jax.profiler.start_trace(self.folder, create_perfetto_trace=True)
+                self.tracing = start_trace(self.folder)
                 self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1:
                 self.wall_s = time.perf_counter() - self.started
-                jax.profiler.stop_trace()
 
     keras.utils.clear_session()
     with tempfile.TemporaryDirectory(prefix="jax-trace-") as folder:
@@ -238,9 +235,41 @@ def profile_fit(spec, data, device: str) -> dict[str, Any]:
                 verbose=0,
                 callbacks=[tracer],
             )
-        summary = summarise_trace(pathlib.Path(folder), tracer.wall_s)
+        summary = stop_trace(tracer.tracing, pathlib.Path(folder), tracer.wall_s)
     keras.utils.clear_session()
     return summary
+
+
+def start_trace(folder: str) -> dict[str, Any]:
+    """Starts the JAX profiler without its Python tracer (which would slow every step and bloat the trace).
+
+    Returns:
+        {"started": True}, or {"error": why} when the profiler cannot start (a profile must never cost the
+        benchmark its timings).
+    """
+    import jax
+
+    try:
+        options = jax.profiler.ProfileOptions()
+        options.python_tracer_level = 0
+        options.host_tracer_level = 1
+        jax.profiler.start_trace(folder, create_perfetto_trace=True, profiler_options=options)
+    except Exception as error:  # CUPTI missing, a trace already running, an older JAX: report, do not fail
+        return {"error": f"profiler did not start: {type(error).__name__}: {error}"}
+    return {"started": True}
+
+
+def stop_trace(tracing: dict[str, Any], folder: pathlib.Path, wall_s: float) -> dict[str, Any]:
+    """Stops a trace begun by `start_trace` and summarises it; passes on a start error instead."""
+    import jax
+
+    if not tracing.get("started"):
+        return {"wall_s": wall_s, "error": tracing.get("error", "the profiler was not started")}
+    try:
+        jax.profiler.stop_trace()
+        return summarise_trace(folder, wall_s)
+    except Exception as error:  # a broken trace must not cost the benchmark its timings
+        return {"wall_s": wall_s, "error": f"trace not read: {type(error).__name__}: {error}"}
 
 
 def _device_run(spec, data, device: str, history, test):
