@@ -168,12 +168,12 @@ def format_table(rows: list[dict[str, Any]], spec, runs: list[DeviceRun], synthe
     lines = [
         f"{spec.dataset} {list(spec.hidden_units)}, global batch {spec.batch_size}, {num_train:,} samples/epoch, "
         f"{data}; steady epoch = median of epochs 2..{spec.epochs}",
-        f"{'device':<8} {'GPUs':>4} {'batch/replica':>13} {'epoch 1 (s)':>11} {'steady (s)':>10} "
+        f"{'device':<8} {'replicas':>8} {'batch/replica':>13} {'epoch 1 (s)':>11} {'steady (s)':>10} "
         f"{'samples/s':>10} {'speedup':>7} {'efficiency':>10} {'input floor (s)':>15} {'test acc':>8}",
     ]
     for row in rows:
         lines.append(
-            f"{row['device']:<8} {row['replicas']:>4} {row['per_replica_batch']:>13,} "
+            f"{row['device']:<8} {row['replicas']:>8} {row['per_replica_batch']:>13,} "
             f"{_fmt(row['first_epoch_s'], '.3f'):>11} {_fmt(row['steady_epoch_s'], '.3f'):>10} "
             f"{_fmt(row['samples_per_s'], ',.0f'):>10} {_fmt(row['speedup'], '.2f', 'x'):>7} "
             f"{_fmt(row['efficiency'], '.0%'):>10} {_fmt(row['input_floor_s'], '.3f'):>15} "
