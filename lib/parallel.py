@@ -173,7 +173,8 @@ def describe_data_parallel(global_batch: int, replicas: int) -> str:
         replicas: Devices training together.
 
     Returns:
-        The sentence to show next to the device choice; the reason and the fix when the batch does not split.
+        The sentence (with its full stop) to show next to the device choice; the reason and the fix when the
+        batch does not split.
     """
     try:
         share = per_replica_batch(global_batch, replicas)
@@ -181,7 +182,7 @@ def describe_data_parallel(global_batch: int, replicas: int) -> str:
         return str(error)
     return (
         f"global batch {global_batch:,} split into {replicas} x {share:,} per replica: each device computes "
-        f"the gradient of its {share:,} samples and the gradients are averaged before every update"
+        f"the gradient of its {share:,} samples and the gradients are averaged before every update."
     )
 
 

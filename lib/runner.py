@@ -61,6 +61,7 @@ from lib.jobs import (
     run_from_epoch_events,
 )
 from lib.limits import LIMIT_ENV_VARS, ServerLimits
+from lib.parallel import canonical_name, is_data_parallel
 from lib.results import DeviceRun, ProgressEvent
 from lib.spec import ModelSpec, count_params, validate_spec
 from lib.store import RunStore
@@ -344,7 +345,7 @@ class JobRunner:
             raise DeviceNotFoundError("Choose at least one device to train on, e.g. ['cpu:0'].")
         names = []
         for device in devices:
-            name = normalize_device_name(str(device))
+            name = canonical_name(device) if is_data_parallel(device) else normalize_device_name(str(device))
             if name is None:
                 raise DeviceNotFoundError(f"Device {device!r} is not a device name; use names such as 'cpu:0'.")
             if self._available_devices is not None and name not in self._available_devices:

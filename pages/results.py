@@ -11,12 +11,14 @@ from lib.charts import (
     epoch_time_chart,
     run_epochs_frame,
     run_summary_frame,
+    scaling_chart,
     throughput_chart,
     total_time_chart,
     training_curve_chart,
 )
 from lib.datasets import DATASETS
 from lib.keys import Key
+from lib.parallel import scaling_frame
 from lib.store import StoreError
 from lib.ui_state import default_comparison, history_table, run_filters, run_label
 from ui import runtime
@@ -117,6 +119,13 @@ if all_runs.empty:
 filters = draw_filters(all_runs)
 runs = store.runs(**filters)
 draw_comparison(runs)
+scaling = scaling_frame(runs)
+if not scaling.empty:
+    chart_box(
+        scaling_chart(scaling),
+        "Data parallel (all GPUs): each GPU trains on its share of every batch. Efficiency = speedup / GPUs; "
+        "100% would mean twice the GPUs halve the epoch.",
+    )
 
 with st.container(border=True):
     st.markdown(f"**Run history** ({len(runs)} of {len(all_runs)} runs)")

@@ -16,6 +16,7 @@ from lib.jobs import JobError, JobNotFoundError, JobSnapshot, JobState
 from lib.keys import Key
 from lib.limits import LIMIT_ENV_VARS
 from lib.links import RunSettings
+from lib.parallel import ALL_GPUS, data_parallel_choices, describe_data_parallel, device_label
 from lib.presets import PRESETS
 from lib.spec import SpecError
 from lib.ui_state import matching_preset
@@ -113,11 +114,15 @@ def draw_settings(busy: bool) -> None:
     """The device, epoch and sample widgets, the data choice and the Train button."""
     st.multiselect(
         "Devices (trained one after the other, same model and data)",
-        options=device_names,
+        options=device_names + data_parallel_choices(runtime.devices()),
+        format_func=device_label,
         key=Key.DEVICES,
         on_change=save_settings,
         disabled=busy,
     )
+    if ALL_GPUS in st.session_state[Key.DEVICES]:
+        gpus = sum(device.kind == "GPU" for device in runtime.devices())
+        st.caption(f"{device_label(ALL_GPUS)}: {describe_data_parallel(spec.batch_size, gpus)}")
     left, right = st.columns(2)
     left.slider(
         "Epochs",

@@ -9,11 +9,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from lib.charts import scaling_chart
 from lib.devices import DeviceInfo, DeviceNotFoundError, resolve_device
 from lib.engine import TrainingData
+from lib.keys import Key
 from lib.parallel import (
     ALL_CPUS,
     ALL_GPUS,
@@ -302,3 +305,50 @@ def test_scaling_chart_draws_epoch_time_and_efficiency(scaling_store):
     tooltip_fields = {item["field"] for item in epoch_panel["encoding"]["tooltip"]}
     assert {"num_gpus", "epoch_s", "speedup", "efficiency"} <= tooltip_fields
     assert len(spec["datasets"]) == 2  # the scaling rows and the 100% reference line
+
+
+@pytest.fixture
+def two_fake_gpus(runs_db, monkeypatch):
+    """Makes the app see two GPUs (listing only; nothing trains) and forgets them afterwards."""
+    from ui import runtime
+
+    monkeypatch.setattr(runtime, "list_devices", lambda: _devices(2, backend="tensorflow"))
+    runtime.devices.clear()
+    yield
+    runtime.devices.clear()
+
+
+def test_train_page_offers_all_gpus_and_shows_the_batch_split(two_fake_gpus):
+    at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=120)
+    at.session_state[Key.MODEL_SPEC] = ModelSpec(batch_size=2048)
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    devices = at.multiselect(key=Key.DEVICES)
+    assert "all GPUs (data parallel)" in devices.options
+    assert not any("data parallel" in caption.value for caption in at.caption)
+    devices.set_value(["gpu:0", ALL_GPUS]).run()
+    assert not at.exception
+    assert at.multiselect(key=Key.DEVICES).value == ["gpu:0", ALL_GPUS]
+    captions = [caption.value for caption in at.caption if "data parallel" in caption.value]
+    assert captions and captions[0].startswith(
+        "all GPUs (data parallel): global batch 2,048 split into 2 x 1,024 per replica"
+    )
+
+
+def test_results_page_draws_the_scaling_chart(runs_db):
+    store = RunStore()
+    tuned = ModelSpec(dataset="cifar10", hidden_units=(3000, 1000), batch_size=2048)
+    _record(store, tuned, "gpu:0", 1.0)
+    _record(store, tuned, ALL_GPUS, 0.55, replicas=2)
+    at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=120)
+    at.switch_page("pages/results.py").run()
+    assert not at.exception
+    scaling = [chart.proto for chart in at.get("vega_lite_chart") if "hconcat" in json.loads(chart.proto.spec)]
+    assert len(scaling) == 1
+    # Streamlit sends the chart's data as Arrow tables next to the spec; the first panel names its table.
+    table = json.loads(scaling[0].spec)["hconcat"][0]["data"]["name"]
+    data = next(dataset.data.data for dataset in scaling[0].datasets if dataset.name == table)
+    rows = pyarrow.ipc.open_stream(data).read_pandas()
+    assert rows["num_gpus"].tolist() == [1, 2]
+    assert rows["efficiency"].tolist() == pytest.approx([1.0, 1.0 / 0.55 / 2])
+    assert any("Efficiency = speedup / GPUs" in caption.value for caption in at.caption)

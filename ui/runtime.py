@@ -13,6 +13,7 @@ import streamlit as st
 
 from lib.devices import DeviceInfo, list_devices
 from lib.limits import LimitConfigError, ServerLimits, load_limits
+from lib.parallel import data_parallel_choices
 from lib.store import RunStore, default_db_path
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def store() -> RunStore:
 def _runner(path: str, limits: ServerLimits) -> JobRunner:
     from lib.runner import JobRunner  # only the Train and Results pages need it
 
-    return JobRunner(_store(path), limits, available_devices=device_names())
+    return JobRunner(_store(path), limits, available_devices=device_names() + data_parallel_choices(devices()))
 
 
 def runner() -> JobRunner:
