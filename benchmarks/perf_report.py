@@ -98,6 +98,8 @@ def write_json(path: pathlib.Path | None, payload: dict[str, Any]) -> None:
     """Writes the payload (NaN and infinity as null) when a path was given."""
     if path is None:
         return
+    if hasattr(os, "getloadavg"):  # other work on the machine while it ran makes its numbers slower
+        payload = {**payload, "load_average_1min_end": os.getloadavg()[0]}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_finite(payload), indent=2) + "\n")
     log(f"wrote {path}")
