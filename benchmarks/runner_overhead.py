@@ -17,8 +17,8 @@ test hook) to show the runner's own cost per job.
 
 Run from the repository root:
 
-    .venv/bin/python -m benchmarks.runner_overhead
-    .venv/bin/python -m benchmarks.runner_overhead --backends jax --jobs 5 --queue-depth 4 --device gpu:0
+    .venv/bin/python benchmarks/runner_overhead.py
+    .venv/bin/python benchmarks/runner_overhead.py --backends jax,torch --device gpu:0
 
 Results go to a temporary database unless --db is given.
 """
@@ -27,16 +27,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import statistics
+import sys
 import tempfile
 import time
 
-from lib.hardware import describe_hardware, hardware_summary
-from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobSnapshot, JobState
-from lib.limits import ServerLimits
-from lib.runner import JobRunner
-from lib.spec import ModelSpec
-from lib.store import RunStore
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from lib.hardware import describe_hardware, hardware_summary  # noqa: E402
+from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobSnapshot, JobState  # noqa: E402
+from lib.limits import ServerLimits  # noqa: E402
+from lib.runner import JobRunner  # noqa: E402
+from lib.spec import ModelSpec  # noqa: E402
+from lib.store import RunStore  # noqa: E402
 
 PARTS = ("spawn", "imports", "data", "build+eval", "training", "finish")
 

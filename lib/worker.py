@@ -176,7 +176,7 @@ def block_unused_tensorflow(environ: Mapping[str, str]) -> bool:
 def run_job(request: JobRequest, emitter: EventWriter, stop: threading.Event, hook: dict[str, Any]) -> None:
     """Imports Keras, loads the data and trains on each device in turn, sending each result as it is ready.
 
-    This is `lib.engine.train_on_devices` step by step, so a job stopped on its second device has
+    `lib.engine.train_on_devices` is called once per device, so a job killed on its second device has
     already sent the first device's result.
     """
     started = time.perf_counter()
@@ -184,30 +184,39 @@ def run_job(request: JobRequest, emitter: EventWriter, stop: threading.Event, ho
     import keras
 
     from lib.devices import resolve_device
-    from lib.engine import prepare_data, train_on_device
+    from lib.engine import train_on_devices, whole_batch_samples
 
     imported = time.perf_counter()
-    devices = [resolve_device(name) for name in request.devices]
+    for name in request.devices:
+        resolve_device(name)  # a missing device fails the job before any training
     dataset = load_job_data(request)
-    data = prepare_data(request.spec, dataset, sample_limit=request.sample_limit, test_limit=request.test_limit)
     loaded = time.perf_counter()
+    num_train = min(request.sample_limit or len(dataset.x_train), len(dataset.x_train))
     emitter.emit(
         {
             "type": "ready",
             "backend": keras.backend.backend(),
             "import_s": imported - started,
             "data_s": loaded - imported,
-            "num_train": len(data.x_train),
-            "num_test": len(data.x_test),
+            "num_train": whole_batch_samples(num_train, request.spec.batch_size),
         }
     )
     apply_start_hooks(hook, stop)
     on_progress = make_progress_callback(emitter, hook, stop)
-    for device in devices:
+    for device in request.devices:
         if stop.is_set():
             return
-        run = train_on_device(request.spec, data, device, progress=on_progress, should_stop=stop.is_set)
-        emitter.emit({"type": "result", "run": run.to_dict()})
+        runs = train_on_devices(
+            request.spec,
+            dataset,
+            [device],
+            sample_limit=request.sample_limit,
+            test_limit=request.test_limit,
+            progress=on_progress,
+            should_stop=stop.is_set,
+        )
+        for run in runs:
+            emitter.emit({"type": "result", "run": run.to_dict()})
 
 
 def apply_start_hooks(hook: dict[str, Any], stop: threading.Event) -> None:
