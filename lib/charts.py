@@ -247,7 +247,7 @@ def total_time_chart(summary: pd.DataFrame) -> alt.LayerChart:
         x=alt.X("total_s:Q").title("Total training time (s)"),
         tooltip=_summary_tooltip(),
     )
-    bars = base.mark_bar().encode(color=_series_color())
+    bars = base.mark_bar().encode(color=_series_color().legend(None))
     labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("speedup_text:N"))
     return alt.layer(bars, labels).properties(title="Total training time (shorter is faster)")
 
@@ -275,7 +275,10 @@ def epoch_time_chart(epochs: pd.DataFrame) -> alt.LayerChart:
     )
     lines = base.mark_line()
     points = base.mark_point(size=90, filled=True).encode(
-        shape=alt.Shape("phase:N").title("Phase").scale(domain=[COMPILE_PHASE, STEADY_PHASE]),
+        shape=alt.Shape("phase:N")
+        .title("Phase")
+        .scale(domain=[COMPILE_PHASE, STEADY_PHASE])
+        .legend(orient="bottom", direction="vertical", labelLimit=400),
     )
     return alt.layer(lines, points).properties(title="Time per epoch (epoch 1 includes compilation)")
 
@@ -294,7 +297,7 @@ def throughput_chart(summary: pd.DataFrame) -> alt.LayerChart:
         x=alt.X("samples_per_s:Q").title("Throughput (samples/s)"),
         tooltip=_summary_tooltip(),
     )
-    bars = base.mark_bar().encode(color=_series_color())
+    bars = base.mark_bar().encode(color=_series_color().legend(None))
     labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("samples_per_s:Q").format(",.0f"))
     return alt.layer(bars, labels).properties(title="Training throughput (longer is faster)")
 
@@ -350,7 +353,7 @@ def accuracy_on_test_set_chart(summary: pd.DataFrame) -> alt.LayerChart:
         x=alt.X("test_accuracy:Q").title("Test accuracy (%)").scale(domain=[0, 1]).axis(format="%"),
         tooltip=_summary_tooltip(),
     )
-    bars = base.mark_bar().encode(color=_series_color())
+    bars = base.mark_bar().encode(color=_series_color().legend(None))
     labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("test_accuracy:Q").format(".1%"))
     return alt.layer(bars, labels).properties(title="Test accuracy (same model, should match across devices)")
 

@@ -46,13 +46,17 @@ spec = session.current_spec(limits, runtime.device_names())
 
 
 def show_spec_in_widgets() -> None:
-    """Sets every Build widget's value from the session's spec (before the widgets are drawn)."""
+    """Sets every Build widget's value from the session's spec (before the widgets are drawn).
+
+    The preset chooser shows the preset the model still is, and nothing once the model was changed.
+    """
     current = session.current_spec(limits, runtime.device_names())
     for key, value in build_widget_values(current).items():
         if st.session_state.get(key) != value:
             st.session_state[key] = value
     if len(set(current.hidden_units)) > 1 or Key.PER_LAYER_UNITS not in st.session_state:
         st.session_state[Key.PER_LAYER_UNITS] = len(set(current.hidden_units)) > 1
+    st.session_state[Key.PRESET] = matching_preset(current, PRESETS)
 
 
 def sync_spec() -> None:

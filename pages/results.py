@@ -129,7 +129,21 @@ if not scaling.empty:
 
 with st.container(border=True):
     st.markdown(f"**Run history** ({len(runs)} of {len(all_runs)} runs)")
-    st.dataframe(history_table(runs), hide_index=True, width="stretch")
+    seconds = st.column_config.NumberColumn(format="%.2f")
+    st.dataframe(
+        history_table(runs),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Run": st.column_config.NumberColumn(format="#%d"),
+            "Date (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "Total (s)": seconds,
+            "Epoch 1 (s)": seconds,
+            "Later epochs (s)": seconds,
+            "Samples/s": st.column_config.NumberColumn(format="%.0f"),
+            "Test accuracy": st.column_config.NumberColumn(format="percent"),
+        },
+    )
     st.caption("One row per device run, newest first. Failed and cancelled runs say why in the CSV's error column.")
     st.download_button(
         "Download CSV",

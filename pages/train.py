@@ -226,7 +226,19 @@ def draw_result(job: JobSnapshot) -> None:
         st.warning(f"{text} {job.error}", icon=":material/warning:")
     if not job.results:
         return
-    st.dataframe(result_table(job), hide_index=True, width="stretch")
+    seconds = st.column_config.NumberColumn(format="%.2f")
+    st.dataframe(
+        result_table(job),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Total time (s)": seconds,
+            "Epoch 1, with compilation (s)": seconds,
+            "Later epochs (s)": seconds,
+            "Samples/s": st.column_config.NumberColumn(format="%.0f"),
+            "Test accuracy": st.column_config.NumberColumn(format="percent"),
+        },
+    )
     summary = run_summary_frame(device_runs_to_frame(list(job.results)))
     if not summary.empty:
         with st.container(border=True):

@@ -98,6 +98,7 @@ def test_total_time_chart_writes_speedup_on_bars(cpu_gpu_runs):
     assert bars["encoding"]["x"]["field"] == "total_s"
     assert bars["encoding"]["x"]["title"] == "Total training time (s)"
     assert bars["encoding"]["color"]["scale"]["scheme"] == charts.COLOR_SCHEME
+    assert bars["encoding"]["color"]["legend"] is None  # the run is named on the y axis
     assert labels["mark"]["type"] == "text"
     assert labels["encoding"]["text"]["field"] == "speedup_text"
     values = chart.to_dict()["datasets"]

@@ -44,6 +44,7 @@ def test_opens_on_the_fashion_mnist_tutorial_model(runs_db):
     assert metric(at, "Parameters") == f"{count_params(spec):,}"
     assert at.slider(key=Key.HIDDEN_LAYERS).value == 5
     assert at.select_slider(key=Key.UNITS).value == 500
+    assert at.pills(key=Key.PRESET).value == "fashion-seed"
     assert "Fashion-MNIST, as in the tutorial" in at.caption[1].value
     assert at.query_params["preset"] == "fashion-seed"
     assert at.query_params["layers"] == "5" and at.query_params["units"] == "500"
@@ -56,6 +57,7 @@ def test_each_preset_loads_with_one_click(runs_db, name):
     assert not at.exception
     preset = PRESETS[name].spec
     assert at.session_state[Key.MODEL_SPEC] == preset
+    assert at.pills(key=Key.PRESET).value == name
     assert at.slider(key=Key.HIDDEN_LAYERS).value == len(preset.hidden_units)
     assert at.selectbox(key=Key.OPTIMIZER).value == preset.optimizer
     assert at.number_input(key=Key.LEARNING_RATE).value == pytest.approx(preset.learning_rate)
@@ -82,6 +84,7 @@ def test_live_numbers_follow_the_sliders(runs_db):
     assert not at.exception
     spec = at.session_state[Key.MODEL_SPEC]
     assert spec.hidden_units == (64, 64)
+    assert at.pills(key=Key.PRESET).value is None  # the model is no preset any more
     assert metric(at, "Parameters") == f"{count_params(spec):,}" == f"{784 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10:,}"
     after = metric(at, "Parameters"), metric(at, "Training FLOPs per sample"), metric(at, "Memory per training step")
     assert all(a != b for a, b in zip(before, after, strict=True))

@@ -73,9 +73,9 @@ def show_link_notices() -> None:
 
 def write_link(spec: ModelSpec, settings: RunSettings | None = None) -> None:
     """Puts the spec (and run settings) in the address bar, so copying it shares this model."""
-    params = spec_to_query_params(spec, settings, matching_preset(spec, PRESETS))
-    if st.query_params.to_dict() != params:
-        st.query_params.from_dict(params)
+    # Written on every run, even when unchanged: a click made before the last run's URL reached the
+    # browser sends the older URL back with its rerun, and only a fresh write corrects it.
+    st.query_params.from_dict(spec_to_query_params(spec, settings, matching_preset(spec, PRESETS)))
 
 
 def _start_from_link(limits: ServerLimits, available_devices: list[str]) -> None:

@@ -1,0 +1,180 @@
+"""Real-browser test of the main path: home -> Build (Fashion-MNIST preset) -> Train on CPU -> Results charts.
+
+Also three browser sessions starting jobs at once: they queue and all finish, one after another.
+The server gets its own run database in a temporary folder. Screenshots go to `out/screenshots/`.
+Run only these with `.venv/bin/pytest -m browser tests/browser/test_browser_journey.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from lib.keys import Key
+from lib.presets import PRESETS
+from lib.spec import count_params
+from lib.store import RunStore
+from tests.browser.conftest import free_port, wait_until_healthy
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = REPO_ROOT / "out" / "screenshots"
+SCRIPT_DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+EXCEPTION = '[data-testid="stException"]'
+SUCCESS = '[data-testid="stAlertContentSuccess"]'
+INFO = '[data-testid="stAlertContentInfo"]'
+CHART = '[data-testid="stVegaLiteChart"]'
+SIDEBAR = '[data-testid="stSidebar"]'
+JOB_TIMEOUT_MS = 300_000  # a queued tiny job waits for the ones ahead; each worker imports TensorFlow
+TINY_LINK = "train?layers=1&units=32&epochs=1&batch=64&samples=300&devices=cpu:0"
+
+
+@pytest.fixture(scope="module")
+def journey(tmp_path_factory) -> Iterator[tuple[str, RunStore]]:
+    """Starts the app on a free port with a fresh run database; yields its URL and that database."""
+    folder = tmp_path_factory.mktemp("journey")
+    db_path = folder / "runs.sqlite"
+    log_path = folder / "server.log"
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "streamlit_app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    env = {**os.environ, "GPUX_RUNS_DB": str(db_path)}
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_until_healthy(url, server, log_path)
+            yield url, RunStore(db_path)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def wait_for_script(page: Page) -> None:
+    page.wait_for_selector(SCRIPT_DONE)
+    expect(page.locator(EXCEPTION)).to_have_count(0)
+
+
+def finished_job_id(page: Page) -> str:
+    """Waits for the "Job `...` finished." message and returns the job id in it."""
+    success = page.locator(SUCCESS).filter(has_text="finished")
+    expect(success).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    return re.search(r"Job (\w+) finished", success.inner_text()).group(1)
+
+
+def test_new_user_goes_from_home_to_a_cpu_timing_chart(chromium, journey):
+    url, store = journey
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(180_000)
+    page = context.new_page()
+    try:
+        # Home page, then the sidebar's "Build a model".
+        page.goto(url)
+        wait_for_script(page)
+        page.locator(SIDEBAR).get_by_role("link", name="Build a model").click()
+        expect(page.get_by_role("heading", name="Build a model", level=1)).to_be_visible()
+        wait_for_script(page)
+
+        # One click loads a preset: CIFAR-10 first, then the tutorial's Fashion-MNIST test.
+        parameters = page.locator('[data-testid="stMetricValue"]').first
+        presets = page.locator(f".st-key-{Key.PRESET}")
+        presets.get_by_role("radio", name="CIFAR-10, as in the tutorial").click()
+        expect(parameters).to_have_text(f"{count_params(PRESETS['cifar10-seed'].spec):,}")
+        presets.get_by_role("radio", name="Fashion-MNIST, as in the tutorial").click()
+        expect(parameters).to_have_text(f"{count_params(PRESETS['fashion-seed'].spec):,}")
+        expect(page.get_by_text("The tutorial's Fashion-MNIST test")).to_be_visible()
+        wait_for_script(page)
+        expect(page).to_have_url(re.compile(r"preset=fashion-seed.*layers=5.*units=500"))
+        screenshot(page, "journey_1_build")
+
+        # Train it on the CPU with a small sample.
+        page.get_by_role("link", name="Train this model").click()
+        expect(page.get_by_role("heading", name="Train", level=1)).to_be_visible()
+        wait_for_script(page)
+        expect(page.locator(f".st-key-{Key.DEVICES}")).to_contain_text("cpu:0")
+        samples = page.locator(f".st-key-{Key.SAMPLE_LIMIT} input")
+        samples.fill("500")
+        samples.press("Enter")
+        expect(page).to_have_url(re.compile(r"samples=500"))
+        wait_for_script(page)
+        page.locator(f".st-key-{Key.TRAIN} button").click()
+        expect(page.locator(f".st-key-{Key.CANCEL} button")).to_be_visible()
+        screenshot(page, "journey_2_training")
+        job_id = finished_job_id(page)
+        expect(page.locator(CHART)).to_have_count(1)
+        screenshot(page, "journey_3_trained")
+
+        # The Results page draws the job's runs.
+        page.get_by_role("link", name="See all charts on the Results page").click()
+        expect(page.get_by_role("heading", name="Results", level=1)).to_be_visible()
+        wait_for_script(page)
+        expect(page.locator(CHART)).to_have_count(6)
+        expect(page.get_by_text("how many times faster than the slowest run")).to_be_visible()
+        screenshot(page, "journey_4_results")
+
+        runs = store.runs(job_id=job_id)
+        assert list(runs["device"]) == ["cpu:0"]
+        assert list(runs["status"]) == ["done"]
+        assert list(runs["preset"]) == ["fashion-seed"]
+        assert runs["total_s"].iloc[0] > 0
+    finally:
+        context.close()
+
+
+def test_three_sessions_queue_and_all_finish(chromium, journey):
+    url, store = journey
+    contexts = [chromium.new_context(viewport={"width": 1200, "height": 900}) for _ in range(3)]
+    try:
+        pages = []
+        for context in contexts:
+            context.set_default_timeout(180_000)
+            page = context.new_page()
+            page.goto(f"{url}/{TINY_LINK}")
+            expect(page.get_by_role("heading", name="Train", level=1)).to_be_visible()
+            wait_for_script(page)
+            pages.append(page)
+        for page in pages:
+            page.locator(f".st-key-{Key.TRAIN} button").click()
+            expect(page.locator(f".st-key-{Key.CANCEL} button")).to_be_visible()
+        expect(pages[2].locator(INFO).filter(has_text="Waiting in the queue")).to_be_visible()
+        screenshot(pages[2], "queue_3_waiting")
+
+        job_ids = [finished_job_id(page) for page in pages]
+        screenshot(pages[2], "queue_3_finished")
+        assert len(set(job_ids)) == 3
+        runs = store.runs(job_id=job_ids).set_index("job_id")
+        assert set(runs["status"]) == {"done"}
+        started = [runs.loc[job_id, "started_at"] for job_id in job_ids]
+        assert started == sorted(started), "jobs must start in the order they were submitted"
+    finally:
+        for context in contexts:
+            context.close()
