@@ -5,6 +5,7 @@ draws the shared sidebar and routes to the pages in `pages/`.
 """
 
 import streamlit as st
+
 from lib.backend import backend_name
 from lib.devices import list_devices
 
