@@ -128,7 +128,7 @@ runpy.run_path("benchmarks/scaling.py", run_name="__main__")
 
 def test_scaling_benchmark_runs_on_forced_host_devices(tmp_path):
     out = tmp_path / "scaling.json"
-    args = ["-c", BENCHMARK_SCRIPT, "--kind", "cpu", "--preset", "fashion-tuned", "--synthetic", "--limit", "2048"]
+    args = ["-c", BENCHMARK_SCRIPT, "--kind", "cpu", "--preset", "fashion-tuned", "--synthetic", "--limit", "1024"]
     args += ["--test-limit", "64", "--epochs", "2", "--quiet", "--json", str(out)]
     done = _run_python(args, "jax")
     assert done.returncode == 0, done.stderr[-3000:]
