@@ -18,6 +18,9 @@ The same code path on CPU, with JAX showing two host devices (numbers mean nothi
     KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \\
         python3 benchmarks/scaling.py --kind cpu --synthetic --limit 2048 --test-limit 256 --epochs 2
 
+`--hidden-units 8192,8192,8192` (say) gives each step more device work per copied byte, to see how the
+same engine scales when the GPUs, not the input, set the pace.
+
 Exit status: 0 when every run finished, 1 when one failed, 2 for bad arguments or fewer than two devices.
 """
 
@@ -57,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         spec = get_preset(args.preset).spec.with_changes(epochs=args.epochs)
+        if args.hidden_units:
+            spec = spec.with_changes(hidden_units=args.hidden_units)
+        if args.batch_size:
+            spec = spec.with_changes(batch_size=args.batch_size)
         replicas = replica_devices(f"{args.kind}:all")
         per_replica_batch(spec.batch_size, len(replicas))
         dataset = _load(spec.dataset, args.synthetic, args.limit, args.test_limit, spec.seed)
@@ -112,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"model spec (default {DEFAULT_PRESET})")
     parser.add_argument("--kind", choices=("gpu", "cpu"), default="gpu", help="device kind to scale over")
+    parser.add_argument(
+        "--hidden-units",
+        type=_units,
+        metavar="U1,U2",
+        help="override the preset's hidden layers (more work per sample)",
+    )
+    parser.add_argument("--batch-size", type=_positive, help="override the preset's global batch size")
     parser.add_argument("--synthetic", action="store_true", help="generated data of the dataset's shapes")
     parser.add_argument("--limit", type=int, help="training samples (default: the whole training split)")
     parser.add_argument("--test-limit", type=int, default=None, help="test samples (default: all; 0 skips)")
@@ -210,6 +224,26 @@ def _load(name: str, synthetic: bool, limit: int | None, test_limit: int | None,
     num_train = min(info.num_train, limit or info.num_train)
     num_test = max(1, min(info.num_test, info.num_test if test_limit is None else test_limit))
     return synthetic_dataset(name, num_train, num_test, seed=seed)
+
+
+def _units(text: str) -> tuple[int, ...]:
+    try:
+        units = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+    if not units or min(units) < 1:
+        raise argparse.ArgumentTypeError("every hidden layer needs at least 1 unit")
+    return units
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
