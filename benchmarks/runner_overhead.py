@@ -169,6 +169,7 @@ def main() -> None:
             f"| {backend} | {args.queue_depth} | {wait['waited']:.1f} | {wait['estimated']:.1f} | "
             f"{wait['mean_job']:.1f} | {wait['waited'] / args.queue_depth:.1f} |"
         )
+    print(f"\nLoad average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
