@@ -8,8 +8,8 @@ The diagnosis is read from numbers only, in this order (thresholds below, with t
    tracing and compiling) is at least `COMPILE_DOMINATES_SHARE` of the whole run (the verdict of the
    later epochs alone, rules 2 to 5, is kept beside it as the steady-state diagnosis);
 2. close to the hardware: the run reaches at least `CLOSE_SHARE` of the ceiling;
-3. bound by per-step overhead: one step holds less than `STEP_WORK_FLOOR_S` of arithmetic at the
-   ceiling, so fixed per-step costs (dispatch, kernel launches, Python) take most of each step;
+3. bound by per-step overhead: one step holds less than `STEP_WORK_FLOOR_S` (per device type) of
+   arithmetic at the ceiling, so fixed per-step costs (dispatch, kernel launches, Python) take most of it;
 4. bound by data movement: each step has enough arithmetic, yet the run reaches less than
    `LOW_SHARE` of the ceiling, so time goes to copying and reading data, not to multiplying;
 5. otherwise part of each step is overhead, and the hint is the same as in 3, milder.
@@ -25,14 +25,17 @@ from typing import Any
 
 import pandas as pd
 
-from lib.ceilings import Ceiling, find_ceiling
+from lib.ceilings import Ceiling, device_type, find_ceiling
 
 COMPILE_DOMINATES_SHARE = 0.5  # compilation is at least half the run: more epochs amortise it
 CLOSE_SHARE = 0.5  # half the matrix-product ceiling is near the best an MLP step can do (it also has
 #                    activations, the loss and the optimizer update, which are memory-bound)
 LOW_SHARE = 0.2  # below a fifth of the ceiling with enough work per step, arithmetic is not the bound
-STEP_WORK_FLOOR_S = 1e-4  # 100 microseconds: the order of one step's fixed cost in a Python-driven
-#                           framework (dispatch, kernel launches); a step with less arithmetic is overhead-bound
+# The order of one training step's fixed cost, by device type: on a GPU the dispatch and kernel launches of
+# a Python-driven framework (~100 microseconds); on a CPU the framework's per-step work plus small matrix
+# products that cannot keep every core busy (~1 millisecond). A step with less arithmetic is overhead-bound.
+STEP_WORK_FLOOR_S = {"gpu": 1e-4, "cpu": 1e-3}
+ABOVE_CEILING_SHARE = 1.1  # a run this far above its ceiling means the ceiling was measured on a busy device
 BF16_HINT_RATIO = 1.5  # suggest mixed precision when the bfloat16 ceiling is at least this much higher
 TF32_BACKENDS = ("jax", "tensorflow")  # backends whose float32 matmuls use TF32 on NVIDIA GPUs by default
 
@@ -221,12 +224,17 @@ def _steady_verdict(
         return "no timing", "no steady-state timing to diagnose (the run did not finish an epoch)"
     if share is None:
         return "no timing", f"no {precision} ceiling measured for {device}: measure it to compare"
+    if share >= ABOVE_CEILING_SHARE:
+        return "close", (
+            f"at the hardware's limit ({share:.0%} of the {precision} ceiling, which was probably measured "
+            "while the device was busy: measure it again)"
+        )
     if share >= CLOSE_SHARE:
         return "close", f"close to the hardware ({share:.0%} of the {precision} ceiling)" + _precision_hint(
             precision, spec, ceilings, device
         )
     ideal = numbers["ideal_step_s"]
-    if ideal is not None and ideal < STEP_WORK_FLOOR_S:
+    if ideal is not None and ideal < STEP_WORK_FLOOR_S[device_type(device)]:
         return "overhead", (
             f"bound by per-step overhead ({share:.1%} of the {precision} ceiling; "
             f"{numbers['step_s'] * 1e6:.0f} µs per step for {ideal * 1e6:.1f} µs of arithmetic): "
@@ -235,12 +243,23 @@ def _steady_verdict(
     if share < LOW_SHARE:
         return "data movement", (
             f"bound by data movement, not arithmetic ({share:.1%} of the {precision} ceiling): "
-            "keep the input on the device, or use mixed precision to halve the bytes moved"
+            + _data_movement_hint(spec, device)
         )
     return "partly overhead", (
         f"{share:.0%} of the {precision} ceiling: part of each step is overhead; "
         "a larger batch or steps per execution may close some of the gap"
     )
+
+
+def _data_movement_hint(spec: Any, device: str) -> str:
+    """What moves fewer bytes per FLOP: on a GPU the host-side input first, then narrower numbers."""
+    if device_type(device) == "cpu":
+        return "a larger batch reuses each weight for more samples per byte read"
+    if not getattr(spec, "device_resident", False):
+        return "keep the input on the device, or use mixed precision to halve the bytes moved"
+    if spec.precision == "float32":
+        return "use mixed precision to halve the bytes moved, or a larger batch"
+    return "a larger batch reuses each weight for more samples per byte read"
 
 
 def _precision_hint(precision: str, spec: Any, ceilings: Sequence[Ceiling], device: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from lib import diagnosis
@@ -78,6 +80,18 @@ def test_large_batch_with_host_input_is_data_bound():
     assert "keep the input on the device" in result.message
 
 
+@pytest.mark.parametrize(
+    ("precision", "hint"),
+    [("float32", "use mixed precision to halve the bytes moved"), ("mixed_bfloat16", "a larger batch reuses")],
+)
+def test_data_movement_hint_once_the_input_is_on_the_device(precision, hint):
+    spec = SimpleNamespace(batch_size=2048, precision=precision, device_resident=True)
+    result = diagnosis.assess(cifar_run(steady=0.2, first=0.5), spec, H200)
+    assert result.verdict == "data movement"
+    assert hint in result.message
+    assert "keep the input on the device" not in result.message
+
+
 def test_compilation_verdict_keeps_the_steady_state_diagnosis():
     # Same steady state, but 10 epochs behind a 3 s first epoch: compilation is 75 % of the run.
     result = diagnosis.assess(cifar_run(steady=0.095, first=3.0), cifar_spec(2048), H200)
@@ -108,6 +122,33 @@ def test_close_on_cpu_has_no_bf16_hint_when_bf16_is_slower():
     steady = CIFAR_FLOPS_PER_SAMPLE * 10_240 / 300e9  # 300 GFLOP/s of a 435 GFLOP/s ceiling
     run = cifar_run("cpu:0", "tensorflow", num_train=10_240, steady=steady, first=steady * 1.2, epochs=3)
     assert diagnosis.diagnose(run, cifar_spec(2048), CPU) == "close to the hardware (69% of the float32 strict ceiling)"
+
+
+def test_tutorial_batch_on_cpu_is_overhead_bound():
+    # Fashion-MNIST MLP at batch 32: 8.4 MFLOP x 32 per step = 0.6 ms at 435 GFLOP/s, under the CPU's 1 ms floor.
+    spec = ModelSpec(batch_size=32)
+    run = cifar_run("cpu:0", "tensorflow", num_train=10_240, steady=10_240 * 8.4e6 / 60e9, first=5.0, epochs=3)
+    run.achieved_flops_per_s = 60e9
+    result = diagnosis.assess(run, spec, CPU)
+    assert result.verdict == "overhead"
+    assert result.message.endswith("try a larger batch or steps per execution")
+
+
+def test_data_movement_hint_on_cpu_is_a_larger_batch():
+    # Batch 256 on the CPU (6 ms of arithmetic per step) at 10 % of the ceiling.
+    steady = CIFAR_FLOPS_PER_SAMPLE * 10_240 / 43.5e9
+    run = cifar_run("cpu:0", "tensorflow", num_train=10_240, steady=steady, first=steady * 1.2, epochs=3)
+    result = diagnosis.assess(run, cifar_spec(256), CPU)
+    assert result.verdict == "data movement"
+    assert result.message.endswith("a larger batch reuses each weight for more samples per byte read")
+
+
+def test_above_the_ceiling_asks_to_measure_it_again():
+    steady = CIFAR_FLOPS_PER_SAMPLE * 10_240 / 900e9  # twice the 435 GFLOP/s ceiling
+    run = cifar_run("cpu:0", "tensorflow", num_train=10_240, steady=steady, first=steady * 1.2, epochs=3)
+    message = diagnosis.diagnose(run, cifar_spec(2048), CPU)
+    assert message.startswith("at the hardware's limit (207% of the float32 strict ceiling")
+    assert "measure it again" in message
 
 
 def test_middle_band_is_partly_overhead():
