@@ -20,6 +20,8 @@ class Key(StrEnum):
     MATMUL_RUN = "matmul_run"
     MATMUL_DTYPE = "matmul_dtype"
     MATMUL_RESULTS = "matmul_results"  # session state: the last sweep's DataFrame
+    MATMUL_TIME_CHART = "matmul_time_chart"
+    MATMUL_GFLOPS_CHART = "matmul_gflops_chart"
 
     # Build, Train and Results pages (stable names required by the browser tests)
     PRESET = "preset"

@@ -1,0 +1,128 @@
+"""AppTests of the "What is a GPU?" page, run through the router like a visitor would reach it."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import lib.devices
+import lib.matmul
+from lib.devices import DeviceInfo, has_gpu, list_devices
+from lib.keys import Key
+from lib.matmul import gflops_per_second
+from tests.conftest import REPO_ROOT
+
+PAGE = "pages/gpu.py"
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """The page caches the device list per process; tests that fake devices must not leak them."""
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(element.proto.spec) for element in at.get("vega_lite_chart")]
+
+
+def test_page_renders_explanation_and_device_table():
+    at = open_page()
+    assert not at.exception
+    assert at.title[0].value == "What is a GPU?"
+    text = " ".join(markdown.value for markdown in at.markdown)
+    for idea in ("latency", "throughput", "Parallelism", "virtual desktops (VDI)", "high-performance computing"):
+        assert idea in text
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["Device", "Type", "Description", "Memory", "Compute capability"]
+    assert table["Device"].tolist() == [device.name for device in list_devices()]
+    assert any("built with" in caption.value for caption in at.caption)
+
+
+def test_slider_is_capped_by_the_server_limit(monkeypatch):
+    monkeypatch.setenv("GPUX_MAX_MATMUL_N", "100")
+    at = open_page()
+    assert not at.exception
+    slider = at.select_slider(key=Key.MATMUL_SIZES)
+    assert slider.options == ["16", "32", "64"]
+    assert any("allows N up to 100 (GPUX_MAX_MATMUL_N)" in caption.value for caption in at.caption)
+
+
+def test_bad_limit_setting_is_shown_not_raised(monkeypatch):
+    monkeypatch.setenv("GPUX_MAX_MATMUL_N", "lots")
+    at = open_page()
+    assert not at.exception
+    assert any("GPUX_MAX_MATMUL_N='lots'" in error.value for error in at.error)
+
+
+def test_run_button_times_every_device_and_draws_both_charts():
+    at = open_page()
+    at.select_slider(key=Key.MATMUL_SIZES).set_range(16, 32).run()
+    at.button(key=Key.MATMUL_RUN).click().run()
+    assert not at.exception
+    results = at.session_state[Key.MATMUL_RESULTS]
+    devices = list_devices()
+    assert sorted(set(results["device"])) == sorted(device.name for device in devices)
+    assert sorted(set(results["n"])) == [16, 32]
+    specs = chart_specs(at)
+    assert len(specs) == 2
+    assert {spec["encoding"]["y"]["field"] for spec in specs} == {"seconds", "gflops_per_s"}
+    if has_gpu(devices):
+        assert at.success or at.warning
+    else:
+        assert any("no GPU is visible to Keras" in warning.value for warning in at.warning)
+        assert any('pip install "tensorflow[and-cuda]"' in warning.value for warning in at.warning)
+
+
+def test_results_survive_a_rerun_without_recomputing(monkeypatch):
+    at = open_page()
+    at.select_slider(key=Key.MATMUL_SIZES).set_range(16, 16).run()
+    at.button(key=Key.MATMUL_RUN).click().run()
+    first = at.session_state[Key.MATMUL_RESULTS]
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a rerun recomputed the sweep")
+
+    monkeypatch.setattr(lib.matmul, "sweep", must_not_run)
+    at.selectbox(key=Key.MATMUL_DTYPE).select("bfloat16").run()
+    assert not at.exception
+    assert at.session_state[Key.MATMUL_RESULTS] is first
+    assert len(chart_specs(at)) == 2
+
+
+def test_with_a_gpu_the_page_says_where_it_overtakes(monkeypatch):
+    cpu = DeviceInfo("cpu:0", "CPU", "Test CPU, 2 cores", 2**34, None, "tensorflow")
+    gpu = DeviceInfo("gpu:0", "GPU", "NVIDIA H100 80GB HBM3", 80 * 2**30, "9.0", "tensorflow")
+    timings = {("cpu:0", 16): 1e-5, ("gpu:0", 16): 4e-5, ("cpu:0", 32): 8e-5, ("gpu:0", 32): 4e-5}
+
+    def fake_sweep(devices, sizes, repeats, dtype, limits, available=None, on_timing=None):
+        rows = [
+            {"device": d, "n": n, "dtype": dtype, "seconds": timings[d, n], "repeats": repeats}
+            for d in devices
+            for n in sizes
+        ]
+        frame = pd.DataFrame(rows)
+        return frame.assign(gflops_per_s=gflops_per_second(frame["n"], frame["seconds"]))
+
+    monkeypatch.setattr(lib.devices, "list_devices", lambda backend=None: [cpu, gpu])
+    monkeypatch.setattr(lib.matmul, "sweep", fake_sweep)
+    at = open_page()
+    assert at.dataframe[0].value["Compute capability"].tolist() == ["-", "9.0"]
+    assert not at.info
+    at.select_slider(key=Key.MATMUL_SIZES).set_range(16, 32).run()
+    at.button(key=Key.MATMUL_RUN).click().run()
+    assert not at.exception
+    assert "The GPU overtakes the CPU from N = 32 on." in at.success[0].value
+    assert "2.0 times faster" in at.success[0].value
