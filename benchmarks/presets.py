@@ -99,6 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--spe", type=int, default=64, help="steps_per_execution for the tutorial rows (default 64)")
     parser.add_argument("--device-resident", action="store_true", help="add lib.fastpath rows (JAX backend only)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip measuring the device's matmul ceiling")
+    parser.add_argument("--ceiling-n", type=int, help="matrix size of the ceiling (default 4096 CPU, 8192 GPU)")
     parser.add_argument(
         "--profile", action="store_true", help="JAX profiler trace of one extra steady epoch per row (GPU busy time)"
     )
@@ -148,12 +149,12 @@ def run_config(config: Config, dataset, device: str, args) -> tuple[DeviceRun, d
     return run, profile_fit(spec, data, device) if args.profile else None
 
 
-def measure_device_ceilings(device: str, precisions: set[str], skip: bool) -> list:
-    if skip:
+def measure_device_ceilings(device: str, precisions: set[str], args) -> list:
+    if args.no_ceiling:
         return []
     log(f"measuring the matmul ceiling of {device} ({', '.join(sorted(precisions))})...")
     try:
-        ceilings = measure_ceilings(device, precisions=sorted(precisions))
+        ceilings = measure_ceilings(device, args.ceiling_n, precisions=sorted(precisions))
     except CeilingError as error:
         log(f"ceiling not measured: {error}")
         return []
@@ -223,7 +224,7 @@ def main(argv=None) -> int:
         log(fastpath.unsupported_reason())
     configs = [config for name in args.presets for config in configs_for(name, args, device)]
     precisions = {run_precision(c.spec.precision, keras.backend.backend(), device) for c in configs}
-    ceilings = measure_device_ceilings(device, precisions, args.no_ceiling)
+    ceilings = measure_device_ceilings(device, precisions, args)
     datasets = {}
     rows = []
     for config in configs:

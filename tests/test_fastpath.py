@@ -107,6 +107,54 @@ print("REPORT" + json.dumps(report))
 """
 
 
+# The performance benchmarks as the GPU machine runs them: JAX, with TensorFlow, Streamlit and Altair
+# unimportable; tiny sizes so that only the code paths are exercised.
+BENCHMARK_RUNS = r"""
+import json
+import sys
+
+for name in ("tensorflow", "streamlit", "altair"):
+    sys.modules[name] = None
+
+from benchmarks import ceilings, peers, presets
+
+out = sys.argv[1]
+codes = {
+    "ceilings": ceilings.main(
+        ["--devices", "cpu:0", "--backends", "jax", "--n", "256", "--repeats", "1", "--json", f"{out}/ceilings.json"]
+    ),
+    "presets": presets.main(
+        ["--presets", "fashion-seed,fashion-tuned", "--samples", "1024", "--epochs", "2", "--synthetic",
+         "--device-resident", "--spe", "4", "--test-samples", "64", "--ceiling-n", "256", "--profile",
+         "--json", f"{out}/presets.json"]
+    ),
+    "peers": peers.main(
+        ["--preset", "fashion-seed", "--batch-sizes", "64", "--samples", "256", "--epochs", "2", "--synthetic",
+         "--peers", "engine,device-resident,keras-fit", "--json", f"{out}/peers.json"]
+    ),
+}
+print("CODES" + json.dumps(codes))
+"""
+
+
+@pytest.fixture(scope="module")
+def benchmark_outputs(tmp_path_factory) -> tuple[dict, dict]:
+    out = tmp_path_factory.mktemp("benchmarks")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", BENCHMARK_RUNS, str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("CODES"))
+    files = {name: json.loads((out / f"{name}.json").read_text()) for name in ("ceilings", "presets", "peers")}
+    return json.loads(line.removeprefix("CODES")), files
+
+
 @pytest.fixture(scope="module")
 def jax_report() -> dict:
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO_ROOT)}
@@ -176,3 +224,47 @@ def test_fewer_samples_than_a_batch_make_one_step(jax_report):
 def test_errors_say_the_fix(jax_report):
     assert "at least one" in jax_report["errors"]["empty"]
     assert "compiled" in jax_report["errors"]["uncompiled"]
+
+
+def test_benchmarks_run_without_tensorflow(benchmark_outputs):
+    codes, files = benchmark_outputs
+    assert codes == {"ceilings": 0, "presets": 0, "peers": 0}
+    for payload in files.values():
+        assert payload["backend"] == "jax"
+        assert payload["date"] and payload["command"] and payload["hardware"]
+
+
+def test_ceilings_benchmark_records_each_precision(benchmark_outputs):
+    ceilings = benchmark_outputs[1]["ceilings"]["ceilings"]
+    assert [(c["device"], c["precision"], c["backend"]) for c in ceilings] == [
+        ("cpu:0", "float32 strict", "jax"),
+        ("cpu:0", "bfloat16", "jax"),
+    ]
+    assert all(c["flops_per_s"] == pytest.approx(2 * c["n"] ** 3 / c["seconds"]) for c in ceilings)
+
+
+def test_presets_benchmark_has_tutorial_tuned_and_device_resident_rows(benchmark_outputs):
+    rows = {row["config"]: row for row in benchmark_outputs[1]["presets"]["rows"]}
+    assert list(rows) == [
+        "fashion-seed (tutorial)",
+        "fashion-seed + steps_per_execution 4",
+        "fashion-seed, input on device",
+        "fashion-tuned",
+        "fashion-tuned, input on device",
+        "fashion-tuned, input on device, mixed_bfloat16",
+    ]
+    tuned = rows["fashion-tuned, input on device"]
+    assert tuned["batch_size"] == 1024 and tuned["device_resident"] and tuned["steps_per_call"] == "epoch"
+    assert len(tuned["epoch_s"]) == 2  # the extra profiled epoch is not counted
+    assert all(row["steady_epoch_s"] > 0 and row["share_pct"] > 0 and row["diagnosis"] for row in rows.values())
+    assert rows["fashion-seed (tutorial)"]["profile"]["error"].startswith("no GPU lines")  # CPU: nothing to split
+
+
+def test_peers_benchmark_compares_against_the_engine(benchmark_outputs):
+    rows = benchmark_outputs[1]["peers"]["rows"]
+    peers = [row["peer"] for row in rows]
+    # The middle row goes through the engine once ModelSpec has a device_resident option, else through fastpath.
+    assert peers[0] == "engine" and peers[2] == "keras fit (bare)"
+    assert peers[1] in ("engine, input on device", "fastpath, input on device")
+    assert rows[0]["vs_engine"] == 1.0
+    assert all(row["batch_size"] == 64 and row["tflops"] > 0 for row in rows)
