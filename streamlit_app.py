@@ -1,7 +1,7 @@
 """CPU vs GPU deep learning, explained with live measurements: the app's router.
 
 Run with `make run` (or `streamlit run streamlit_app.py`). This file only sets up the page,
-draws the shared sidebar and routes to the pages in `pages/`.
+draws the shared sidebar and routes to the pages in `app_pages/`.
 """
 
 import streamlit as st
@@ -28,15 +28,14 @@ def draw_sidebar() -> None:
 
 pages = {
     "Learn": [
-        st.Page(
-            "pages/gpu.py", title="What is a GPU?", icon=":material/developer_board:", url_path="gpu", default=True
-        ),
-        st.Page("pages/datasets.py", title="Datasets", icon=":material/image:", url_path="datasets"),
+        st.Page("app_pages/home.py", title="Start here", icon=":material/home:", url_path="home", default=True),
+        st.Page("app_pages/gpu.py", title="What is a GPU?", icon=":material/developer_board:", url_path="gpu"),
+        st.Page("app_pages/datasets.py", title="Datasets", icon=":material/image:", url_path="datasets"),
     ],
     "Train a model": [
-        st.Page("pages/build.py", title="Build a model", icon=":material/construction:", url_path="build"),
-        st.Page("pages/train.py", title="Train", icon=":material/play_arrow:", url_path="train"),
-        st.Page("pages/results.py", title="Results", icon=":material/bar_chart:", url_path="results"),
+        st.Page("app_pages/build.py", title="Build a model", icon=":material/construction:", url_path="build"),
+        st.Page("app_pages/train.py", title="Train", icon=":material/play_arrow:", url_path="train"),
+        st.Page("app_pages/results.py", title="Results", icon=":material/bar_chart:", url_path="results"),
     ],
 }
 

@@ -20,7 +20,7 @@ def open_build(query: dict[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     for name, value in (query or {}).items():
         at.query_params[name] = value
-    at.switch_page("pages/build.py").run()
+    at.switch_page("app_pages/build.py").run()
     assert not at.exception
     return at
 

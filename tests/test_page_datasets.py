@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from lib.keys import Key
 from tests.conftest import REPO_ROOT
 
-PAGE = "pages/datasets.py"
+PAGE = "app_pages/datasets.py"
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from lib.keys import Key
 from lib.matmul import gflops_per_second
 from tests.conftest import REPO_ROOT
 
-PAGE = "pages/gpu.py"
+PAGE = "app_pages/gpu.py"
 
 
 @pytest.fixture(autouse=True)

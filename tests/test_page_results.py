@@ -57,7 +57,7 @@ def open_results(session: dict | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     for key, value in (session or {}).items():
         at.session_state[key] = value
-    at.switch_page("pages/results.py").run()
+    at.switch_page("app_pages/results.py").run()
     assert not at.exception
     return at
 

@@ -27,7 +27,7 @@ def open_train(spec: ModelSpec | None = None, query: dict[str, str] | None = Non
         at.query_params[name] = value
     if spec is not None:
         at.session_state[Key.MODEL_SPEC] = spec
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception
     return at
 
@@ -76,7 +76,7 @@ def test_tiny_cpu_training_ends_with_results_on_both_pages(runs_db):
     assert any("speedup_text" in json.dumps(chart) for chart in charts(at))
     assert not at.button(key=Key.TRAIN).disabled
 
-    at.switch_page("pages/results.py").run()
+    at.switch_page("app_pages/results.py").run()
     assert not at.exception
     compared = at.multiselect(key=Key.RESULTS_COMPARE).value
     assert len(compared) == 1

@@ -321,7 +321,7 @@ def two_fake_gpus(runs_db, monkeypatch):
 def test_train_page_offers_all_gpus_and_shows_the_batch_split(two_fake_gpus):
     at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=120)
     at.session_state[Key.MODEL_SPEC] = ModelSpec(batch_size=2048)
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception
     devices = at.multiselect(key=Key.DEVICES)
     assert "all GPUs (data parallel)" in devices.options
@@ -341,7 +341,7 @@ def test_results_page_draws_the_scaling_chart(runs_db):
     _record(store, tuned, "gpu:0", 1.0)
     _record(store, tuned, ALL_GPUS, 0.55, replicas=2)
     at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=120)
-    at.switch_page("pages/results.py").run()
+    at.switch_page("app_pages/results.py").run()
     assert not at.exception
     scaling = [chart.proto for chart in at.get("vega_lite_chart") if "hconcat" in json.loads(chart.proto.spec)]
     assert len(scaling) == 1

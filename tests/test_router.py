@@ -16,7 +16,16 @@ def open_app() -> AppTest:
 def test_router_renders_the_default_page_without_exception():
     at = open_app()
     assert not at.exception
-    assert at.title[0].value == "What is a GPU?"
+    assert at.title[0].value == "CPU vs GPU deep learning"
+
+
+def test_home_page_links_every_step_and_names_the_tutorial_presets():
+    at = open_app()
+    markdown = " ".join(element.value for element in at.markdown)
+    assert "`cifar10-seed`" in markdown and "`fashion-seed`" in markdown
+    assert "softmax" in markdown
+    page_links = at.get("page_link")
+    assert [link.proto.page for link in page_links] == ["gpu", "datasets", "build", "train", "results"]
 
 
 def test_sidebar_shows_backend_and_devices():
@@ -29,6 +38,6 @@ def test_sidebar_shows_backend_and_devices():
 
 def test_datasets_page_is_reachable_through_the_router():
     at = open_app()
-    at.switch_page("pages/datasets.py").run()
+    at.switch_page("app_pages/datasets.py").run()
     assert not at.exception
-    assert at.title[0].value != "What is a GPU?"
+    assert at.title[0].value == "Datasets"

@@ -45,7 +45,7 @@ def assert_router_ran(page: Page) -> None:
 
 def test_first_visit_by_deep_link_goes_through_the_router(page: Page, fresh_app_url: str, tmp_path):
     # A freshly started server whose first request is the GPU page's own link (a bookmark), not "/".
-    # Streamlit 1.67 runs files in `pages/` directly (no router, no sidebar) until some session has run
+    # Streamlit 1.67 runs files in `app_pages/` directly (no router, no sidebar) until some session has run
     # st.navigation, and it serves the default page at "/" only, so "/gpu" must be a real route.
     open_page(page, f"{fresh_app_url}/gpu", "What is a GPU?")
     page.screenshot(path=tmp_path / "first_visit_gpu.png", full_page=True)
@@ -54,7 +54,7 @@ def test_first_visit_by_deep_link_goes_through_the_router(page: Page, fresh_app_
 
 
 def test_gpu_page_explains_lists_devices_and_races(page: Page, app_url: str, tmp_path):
-    open_page(page, f"{app_url}/", "What is a GPU?")
+    open_page(page, f"{app_url}/gpu", "What is a GPU?")
     assert_no_errors(page)
     assert_router_ran(page)
     expect(page.get_by_text("Parallelism is the key.")).to_be_visible()
@@ -85,8 +85,13 @@ def test_datasets_page_loads_fashion_mnist_by_default(page: Page, app_url: str, 
     expect(page.get_by_text("x_train.shape  = (60000, 28, 28)")).to_be_visible()
 
 
-def test_sidebar_navigates_between_the_two_pages(page: Page, app_url: str):
-    open_page(page, app_url, "What is a GPU?")
+def test_home_and_sidebar_lead_to_both_pages(page: Page, app_url: str):
+    open_page(page, app_url, "CPU vs GPU deep learning")
+    assert_no_errors(page)
+    page.get_by_role("main").get_by_role("link", name="1. What is a GPU?").click()
+    expect(page.get_by_role("heading", name="What is a GPU?", level=1)).to_be_visible()
+    page.wait_for_selector(SCRIPT_DONE)
+    assert page.url.rstrip("/").endswith("/gpu")
     page.locator(SIDEBAR).get_by_role("link", name="Datasets").click()
     expect(page.get_by_role("heading", name="Datasets", level=1)).to_be_visible()
     page.wait_for_selector(SCRIPT_DONE)

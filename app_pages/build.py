@@ -281,6 +281,6 @@ with controls:
     )
 with numbers:
     draw_live_numbers()
-    st.page_link("pages/train.py", label="Train this model", icon=":material/play_arrow:")
+    st.page_link("app_pages/train.py", label="Train this model", icon=":material/play_arrow:")
 
 session.write_link(spec, session.run_settings())

@@ -113,7 +113,7 @@ except StoreError as error:
 
 if all_runs.empty:
     st.info("No runs yet. Build a model and train it: its timings appear here.", icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/play_arrow:")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/play_arrow:")
     st.stop()
 
 filters = draw_filters(all_runs)

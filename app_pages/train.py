@@ -244,13 +244,13 @@ def draw_result(job: JobSnapshot) -> None:
         with st.container(border=True):
             st.altair_chart(total_time_chart(summary), width="stretch")
             st.caption("Shorter bars are faster; the label says how many times faster than the slowest device.")
-    st.page_link("pages/results.py", label="See all charts on the Results page", icon=":material/bar_chart:")
+    st.page_link("app_pages/results.py", label="See all charts on the Results page", icon=":material/bar_chart:")
 
 
 st.title("Train")
 session.show_link_notices()
 st.markdown(f"Model: {describe_model()}")
-st.page_link("pages/build.py", label="Change the model", icon=":material/construction:")
+st.page_link("app_pages/build.py", label="Change the model", icon=":material/construction:")
 if not has_gpu(runtime.devices()):
     st.info(
         "This server has no GPU, so every run here is on the CPU. You can still compare: train the same model "

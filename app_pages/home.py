@@ -1,0 +1,34 @@
+"""Home: what this app teaches and the path through it, one link per step."""
+
+import streamlit as st
+
+from lib.presets import PRESETS
+
+st.title("CPU vs GPU deep learning")
+st.markdown(
+    "Why do neural networks train faster on a GPU, and when do they not? This app answers with "
+    "**live measurements on this machine**: you build a small network, train it on the devices you choose, "
+    "and compare the timings."
+)
+
+st.subheader("The lesson, step by step")
+steps = [
+    ("app_pages/gpu.py", "What is a GPU?", "Many simple cores against a few complex ones; race them."),
+    ("app_pages/datasets.py", "Datasets", "CIFAR-10 and Fashion-MNIST: samples, charts, preprocessing."),
+    ("app_pages/build.py", "Build a model", "Sliders for layers and units; see parameters, FLOPs and the Keras code."),
+    ("app_pages/train.py", "Train", "Time the training on each device, with live progress and a fair queue."),
+    ("app_pages/results.py", "Results", "Time per device, speedup, per-epoch time, throughput, learning curves."),
+]
+for number, (page, label, what) in enumerate(steps, start=1):
+    with st.container(border=True):
+        st.page_link(page, label=f"{number}. {label}", icon=":material/arrow_forward:")
+        st.caption(what)
+
+st.subheader("The tutorial's two experiments, one click each")
+st.markdown(
+    "On **Build a model**, the presets reproduce a well-known tutorial: "
+    + "; ".join(f"**{preset.title}** (`{name}`)" for name, preset in PRESETS.items() if name.endswith("-seed"))
+    + '. The tutorial used sigmoid outputs and called CIFAR-10 "digits"; CIFAR-10 holds photos of ten kinds of '
+    "object, each image has exactly one class, so we use softmax, which gives a probability distribution over the "
+    "classes, as categorical cross-entropy expects."
+)
