@@ -96,13 +96,15 @@ def fit_device_resident(
         `EpochStats` of each finished epoch. The model holds the trained weights afterwards.
 
     Raises:
-        FastPathError: Not the JAX backend, model not compiled, or no samples.
+        FastPathError: Not the JAX backend, a Keras distribution (data parallel) in force, model not
+            compiled, or no samples.
     """
     if not supported():
         raise FastPathError(unsupported_reason())
     import jax
     import jax.numpy as jnp
 
+    _check_single_device()
     batch_size, steps = _batch_and_steps(len(x), batch_size)
     loss_fn = _compiled_loss(model)
     optimizer = model.optimizer
@@ -128,6 +130,17 @@ def fit_device_resident(
     # Only now does the model change: an error above leaves its weights as they were.
     _write_back(model, state)
     return history
+
+
+def _check_single_device() -> None:
+    """The loop trains on the device holding the weights; a Keras distribution spreads them over several."""
+    import keras
+
+    if keras.distribution.distribution() is not None:
+        raise FastPathError(
+            "Input kept on the device trains on one device; a data-parallel run (a Keras distribution is set) "
+            "uses model.fit instead."
+        )
 
 
 def _batch_and_steps(num_samples: int, batch_size: int) -> tuple[int, int]:

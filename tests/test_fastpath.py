@@ -102,6 +102,15 @@ try:
     fit_device_resident(bare, x_float, y, batch_size=BATCH, epochs=1, seed=0)
 except FastPathError as error:
     errors["uncompiled"] = str(error)
+
+# A Keras distribution (data parallel) spreads the weights over devices: the loop refuses it.
+import jax
+
+with keras.distribution.DataParallel(devices=jax.devices("cpu")).scope():
+    try:
+        fit_device_resident(mlp(), x_float, y, batch_size=BATCH, epochs=1, seed=0)
+    except FastPathError as error:
+        errors["distributed"] = str(error)
 report["errors"] = errors
 print("REPORT" + json.dumps(report))
 """
@@ -224,6 +233,7 @@ def test_fewer_samples_than_a_batch_make_one_step(jax_report):
 def test_errors_say_the_fix(jax_report):
     assert "at least one" in jax_report["errors"]["empty"]
     assert "compiled" in jax_report["errors"]["uncompiled"]
+    assert "data-parallel run" in jax_report["errors"]["distributed"]
 
 
 def test_benchmarks_run_without_tensorflow(benchmark_outputs):
