@@ -315,16 +315,15 @@ def main(argv=None) -> int:
         changes["steps_per_execution"] = args.steps_per_execution
     dataset = load_data(preset.spec.dataset, args.samples, args.synthetic)
     rows = []
+    payload = {**record, "preset": args.preset, "device": device, "synthetic": dataset.synthetic, "rows": rows}
     for batch_size in args.batch_sizes:
         spec = preset.spec.with_changes(batch_size=batch_size, **changes)
         rows.extend(run_batch_size(args, spec, dataset, device))
+        write_json(args.json, payload, quiet=True)  # a run stopped by a time limit keeps its rows
     title = f"{args.preset} on {device}, {'synthetic' if dataset.synthetic else 'real'} data, {args.epochs} epochs"
     print(f"\n{title}", flush=True)
     print_table(rows, COLUMNS)
-    write_json(
-        args.json,
-        {**record, "preset": args.preset, "device": device, "synthetic": dataset.synthetic, "rows": rows},
-    )
+    write_json(args.json, payload)
     return 0 if rows else 1
 
 

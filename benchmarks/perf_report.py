@@ -94,15 +94,19 @@ def _cell(value: Any, spec: str) -> str:
     return str(value)
 
 
-def write_json(path: pathlib.Path | None, payload: dict[str, Any]) -> None:
-    """Writes the payload (NaN and infinity as null) when a path was given."""
+def write_json(path: pathlib.Path | None, payload: dict[str, Any], *, quiet: bool = False) -> None:
+    """Writes the payload (NaN and infinity as null) when a path was given.
+
+    Scripts also write after each finished row (`quiet`), so a run stopped by a time limit keeps its rows.
+    """
     if path is None:
         return
     if hasattr(os, "getloadavg"):  # other work on the machine while it ran makes its numbers slower
         payload = {**payload, "load_average_1min_end": os.getloadavg()[0]}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_finite(payload), indent=2) + "\n")
-    log(f"wrote {path}")
+    if not quiet:
+        log(f"wrote {path}")
 
 
 def _finite(value: Any) -> Any:

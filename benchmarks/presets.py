@@ -229,7 +229,9 @@ def main(argv=None) -> int:
     ceilings = measure_device_ceilings(device, precisions, args)
     datasets = {}
     rows = []
+    payload = {**record, "device": device, "ceilings": [c.to_dict() for c in ceilings], "rows": rows}
     for config in configs:
+        write_json(args.json, payload, quiet=True)
         name = config.spec.dataset
         if name not in datasets:
             datasets[name] = load_data(name, args.samples, args.synthetic, test_samples=args.test_samples)
@@ -252,10 +254,7 @@ def main(argv=None) -> int:
     if profiled:
         print("\nOne extra steady epoch under the JAX profiler (kernel time from the trace's GPU stream lines)")
         print_table(profiled, PROFILE_COLUMNS)
-    write_json(
-        args.json,
-        {**record, "device": device, "ceilings": [c.to_dict() for c in ceilings], "rows": rows},
-    )
+    write_json(args.json, payload)
     return 0 if rows and all(math.isfinite(row.get("steady_epoch_s") or math.nan) for row in rows) else 1
 
 
