@@ -4,11 +4,15 @@ The charts draw the runs picked under "Compare runs" (by default this session's 
 from different jobs, devices or batch sizes can be put side by side.
 """
 
+import pandas as pd
 import streamlit as st
 
+from lib.ceilings import CeilingError
 from lib.charts import (
+    CEILING_NOT_MEASURED,
     accuracy_on_test_set_chart,
     epoch_time_chart,
+    hardware_efficiency_chart,
     run_epochs_frame,
     run_summary_frame,
     scaling_chart,
@@ -17,8 +21,11 @@ from lib.charts import (
     training_curve_chart,
 )
 from lib.datasets import DATASETS
+from lib.diagnosis import assess, efficiency_frame
 from lib.keys import Key
 from lib.parallel import scaling_frame
+from lib.results import DeviceRun
+from lib.spec import ModelSpec
 from lib.store import StoreError
 from lib.ui_state import default_comparison, history_table, run_filters, run_label
 from ui import runtime
@@ -102,6 +109,49 @@ def draw_comparison(runs) -> None:
             training_curve_chart(epochs, "train_accuracy"),
             "Training accuracy per epoch; a big gap to the test accuracy means the model memorises.",
         )
+    draw_hardware(compared, dict(zip(summary["run_id"], summary["series"], strict=True)))
+
+
+def draw_hardware(compared, series: dict[str, str]) -> None:
+    """Achieved FLOP/s of each compared run against this server's measured matmul ceiling, with a diagnosis."""
+    st.subheader("How close to the hardware")
+    if st.button("Measure this machine's ceiling", key=Key.RESULTS_MEASURE_CEILING, icon=":material/speed:"):
+        with st.spinner("Timing large matrix products on every device of this server..."):
+            try:
+                runtime.measure_ceilings_once()
+            except CeilingError as error:
+                st.error(f"The ceiling cannot be measured: {error}", icon=":material/error:")
+    ceilings = runtime.measured_ceilings()
+    if not ceilings:
+        st.info(
+            "A run's FLOP/s mean little alone: measure the fastest matrix product this machine can do "
+            "(once per server, shared by every session) to see how close each run came to it.",
+            icon=":material/info:",
+        )
+        return
+    entries = [
+        (
+            series.get(str(row["id"]), run_label(row)),
+            DeviceRun.from_dict(row["result"]),
+            ModelSpec.from_dict(row["spec"]),
+        )
+        for _, row in compared.iterrows()
+    ]
+    frame = efficiency_frame(entries, ceilings)
+    frame["compile_share_of_run"] = [assess(run, spec, ceilings).compile_share_of_run for _, run, spec in entries]
+    chart_box(
+        hardware_efficiency_chart(frame),
+        "Each bar is the run's achieved FLOP/s as a share of its device's fastest matrix product (the dashed "
+        "line): short bars mean time goes to overhead or data movement, not arithmetic.",
+    )
+    for row in frame.itertuples():
+        compile_share = (
+            "" if pd.isna(row.compile_share_of_run) else f" · compilation {row.compile_share_of_run:.0%} of the run"
+        )
+        # Without a ceiling only a compilation verdict holds; the rest would compare with nothing.
+        unmeasured = pd.isna(row.share_of_ceiling) and row.verdict != "compilation"
+        verdict = CEILING_NOT_MEASURED if unmeasured else row.diagnosis
+        st.markdown(f"**{row.series}**{compile_share}: {verdict}")
 
 
 try:

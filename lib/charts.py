@@ -457,3 +457,54 @@ def scaling_chart(df: pd.DataFrame) -> alt.HConcatChart:
     )
     efficiency_panel = alt.layer(efficiency, ideal).properties(title="Scaling efficiency (100% is perfect)")
     return alt.hconcat(epoch, efficiency_panel)
+
+
+# --- Hardware efficiency charts ---
+
+CEILING_NOT_MEASURED = "ceiling not measured on this server"
+
+
+def hardware_efficiency_chart(df: pd.DataFrame) -> alt.LayerChart:
+    """Bars of each run's share of its device's measured matmul ceiling, with a rule at 100 %.
+
+    Args:
+        df: Output of `lib.diagnosis.efficiency_frame` (series, device, precision, achieved_tflops,
+            ceiling_tflops, share_of_ceiling, compile_share_of_first_epoch, ..., diagnosis); an optional
+            `compile_share_of_run` column (0..1) is shown in the tooltip.
+
+    Returns:
+        Horizontal bars (% of the ceiling) labelled with the share, or with `CEILING_NOT_MEASURED` at 0
+        for runs whose device has no measured ceiling, and a dashed rule at the ceiling (100 %).
+    """
+    frame = df.copy()
+    if "compile_share_of_run" not in frame:
+        frame["compile_share_of_run"] = None
+    share = pd.to_numeric(frame["share_of_ceiling"], errors="coerce")
+    frame["label_x"] = share.fillna(0.0)
+    frame["share_text"] = [
+        CEILING_NOT_MEASURED if pd.isna(value) else f"{value:.1%} of the {precision} ceiling"
+        for value, precision in zip(share, frame["precision"], strict=True)
+    ]
+    tooltip = [
+        alt.Tooltip("series:N").title(RESULT_SERIES_TITLE),
+        alt.Tooltip("device:N").title("Device"),
+        alt.Tooltip("precision:N").title("Ceiling precision"),
+        alt.Tooltip("achieved_tflops:Q").title("Achieved (TFLOP/s)").format(".4f"),
+        alt.Tooltip("ceiling_tflops:Q").title("Ceiling (TFLOP/s)").format(".4f"),
+        alt.Tooltip("share_text:N").title("Share of ceiling"),
+        alt.Tooltip("compile_share_of_run:Q").title("Compilation (% of run)").format(".0%"),
+        alt.Tooltip("diagnosis:N").title("Diagnosis"),
+    ]
+    y = alt.Y("series:N").title(RESULT_SERIES_TITLE)
+    base = alt.Chart(frame).encode(y=y, tooltip=tooltip)
+    bars = base.mark_bar().encode(
+        x=alt.X("share_of_ceiling:Q").title("Achieved FLOP/s (% of the device's matmul ceiling)").axis(format="%"),
+        color=_series_color().legend(None),
+    )
+    labels = base.mark_text(align="left", dx=4).encode(x=alt.X("label_x:Q"), text=alt.Text("share_text:N"))
+    ceiling = (
+        alt.Chart(pd.DataFrame({"share_of_ceiling": [1.0], "label": ["the device's measured matmul ceiling (100%)"]}))
+        .mark_rule(strokeDash=[4, 4], color="gray")
+        .encode(x="share_of_ceiling:Q", tooltip=[alt.Tooltip("label:N").title("Reference")])
+    )
+    return alt.layer(bars, labels, ceiling).properties(title="How close to the hardware (longer is closer)")

@@ -58,6 +58,7 @@ class Key(StrEnum):
     RESULTS_DATES = "results_dates"
     RESULTS_COMPARE = "results_compare"  # the runs drawn in the charts
     RESULTS_DOWNLOAD = "results_download"
+    RESULTS_MEASURE_CEILING = "results_measure_ceiling"  # button: measure this machine's matmul ceiling
 
     # Session state shared by the Build, Train and Results pages
     MODEL_SPEC = "model_spec"  # the ModelSpec being built

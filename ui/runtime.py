@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
+from lib.ceilings import Ceiling, measure_ceilings
 from lib.devices import DeviceInfo, list_devices
 from lib.limits import LimitConfigError, ServerLimits, load_limits
 from lib.parallel import data_parallel_choices
@@ -18,6 +19,8 @@ from lib.store import RunStore, default_db_path
 
 if TYPE_CHECKING:
     from lib.runner import JobRunner
+
+CEILING_N: int | None = None  # matrix size of the ceiling measurement; None: lib.ceilings.DEFAULT_N (tests use 256)
 
 
 def server_limits() -> ServerLimits:
@@ -79,3 +82,31 @@ def finished_runs() -> pd.DataFrame:
     """
     path = db_path()
     return _finished_runs(path, _store(path).count())
+
+
+@st.cache_resource(show_spinner=False)
+def _device_ceilings(device: str, n: int | None) -> list[Ceiling]:
+    return measure_ceilings(device, n)
+
+
+@st.cache_resource(show_spinner=False)
+def _measured_devices() -> set[str]:
+    """Devices whose ceilings this process measured: filled by `measure_ceilings_once`, never emptied."""
+    return set()
+
+
+def measure_ceilings_once() -> list[Ceiling]:
+    """Measures the matmul ceilings of this server's devices, once per process (every session then sees them).
+
+    Raises:
+        lib.ceilings.CeilingError: A device cannot be measured; the message says why.
+    """
+    for device in device_names():
+        _device_ceilings(device, CEILING_N)
+        _measured_devices().add(device)
+    return measured_ceilings()
+
+
+def measured_ceilings() -> list[Ceiling]:
+    """The ceilings measured so far in this process (empty until someone pressed the button)."""
+    return [ceiling for device in sorted(_measured_devices()) for ceiling in _device_ceilings(device, CEILING_N)]
