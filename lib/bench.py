@@ -97,6 +97,7 @@ SPEC_OPTIONS = {  # argparse destination -> ModelSpec field
     "steps_per_execution": "steps_per_execution",
     "jit_compile": "jit_compile",
     "precision": "precision",
+    "device_resident": "device_resident",
 }
 EPILOG = """examples:
   python -m lib.bench --preset fashion-seed --devices cpu --epochs 2 --limit 6000 --json out.json
@@ -226,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--steps-per-execution", type=int, metavar="N")
     model.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, help="XLA-compile the train step")
     model.add_argument("--precision", choices=PRECISIONS)
+    model.add_argument(
+        "--device-resident",
+        action=argparse.BooleanOptionalAction,
+        help="keep the data on the device, one compiled call per epoch (JAX backend; others use model.fit)",
+    )
 
     out = parser.add_argument_group("output")
     out.add_argument("--json", type=pathlib.Path, metavar="PATH", help="write the results as JSON")

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
+from lib import fastpath
 from lib.devices import resolve_device
 from lib.model import build_model
 from lib.parallel import data_parallel_spec, device_scope, replica_count, trim_to_replicas, validate_batch_split
@@ -236,20 +237,43 @@ def train_on_device(
 def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: EpochTimer, run: DeviceRun) -> None:
     with device_scope(device):
         model = build_model(spec, data.image_shape, data.num_classes)
-        model.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=spec.batch_size,
-            epochs=spec.epochs,
-            shuffle=True,
-            verbose=0,
-            callbacks=[timer],
-        )
+        if uses_device_resident_loop(spec, run.backend, run.replicas):
+            fastpath.fit_device_resident(
+                model,
+                data.x_train,
+                data.y_train,
+                batch_size=spec.batch_size,
+                epochs=spec.epochs,
+                seed=spec.seed,
+                on_epoch_end=timer.record_epoch,
+                should_stop=timer.stop_requested,
+            )
+        else:
+            model.fit(
+                data.x_train,
+                data.y_train,
+                batch_size=spec.batch_size,
+                epochs=spec.epochs,
+                shuffle=True,
+                verbose=0,
+                callbacks=[timer],
+            )
         if timer.cancelled or len(data.x_test) == 0:
             return
         test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0)
     run.test_loss = float(test_loss)
     run.test_accuracy = float(test_accuracy)
+
+
+def uses_device_resident_loop(spec: ModelSpec, backend: str, replicas: int) -> bool:
+    """Tells whether a run trains with its data on the device (`lib.fastpath`) instead of `model.fit`.
+
+    Args:
+        spec: The model and training settings; `device_resident` asks for the loop.
+        backend: The Keras backend; the loop exists for JAX only, other backends fall back to `model.fit`.
+        replicas: Devices trained at once; data-parallel runs use `model.fit` in the distribution scope.
+    """
+    return spec.device_resident and fastpath.supported(backend) and replicas == 1
 
 
 def _fill_timings(run: DeviceRun, timer: EpochTimer, spec: ModelSpec, data: TrainingData) -> None:
@@ -352,6 +376,19 @@ class EpochTimer(keras.callbacks.Callback):
                 accuracy=accuracy,
             )
         )
+
+    def record_epoch(self, epoch: int, stats: fastpath.EpochStats) -> None:
+        """Records an epoch timed by the device-resident loop (which calls no Keras callbacks)."""
+        self.epoch_s.append(stats.seconds)
+        self.loss.append(stats.loss)
+        self.accuracy.append(stats.accuracy)
+        self.emit("epoch", epoch=epoch, batch=self.steps_per_epoch, loss=stats.loss, accuracy=stats.accuracy)
+
+    def stop_requested(self) -> bool:
+        """Polled by the device-resident loop before each epoch; True once should_stop said so."""
+        if not self.cancelled and self.should_stop is not None and self.should_stop():
+            self.cancelled = True
+        return self.cancelled
 
     def on_epoch_begin(self, epoch, logs=None):
         """Starts the epoch's clock."""

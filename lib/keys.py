@@ -45,6 +45,7 @@ class Key(StrEnum):
     BATCH_SIZE = "batch_size"
     LABEL_ENCODING = "label_encoding"
     STEPS_PER_EXECUTION = "steps_per_execution"
+    DEVICE_RESIDENT = "device_resident"
     JIT_COMPILE = "jit_compile"
     PRECISION = "precision"
 

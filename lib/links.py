@@ -48,7 +48,7 @@ INT_PARAMS: dict[str, str] = {
     "seed": "seed",
     "spe": "steps_per_execution",
 }
-SPEC_PARAMS = (*CHOICE_PARAMS, *INT_PARAMS, "layers", "units", "lr", "jit")
+SPEC_PARAMS = (*CHOICE_PARAMS, *INT_PARAMS, "layers", "units", "lr", "jit", "resident")
 RUN_PARAMS = ("preset", "devices", "samples")
 KNOWN_PARAMS = (*SPEC_PARAMS, *RUN_PARAMS)
 
@@ -84,6 +84,7 @@ def spec_to_query_params(
     for name, field_name in INT_PARAMS.items():
         params[name] = str(getattr(spec, field_name))
     params["jit"] = "1" if spec.jit_compile else "0"
+    params["resident"] = "1" if spec.device_resident else "0"
     if settings is not None:
         if settings.devices:
             params["devices"] = ",".join(settings.devices)
@@ -124,6 +125,8 @@ def spec_from_query_params(
         _take(changes, "learning_rate", _parse_learning_rate(values["lr"]), notices)
     if "jit" in values:
         _take(changes, "jit_compile", _parse_flag("jit", values["jit"]), notices)
+    if "resident" in values:
+        _take(changes, "device_resident", _parse_flag("resident", values["resident"]), notices)
     if "units" in values or "layers" in values:
         _take(changes, "hidden_units", _parse_units(values, len(spec.hidden_units), spec.hidden_units), notices)
     spec = spec.with_changes(**changes)

@@ -50,6 +50,7 @@ class ModelSpec:
     steps_per_execution: int = 1  # training steps per compiled call (removes per-step overhead)
     jit_compile: bool = False  # XLA-compile the train step (always on for the JAX backend)
     precision: str = "float32"  # "float32" or "mixed_bfloat16" (float32 outputs)
+    device_resident: bool = False  # data kept on the device, one compiled call per epoch (JAX backend only)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)  # free-form notes
 
     def to_dict(self) -> dict[str, Any]:
@@ -350,8 +351,9 @@ def _number_problems(spec: ModelSpec, limits: ServerLimits) -> list[str]:
         problems.append(f"steps_per_execution: {spec.steps_per_execution!r} must be a whole number of 1 or more.")
     if not _is_int(spec.seed) or spec.seed < 0:
         problems.append(f"seed: {spec.seed!r} must be a whole number of 0 or more.")
-    if not isinstance(spec.jit_compile, bool):
-        problems.append(f"jit_compile: {spec.jit_compile!r} must be True or False.")
+    for name in ("jit_compile", "device_resident"):
+        if not isinstance(getattr(spec, name), bool):
+            problems.append(f"{name}: {getattr(spec, name)!r} must be True or False.")
     return problems
 
 
@@ -409,9 +411,10 @@ def _clamp_choices(spec: ModelSpec, notices: list[str]) -> ModelSpec:
         if value not in allowed:
             changes[name] = getattr(defaults, name)
             notices.append(f"{name}: unknown value {value!r} replaced by {changes[name]!r}.")
-    if not isinstance(spec.jit_compile, bool):
-        changes["jit_compile"] = False
-        notices.append(f"jit_compile: {spec.jit_compile!r} replaced by False.")
+    for name in ("jit_compile", "device_resident"):
+        if not isinstance(getattr(spec, name), bool):
+            changes[name] = False
+            notices.append(f"{name}: {getattr(spec, name)!r} replaced by False.")
     return spec.with_changes(**changes) if changes else spec
 
 

@@ -55,6 +55,7 @@ def build_widget_values(spec: ModelSpec) -> dict[str, Any]:
         Key.STEPS_PER_EXECUTION: spec.steps_per_execution,
         Key.JIT_COMPILE: spec.jit_compile,
         Key.PRECISION: spec.precision,
+        Key.DEVICE_RESIDENT: spec.device_resident,
     }
     for index, units in enumerate(spec.hidden_units):
         values[layer_units_key(index)] = units
@@ -92,6 +93,7 @@ def spec_from_build_widgets(values: Mapping[str, Any], base: ModelSpec) -> Model
         "steps_per_execution": Key.STEPS_PER_EXECUTION,
         "jit_compile": Key.JIT_COMPILE,
         "precision": Key.PRECISION,
+        "device_resident": Key.DEVICE_RESIDENT,
     }
     changes = {name: values[key] for name, key in fields.items() if key in values}
     return base.with_changes(hidden_units=widths, **changes)

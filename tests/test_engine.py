@@ -14,7 +14,13 @@ import pytest
 import lib.engine as engine
 from lib.datasets import load_dataset
 from lib.devices import DeviceNotFoundError
-from lib.engine import TrainingDataError, describe_failure, prepare_data, train_on_devices
+from lib.engine import (
+    TrainingDataError,
+    describe_failure,
+    prepare_data,
+    train_on_devices,
+    uses_device_resident_loop,
+)
 from lib.model import build_model
 from lib.spec import ModelSpec
 
@@ -199,7 +205,22 @@ spec = ModelSpec(hidden_units=(16,), batch_size=64, epochs=2, jit_compile=False)
 dataset = synthetic_dataset("fashion_mnist", 300, 100, seed=0)
 runs = train_on_devices(spec, dataset, ["cpu:0", "cpu:0"])
 jit = build_model(spec, (28, 28), 10).jit_compile
-print(json.dumps({"runs": [run.to_dict() for run in runs], "jit": jit}))
+
+# The device-resident loop: data on the device, one compiled call per epoch.
+resident = spec.with_changes(device_resident=True, epochs=3)
+events = []
+resident_run = train_on_devices(resident, dataset, ["cpu:0"], progress=events.append)[0]
+seen = []
+stopped_run = train_on_devices(
+    resident, dataset, ["cpu:0"], progress=seen.append, should_stop=lambda: any(e.kind == "epoch" for e in seen)
+)[0]
+print(json.dumps({
+    "runs": [run.to_dict() for run in runs],
+    "jit": jit,
+    "resident": resident_run.to_dict(),
+    "resident_events": [event.kind for event in events],
+    "stopped": stopped_run.to_dict(),
+}))
 """
 
 
@@ -218,3 +239,29 @@ def test_jax_backend_trains_the_same_way():
     assert first["train_loss"] == pytest.approx(second["train_loss"], rel=1e-6)
     assert first["train_loss"][1] < first["train_loss"][0]
     assert first["test_accuracy"] > 0.1
+
+    resident = result["resident"]
+    assert resident["status"] == "done" and resident["num_train"] == 256
+    assert len(resident["epoch_s"]) == 3 and all(seconds > 0 for seconds in resident["epoch_s"])
+    assert resident["total_s"] == pytest.approx(sum(resident["epoch_s"]))
+    assert resident["train_loss"][-1] < resident["train_loss"][0]
+    assert resident["test_accuracy"] > 0.1  # evaluated with the weights the loop wrote back
+    assert result["resident_events"].count("epoch") == 3
+    assert result["resident_events"][0] == "device_start" and result["resident_events"][-1] == "device_done"
+    stopped = result["stopped"]
+    assert stopped["status"] == "cancelled" and len(stopped["epoch_s"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("backend", "replicas", "asked", "expected"),
+    [
+        ("jax", 1, True, True),
+        ("jax", 1, False, False),
+        ("jax", 2, True, False),
+        ("tensorflow", 1, True, False),
+        ("torch", 1, True, False),
+    ],
+)
+def test_device_resident_loop_only_where_it_exists(backend, replicas, asked, expected):
+    spec = SMALL.with_changes(device_resident=asked)
+    assert uses_device_resident_loop(spec, backend, replicas) is expected

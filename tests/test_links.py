@@ -35,6 +35,7 @@ LIMITS = ServerLimits()
             steps_per_execution=16,
             jit_compile=True,
             precision="mixed_bfloat16",
+            device_resident=True,
         ),
     ],
 )
@@ -93,6 +94,7 @@ def test_repeated_parameters_use_the_last_value():
         ({"lr": "-1"}, "positive number"),
         ({"lr": "5"}, "only diverge"),
         ({"jit": "maybe"}, "use 1 or 0"),
+        ({"resident": "perhaps"}, "use 1 or 0"),
         ({"units": "64,abc"}, "whole numbers"),
         ({"units": ""}, "whole numbers"),
         ({"layers": "-3"}, "at least 1"),

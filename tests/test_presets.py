@@ -54,8 +54,10 @@ def test_tuned_presets_keep_the_model_and_change_the_feeding(tuned, seed, batch_
     assert 8 <= tuned_spec.steps_per_execution <= 64
     assert tuned_spec.jit_compile is True
     assert tuned_spec.precision == "float32"
+    assert tuned_spec.device_resident is True and seed_spec.device_resident is False
     description = PRESETS[tuned].description
     assert f"Batch {batch_size}" in description and "steps_per_execution" in description
+    assert "stays on the device" in description
 
 
 @pytest.mark.parametrize("name", ["cifar10-seed", "fashion-seed"])

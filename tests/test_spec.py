@@ -113,6 +113,7 @@ def test_presets_are_valid(name):
         ({"steps_per_execution": 0}, ["steps_per_execution"]),
         ({"seed": -1}, ["seed"]),
         ({"jit_compile": "yes"}, ["jit_compile"]),
+        ({"device_resident": 1}, ["device_resident"]),
     ],
 )
 def test_validate_spec_names_the_field_and_limit(changes, fragments):
