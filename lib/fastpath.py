@@ -15,6 +15,13 @@ The math is the model's own: its layers, its compiled loss and optimizer, its dt
 trained (the ragged remainder is dropped), so every step has the same shape and nothing recompiles.
 The shuffle order differs from `model.fit`'s, so loss curves match in trend, not value by value.
 
+With `devices` (two or more JAX devices) the same epoch runs data parallel, through `jax.shard_map`:
+the state is replicated on every device, the training data is split into one contiguous block per
+device, each replica shuffles its own block every epoch (the key folded with the epoch and the replica
+index) and trains on `batch_size / replicas` samples per step, and the gradients are averaged across the
+replicas (`lax.pmean`) before the optimizer step, so every replica applies the same update. The model is
+built without a Keras distribution (its weights on one device); the trained state is written back there.
+
 Only the JAX backend supports this; `supported()` says so, and callers fall back to `model.fit`.
 """
 
@@ -28,6 +35,7 @@ from typing import Any
 from lib.backend import backend_name
 
 SUPPORTED_BACKENDS = ("jax",)  # backends with a device-resident training loop
+REPLICA_AXIS = "replica"  # mesh axis name of the data-parallel loop
 UNSUPPORTED_MESSAGE = "input kept on the device: not available on the {backend} backend (JAX only); using model.fit"
 
 
@@ -72,6 +80,7 @@ def fit_device_resident(
     seed: int,
     input_scale: float | None = None,
     shuffle: bool = True,
+    devices: list[Any] | None = None,
     on_epoch_end: Callable[[int, EpochStats], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> list[EpochStats]:
@@ -81,14 +90,18 @@ def fit_device_resident(
         model: A built and compiled `keras.Model` (loss and optimizer set by `compile`).
         x: Training inputs, shaped as the model expects; float32, or uint8 with `input_scale`.
         y: Labels: integer class indices (n,) or one-hot rows (n, classes), matching the compiled loss.
-        batch_size: Samples per step; the last `len(x) % batch_size` samples of each shuffle are dropped
-            (with fewer samples than one batch, all of them make one step, as in `lib.engine`).
+        batch_size: Samples per step (the global batch: with several devices each takes an equal share);
+            the last `len(x) % batch_size` samples of each shuffle are dropped (with fewer samples than one
+            batch, all of them make one step, as in `lib.engine`). With R devices each replica drops the
+            remainder of its own block of `len(x) // R` samples.
         epochs: Passes over the data.
         seed: Seed of the per-epoch shuffle (epoch e uses the seed folded with e).
         shuffle: Reshuffle every epoch; False trains the batches in order, as `model.fit(shuffle=False)`
             does, which makes the two loss curves comparable value by value.
         input_scale: Multiplies the inputs in the step, after casting to float32 (1/255 for uint8
             images); None leaves float inputs as they are.
+        devices: JAX devices to train on data parallel (`jax_devices(["gpu:0", "gpu:1"])`); None or one
+            device trains on one device (None: the one holding the model's weights).
         on_epoch_end: Called after each epoch with the 1-based epoch number and its `EpochStats`.
         should_stop: Polled before each epoch; training stops early when it returns True.
 
@@ -96,25 +109,27 @@ def fit_device_resident(
         `EpochStats` of each finished epoch. The model holds the trained weights afterwards.
 
     Raises:
-        FastPathError: Not the JAX backend, a Keras distribution (data parallel) in force, model not
-            compiled, or no samples.
+        FastPathError: Not the JAX backend, a Keras distribution in force (pass `devices` instead), model
+            not compiled, no samples, a device listed twice, or a batch that does not split evenly.
     """
     if not supported():
         raise FastPathError(unsupported_reason())
     import jax
     import jax.numpy as jnp
 
-    _check_single_device()
-    batch_size, steps = _batch_and_steps(len(x), batch_size)
+    _check_no_distribution()
     loss_fn = _compiled_loss(model)
     optimizer = model.optimizer
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
-    device = _model_device(model)
-    x_device, y_device = _to_device(x, y, device)
+    home = _model_device(model)
+    mesh, data_placement, state_placement = _placement(devices or [home])
+    replicas = 1 if mesh is None else mesh.size
+    batch_size, steps, num_used = _replica_batch_and_steps(len(x), batch_size, replicas)
+    x_device, y_device = _to_device(x[:num_used], y[:num_used], data_placement)
     # Copies, so that donating the state never invalidates the buffers the model's variables hold.
-    state = jax.device_put(jax.tree.map(jnp.copy, _variable_values(model)), device)
-    run_epoch = _epoch_function(model, loss_fn, steps, batch_size, input_scale, shuffle)
+    state = jax.device_put(jax.tree.map(jnp.copy, _variable_values(model)), state_placement)
+    run_epoch = _epoch_function(model, loss_fn, steps, batch_size, input_scale, shuffle, mesh)
     base_key = jax.random.key(seed)
     history: list[EpochStats] = []
     for epoch in range(1, epochs + 1):
@@ -128,19 +143,69 @@ def fit_device_resident(
         if on_epoch_end is not None:
             on_epoch_end(epoch, stats)
     # Only now does the model change: an error above leaves its weights as they were.
-    _write_back(model, state)
+    _write_back(model, state, home)
     return history
 
 
-def _check_single_device() -> None:
-    """The loop trains on the device holding the weights; a Keras distribution spreads them over several."""
+def jax_devices(names: list[str]) -> list[Any]:
+    """The JAX devices behind normalised device names, for `fit_device_resident(devices=...)`.
+
+    Args:
+        names: Names such as ["gpu:0", "gpu:1"] (`lib.parallel.replica_devices("gpu:all")`).
+
+    Raises:
+        FastPathError: A name that no JAX device has.
+    """
+    import jax
+
+    found = []
+    for name in names:
+        kind, _, index = name.partition(":")
+        matches = [device for device in jax.devices(kind) if str(device.id) == index]
+        if not matches:
+            present = ", ".join(f"{kind}:{device.id}" for device in jax.devices(kind))
+            raise FastPathError(f"No JAX device {name!r}; the {kind} devices are {present}. Choose one of them.")
+        found.append(matches[0])
+    return found
+
+
+def _check_no_distribution() -> None:
+    """The loop places (and replicates) the weights itself; a Keras distribution would place them too."""
     import keras
 
     if keras.distribution.distribution() is not None:
         raise FastPathError(
-            "Input kept on the device trains on one device; a data-parallel run (a Keras distribution is set) "
-            "uses model.fit instead."
+            "Input kept on the device replicates the weights itself: build the model without a Keras "
+            "distribution and pass devices=[...] for a data-parallel run."
         )
+
+
+def _placement(devices: list[Any]) -> tuple[Any, Any, Any]:
+    """(mesh or None, where the data goes, where the state goes) for one device or several."""
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    if len(set(devices)) != len(devices):
+        raise FastPathError(f"Each device may appear once; got {[str(device) for device in devices]}.")
+    if len(devices) == 1:
+        return None, devices[0], devices[0]
+    mesh = Mesh(np.array(devices), (REPLICA_AXIS,))
+    # The data splits on axis 0 into one contiguous block per device; the state is copied to every device.
+    return mesh, NamedSharding(mesh, PartitionSpec(REPLICA_AXIS)), NamedSharding(mesh, PartitionSpec())
+
+
+def _replica_batch_and_steps(num_samples: int, batch_size: int, replicas: int) -> tuple[int, int, int]:
+    """(samples per replica step, steps per epoch, samples sent to the devices: whole blocks per replica)."""
+    if batch_size % replicas:
+        raise FastPathError(
+            f"A global batch of {batch_size} does not split evenly over {replicas} devices; choose a multiple of "
+            f"{replicas}."
+        )
+    if 1 <= num_samples < replicas:
+        raise FastPathError(f"{num_samples} samples cannot fill {replicas} devices; give at least {replicas}.")
+    block = num_samples // replicas
+    per_replica, steps = _batch_and_steps(block, batch_size // replicas)
+    return per_replica, steps, block * replicas
 
 
 def _batch_and_steps(num_samples: int, batch_size: int) -> tuple[int, int]:
@@ -170,7 +235,7 @@ def _model_device(model: Any):
 
 
 def _to_device(x: Any, y: Any, device: Any) -> tuple[Any, Any]:
-    """Copies the training arrays to the device once; integer labels become int32."""
+    """Copies the training arrays to the device (or split over the mesh) once; integer labels become int32."""
     import jax
     import numpy as np
 
@@ -190,9 +255,14 @@ def _variable_values(model: Any) -> tuple[list[Any], list[Any], list[Any]]:
     )
 
 
-def _write_back(model: Any, state: tuple[list[Any], list[Any], list[Any]]) -> None:
-    """Stores the trained state in the model's variables (weights, non-trainable state, optimizer slots)."""
-    trainable, non_trainable, optimizer_values = state
+def _write_back(model: Any, state: tuple[list[Any], list[Any], list[Any]], device: Any) -> None:
+    """Stores the trained state in the model's variables (weights, non-trainable state, optimizer slots).
+
+    A replicated state is copied back to the model's own device, so the model stays a one-device model.
+    """
+    import jax
+
+    trainable, non_trainable, optimizer_values = jax.device_put(state, device)
     pairs = [
         (model.trainable_variables, trainable),
         (model.non_trainable_variables, non_trainable),
@@ -204,9 +274,58 @@ def _write_back(model: Any, state: tuple[list[Any], list[Any], list[Any]]) -> No
 
 
 def _epoch_function(
-    model: Any, loss_fn: Callable, steps: int, batch_size: int, input_scale: float | None, shuffle: bool
+    model: Any,
+    loss_fn: Callable,
+    steps: int,
+    batch_size: int,
+    input_scale: float | None,
+    shuffle: bool,
+    mesh: Any = None,
 ):
-    """Builds the jitted `epoch(state, x, y, key, epoch) -> (state, mean loss, mean accuracy)`."""
+    """Builds the jitted `epoch(state, x, y, key, epoch) -> (state, mean loss, mean accuracy)`.
+
+    With a mesh, the epoch runs once per replica under `shard_map`: x and y split on axis 0, the rest replicated.
+    """
+    import jax
+
+    axis = None if mesh is None else REPLICA_AXIS
+    epoch = _epoch_body(model, loss_fn, steps, batch_size, input_scale, shuffle, axis)
+    if mesh is not None:
+        from jax.sharding import PartitionSpec
+
+        replicated, split = PartitionSpec(), PartitionSpec(REPLICA_AXIS)
+        in_specs = (replicated, split, split, replicated, replicated)
+        epoch = _shard_map(epoch, mesh, in_specs, (replicated, replicated, replicated))
+    return jax.jit(epoch, donate_argnums=0)
+
+
+def _shard_map(function: Callable, mesh: Any, in_specs: tuple, out_specs: tuple) -> Callable:
+    """`jax.shard_map` (or its older home `jax.experimental.shard_map.shard_map`) without replication checks.
+
+    With the checks on, JAX differentiates a replicated input of a per-replica loss by summing the gradients
+    over the replicas on its own, and the explicit `pmean` would then see a sum: gradients R times too large.
+    Without them, gradients stay per replica and the `pmean` in the step averages them, on every JAX version;
+    the state stays replicated because every update to it is averaged (or equal) across replicas.
+    """
+    import jax
+
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(function, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    from jax.experimental.shard_map import shard_map
+
+    return shard_map(function, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False)
+
+
+def _epoch_body(
+    model: Any,
+    loss_fn: Callable,
+    steps: int,
+    batch_size: int,
+    input_scale: float | None,
+    shuffle: bool,
+    axis: str | None,
+):
+    """One epoch over (this replica's) x and y; with `axis`, gradients and results are averaged over replicas."""
     import jax
     import jax.numpy as jnp
 
@@ -219,7 +338,10 @@ def _epoch_function(
 
     def epoch(state, x, y, key, epoch_number):
         if shuffle:
-            order = jax.random.permutation(jax.random.fold_in(key, epoch_number), x.shape[0])
+            key = jax.random.fold_in(key, epoch_number)
+            if axis is not None:  # each replica shuffles its own block differently
+                key = jax.random.fold_in(key, jax.lax.axis_index(axis))
+            order = jax.random.permutation(key, x.shape[0])
         else:
             order = jnp.arange(x.shape[0])
         batches = order[: steps * batch_size].reshape(steps, batch_size)
@@ -228,13 +350,36 @@ def _epoch_function(
             trainable, non_trainable, optimizer_values = state
             inputs, labels = _prepare_batch(x[indices], y[indices], input_scale)
             (loss, (predictions, non_trainable)), grads = gradient_fn(trainable, non_trainable, inputs, labels)
+            if axis is not None:  # equal-sized replica batches: the mean of their gradients is the global one
+                grads = jax.lax.pmean(grads, axis)
+                non_trainable = _replica_agree(non_trainable, axis)
             trainable, optimizer_values = model.optimizer.stateless_apply(optimizer_values, grads, trainable)
             return (trainable, non_trainable, optimizer_values), (loss, _accuracy(labels, predictions))
 
         state, (losses, accuracies) = jax.lax.scan(step, state, batches)
-        return state, jnp.mean(losses), jnp.mean(accuracies)
+        loss, accuracy = jnp.mean(losses), jnp.mean(accuracies)
+        if axis is not None:
+            loss, accuracy = jax.lax.pmean(loss, axis), jax.lax.pmean(accuracy, axis)
+        return state, loss, accuracy
 
-    return jax.jit(epoch, donate_argnums=0)
+    return epoch
+
+
+def _replica_agree(values: list[Any], axis: str) -> list[Any]:
+    """Makes non-trainable state equal on every replica.
+
+    Float state (batch statistics) is averaged; integer state (seed counters, the same on every replica) is
+    taken as the maximum.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def agree(value):
+        if jnp.issubdtype(value.dtype, jnp.floating):
+            return jax.lax.pmean(value, axis)
+        return jax.lax.pmax(value, axis)
+
+    return jax.tree.map(agree, values)
 
 
 def _prepare_batch(inputs: Any, labels: Any, input_scale: float | None) -> tuple[Any, Any]:
