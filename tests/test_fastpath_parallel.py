@@ -170,3 +170,42 @@ def test_errors_say_the_fix(parallel_report):
     assert "multiple of 2" in errors["odd_batch"]
     assert "once" in errors["twice"]
     assert "cpu:0, cpu:1" in errors["unknown"]
+
+
+# The scaling benchmark as the GPU machine runs it: JAX, with TensorFlow, Streamlit and Altair unimportable.
+SCALING_SCRIPT = """
+import runpy, sys
+for name in ("tensorflow", "streamlit", "altair"):
+    sys.modules[name] = None
+sys.argv = ["benchmarks/scaling.py", *sys.argv[1:]]
+runpy.run_path("benchmarks/scaling.py", run_name="__main__")
+"""
+
+
+def test_scaling_benchmark_has_device_resident_rows(tmp_path):
+    out = tmp_path / "scaling.json"
+    args = ["--kind", "cpu", "--preset", "fashion-tuned", "--synthetic", "--limit", "1024", "--test-limit", "32"]
+    args += ["--epochs", "2", "--no-input-floor", "--quiet", "--json", str(out)]
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    command = [sys.executable, "-c", SCALING_SCRIPT, *args]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "input on the device" in done.stdout
+    document = json.loads(out.read_text())
+    assert document["spec"]["device_resident"] is False  # the model.fit rows stay model.fit
+    rows = document["device_resident_rows"]
+    assert [(row["device"], row["replicas"], row["per_replica_batch"], row["status"]) for row in rows] == [
+        ("cpu:0", 1, 1024, "done"),
+        ("cpu:all", 2, 512, "done"),
+    ]
+    assert rows[1]["speedup"] == pytest.approx(rows[0]["steady_epoch_s"] / rows[1]["steady_epoch_s"])
+    assert rows[1]["efficiency"] == pytest.approx(rows[1]["speedup"] / 2)
+    runs = document["device_resident_runs"]
+    assert [len(run["train_loss"]) for run in runs] == [2, 2] and all(run["num_train"] == 1024 for run in runs)
+    assert all(0 <= row["test_accuracy"] <= 1 for row in rows)
