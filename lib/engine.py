@@ -35,7 +35,14 @@ import numpy as np
 from lib import fastpath
 from lib.devices import resolve_device
 from lib.model import build_model
-from lib.parallel import data_parallel_spec, device_scope, replica_count, trim_to_replicas, validate_batch_split
+from lib.parallel import (
+    data_parallel_spec,
+    device_scope,
+    replica_count,
+    replica_devices,
+    trim_to_replicas,
+    validate_batch_split,
+)
 from lib.results import DeviceRun, ProgressEvent
 from lib.spec import ModelSpec, flops_per_epoch
 
@@ -235,9 +242,12 @@ def train_on_device(
 
 
 def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: EpochTimer, run: DeviceRun) -> None:
-    with device_scope(device):
+    resident = uses_device_resident_loop(spec, run.backend)
+    replicas = replica_devices(device) if run.replicas > 1 else [device]
+    # The device-resident loop replicates the weights itself: build on the first replica, with no distribution.
+    with device_scope(replicas[0] if resident else device):
         model = build_model(spec, data.image_shape, data.num_classes)
-        if uses_device_resident_loop(spec, run.backend, run.replicas):
+        if resident:
             fastpath.fit_device_resident(
                 model,
                 data.x_train,
@@ -245,6 +255,7 @@ def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: E
                 batch_size=spec.batch_size,
                 epochs=spec.epochs,
                 seed=spec.seed,
+                devices=fastpath.jax_devices(replicas) if run.replicas > 1 else None,
                 on_epoch_end=timer.record_epoch,
                 should_stop=timer.stop_requested,
             )
@@ -265,15 +276,16 @@ def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: E
     run.test_accuracy = float(test_accuracy)
 
 
-def uses_device_resident_loop(spec: ModelSpec, backend: str, replicas: int) -> bool:
+def uses_device_resident_loop(spec: ModelSpec, backend: str) -> bool:
     """Tells whether a run trains with its data on the device (`lib.fastpath`) instead of `model.fit`.
+
+    Data-parallel runs ("gpu:all") use it too: the loop replicates the weights and averages the gradients itself.
 
     Args:
         spec: The model and training settings; `device_resident` asks for the loop.
         backend: The Keras backend; the loop exists for JAX only, other backends fall back to `model.fit`.
-        replicas: Devices trained at once; data-parallel runs use `model.fit` in the distribution scope.
     """
-    return spec.device_resident and fastpath.supported(backend) and replicas == 1
+    return spec.device_resident and fastpath.supported(backend)
 
 
 def _fill_timings(run: DeviceRun, timer: EpochTimer, spec: ModelSpec, data: TrainingData) -> None:

@@ -253,15 +253,9 @@ def test_jax_backend_trains_the_same_way():
 
 
 @pytest.mark.parametrize(
-    ("backend", "replicas", "asked", "expected"),
-    [
-        ("jax", 1, True, True),
-        ("jax", 1, False, False),
-        ("jax", 2, True, False),
-        ("tensorflow", 1, True, False),
-        ("torch", 1, True, False),
-    ],
+    ("backend", "asked", "expected"),
+    [("jax", True, True), ("jax", False, False), ("tensorflow", True, False), ("torch", True, False)],
 )
-def test_device_resident_loop_only_where_it_exists(backend, replicas, asked, expected):
+def test_device_resident_loop_only_where_it_exists(backend, asked, expected):
     spec = SMALL.with_changes(device_resident=asked)
-    assert uses_device_resident_loop(spec, backend, replicas) is expected
+    assert uses_device_resident_loop(spec, backend) is expected
