@@ -21,50 +21,17 @@ import pathlib
 import platform
 import statistics
 import sys
-import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import keras  # noqa: E402
 
+from benchmarks.perf_report import bare_fit  # noqa: E402
 from lib.datasets import DatasetUnavailableError, load_dataset, synthetic_dataset  # noqa: E402
 from lib.engine import prepare_data, steady_epoch_seconds, train_on_devices  # noqa: E402
-from lib.model import build_model  # noqa: E402
 from lib.presets import get_preset  # noqa: E402
 from lib.results import ProgressEvent  # noqa: E402
-
-
-class BareEpochClock(keras.callbacks.Callback):
-    """The least a bare `fit` needs to report epoch times."""
-
-    def __init__(self):
-        super().__init__()
-        self.epoch_s = []
-        self._started = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch_s.append(time.perf_counter() - self._started)
-
-
-def bare_fit(spec, data, device):
-    keras.utils.clear_session()
-    clock = BareEpochClock()
-    with keras.device(device):
-        model = build_model(spec, data.image_shape, data.num_classes)
-        model.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=spec.batch_size,
-            epochs=spec.epochs,
-            shuffle=True,
-            verbose=0,
-            callbacks=[clock],
-        )
-    return clock.epoch_s
 
 
 def engine_fit(spec, dataset, device, samples):
@@ -120,7 +87,7 @@ def main(argv=None):
         order = ("bare", "engine") if repeat % 2 == 0 else ("engine", "bare")
         for mode in order:
             if mode == "bare":
-                epoch_s, batch_events = bare_fit(spec, data, args.device), 0
+                epoch_s, batch_events = bare_fit(spec, data, args.device)[0], 0
             else:
                 epoch_s, batch_events = engine_fit(spec, dataset, args.device, args.samples)
             rows.append({"mode": mode, "repeat": repeat + 1, "epoch_s": epoch_s, "batch_events": batch_events})

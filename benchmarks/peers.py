@@ -31,6 +31,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.perf_report import (  # noqa: E402
+    bare_fit,
     csv_list,
     describe_record,
     device_resident_run,
@@ -45,7 +46,6 @@ from lib import fastpath  # noqa: E402
 from lib.devices import has_gpu, list_devices, resolve_device  # noqa: E402
 from lib.diagnosis import run_precision  # noqa: E402
 from lib.engine import TrainingData, prepare_data, steady_epoch_seconds, train_on_devices  # noqa: E402
-from lib.model import build_model  # noqa: E402
 from lib.presets import PRESETS, get_preset  # noqa: E402
 from lib.spec import ModelSpec, flops_per_sample  # noqa: E402
 
@@ -137,37 +137,9 @@ def run_device_resident(spec: ModelSpec, dataset, data: TrainingData, device: st
 
 
 def run_keras_fit(spec: ModelSpec, data: TrainingData, device: str, flops) -> dict[str, Any]:
-    clock = EpochClock()
-    keras.utils.clear_session()
-    with keras.device(device):
-        model = build_model(spec, data.image_shape, data.num_classes)
-        history = model.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=spec.batch_size,
-            epochs=spec.epochs,
-            shuffle=True,
-            verbose=0,
-            callbacks=[clock],
-        )
-    keras.utils.clear_session()
+    epoch_s, losses = bare_fit(spec, data, device)
     precision = run_precision(spec.precision, keras.backend.backend(), device)
-    return timing_row("keras fit (bare)", spec, precision, clock.epoch_s, flops, history.history["loss"][-1])
-
-
-class EpochClock(keras.callbacks.Callback):
-    """The least a bare `fit` needs to report epoch times (Keras syncs before `on_epoch_end`)."""
-
-    def __init__(self):
-        super().__init__()
-        self.epoch_s: list[float] = []
-        self._started = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch_s.append(time.perf_counter() - self._started)
+    return timing_row("keras fit (bare)", spec, precision, epoch_s, flops, losses[-1])
 
 
 def run_torch(spec: ModelSpec, data: TrainingData, device: str, tf32: bool, flops) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Shared pieces of the performance benchmarks (ceilings.py, peers.py, presets.py): the record of where
-and when a benchmark ran, a plain-text table, the JSON file, flushed progress lines, and loading the data.
+"""Shared pieces of the benchmarks (ceilings.py, peers.py, presets.py, engine_overhead.py): the record of where
+and when a benchmark ran, a plain-text table, the JSON file, flushed progress lines, loading the data, and the
+bare `model.fit` baseline.
 
 Nothing here imports TensorFlow, Streamlit or Altair: the GPU machine has none of them.
 """
@@ -140,6 +141,38 @@ def load_data(name: str, samples: int | None, synthetic: bool, test_samples: int
     except DatasetUnavailableError as error:
         print(f"error: {error} Or run with --synthetic.", file=sys.stderr)
         raise SystemExit(2) from error
+
+
+def bare_fit(spec, data, device: str) -> tuple[list[float], list[float]]:
+    """The baseline every engine number is compared with: `build_model` + a plain `model.fit`, no engine.
+
+    Returns:
+        Wall seconds and training loss of each epoch (Keras syncs with the device before `on_epoch_end`).
+    """
+    import keras
+
+    from lib.model import build_model
+
+    epoch_s: list[float] = []
+    started = [0.0]
+    clock = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: started.__setitem__(0, time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: epoch_s.append(time.perf_counter() - started[0]),
+    )
+    keras.utils.clear_session()
+    with keras.device(device):
+        model = build_model(spec, data.image_shape, data.num_classes)
+        history = model.fit(
+            data.x_train,
+            data.y_train,
+            batch_size=spec.batch_size,
+            epochs=spec.epochs,
+            shuffle=True,
+            verbose=0,
+            callbacks=[clock],
+        )
+    keras.utils.clear_session()
+    return epoch_s, [float(loss) for loss in history.history["loss"]]
 
 
 def csv_list(text: str) -> list[str]:

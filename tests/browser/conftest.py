@@ -37,6 +37,9 @@ SERVER_START_TIMEOUT_S = 120  # the first start imports TensorFlow on a small ma
 PAGE_TIMEOUT_MS = 180_000  # a page's first run may load a dataset and import Keras
 
 
+RUNS_DB_NAME = "runs.sqlite"  # the run store of a test server, inside its log folder
+
+
 def free_port() -> int:
     """Asks the operating system for a TCP port nobody listens on."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -62,7 +65,10 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log_path: pathlib.Pat
 
 @contextlib.contextmanager
 def streamlit_server(log_dir: pathlib.Path) -> Iterator[str]:
-    """Runs `streamlit run streamlit_app.py` from the repository root on a free port; always terminates it."""
+    """Runs `streamlit run streamlit_app.py` from the repository root on a free port; always terminates it.
+
+    The server keeps its run history in `log_dir/runs.sqlite` (`RUNS_DB_NAME`), never in the repository.
+    """
     port = free_port()
     log_path = log_dir / "server.log"
     command = [
@@ -83,7 +89,8 @@ def streamlit_server(log_dir: pathlib.Path) -> Iterator[str]:
         "false",
     ]
     with log_path.open("w") as log:
-        server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        env = {**os.environ, "GPUX_RUNS_DB": str(log_dir / RUNS_DB_NAME)}
+        server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             url = f"http://127.0.0.1:{port}"
             wait_until_healthy(url, server, log_path)

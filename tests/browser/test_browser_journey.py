@@ -7,10 +7,7 @@ Run only these with `.venv/bin/pytest -m browser tests/browser/test_browser_jour
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +17,7 @@ from lib.keys import Key
 from lib.presets import PRESETS
 from lib.spec import count_params
 from lib.store import RunStore
-from tests.browser.conftest import free_port, wait_until_healthy
+from tests.browser.conftest import RUNS_DB_NAME, streamlit_server
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.browser
@@ -40,38 +37,8 @@ TINY_LINK = "train?layers=1&units=32&epochs=1&batch=64&samples=300&devices=cpu:0
 def journey(tmp_path_factory) -> Iterator[tuple[str, RunStore]]:
     """Starts the app on a free port with a fresh run database; yields its URL and that database."""
     folder = tmp_path_factory.mktemp("journey")
-    db_path = folder / "runs.sqlite"
-    log_path = folder / "server.log"
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "streamlit_app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    env = {**os.environ, "GPUX_RUNS_DB": str(db_path)}
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until_healthy(url, server, log_path)
-            yield url, RunStore(db_path)
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+    with streamlit_server(folder) as url:
+        yield url, RunStore(folder / RUNS_DB_NAME)
 
 
 def screenshot(page: Page, name: str) -> None:
