@@ -6,23 +6,18 @@ draws the shared sidebar and routes to the pages in `app_pages/`.
 
 import streamlit as st
 
-from lib.backend import backend_name
-from lib.devices import list_devices
+from lib.backend import backend_name, take_gpu_memory_on_demand
+from ui import runtime
 
+take_gpu_memory_on_demand()  # before any page touches a GPU: the training workers need its memory
 st.set_page_config(page_title="CPU vs GPU deep learning", page_icon=":material/memory:", layout="wide")
-
-
-@st.cache_resource(show_spinner="Looking for devices...")
-def cached_devices():
-    """Lists this server's devices once per process (importing the backend is slow)."""
-    return list_devices()
 
 
 def draw_sidebar() -> None:
     """Shows the Keras backend and the devices every page can use."""
     with st.sidebar:
         st.caption(f"Keras backend: **{backend_name()}**")
-        for device in cached_devices():
+        for device in runtime.devices():
             st.caption(f":material/memory: `{device.name}` {device.description}")
 
 

@@ -14,7 +14,6 @@ from lib.devices import (
     device_table,
     gpu_setup_hint,
     has_gpu,
-    list_devices,
 )
 from lib.keys import Key
 from lib.limits import LIMIT_ENV_VARS, LimitConfigError, load_limits
@@ -29,15 +28,10 @@ from lib.matmul import (
     speedup_at_largest,
     sweep,
 )
+from ui import runtime
 
 DEFAULT_LARGEST_N = 1024  # largest N preselected: a few seconds on a small CPU
 REPEATS = 5  # timed products per device and N; the median is shown
-
-
-@st.cache_resource(show_spinner="Looking for devices...")
-def cached_devices():
-    """Lists this server's devices once per process (importing the backend is slow)."""
-    return list_devices()
 
 
 @st.cache_resource(show_spinner=False)
@@ -190,7 +184,7 @@ st.title("What is a GPU?")
 
 try:
     limits = load_limits()
-    devices = cached_devices()
+    devices = runtime.devices()
 except (LimitConfigError, BackendUnavailableError) as error:
     st.error(str(error), icon=":material/error:")
     st.stop()

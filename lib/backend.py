@@ -15,7 +15,7 @@ import os
 import pathlib
 import platform
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 DEFAULT_BACKEND = "tensorflow"  # what Keras uses when nothing else is configured
 KNOWN_BACKENDS = ("tensorflow", "jax", "torch")  # the backends this app supports
@@ -29,6 +29,32 @@ GPU_INSTALL_COMMANDS = {  # how to install each backend with NVIDIA GPU support 
 
 class BackendUnavailableError(ImportError):
     """The configured Keras backend library cannot be imported."""
+
+
+GPU_MEMORY_ON_DEMAND = {  # environment variables that make a backend take GPU memory as it needs it
+    "TF_FORCE_GPU_ALLOW_GROWTH": "true",  # TensorFlow would otherwise reserve nearly all of each GPU at first use
+    "XLA_PYTHON_CLIENT_PREALLOCATE": "false",  # JAX would otherwise reserve 75% of each GPU at first use
+}
+
+
+def take_gpu_memory_on_demand(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Keeps the Streamlit server process from reserving the GPUs' memory for itself.
+
+    The server runs the matrix-product demo and the ceiling measurement in its own process; left to their
+    defaults, TensorFlow and JAX would then hold most of each GPU's memory for as long as the server lives,
+    and the training workers would run out. Call this before the backend first touches a GPU. Values
+    already set (by an administrator) are kept.
+
+    Args:
+        environ: The environment to change; `os.environ` when None.
+
+    Returns:
+        The variables this call set.
+    """
+    env = os.environ if environ is None else environ
+    added = {name: value for name, value in GPU_MEMORY_ON_DEMAND.items() if name not in env}
+    env.update(added)
+    return added
 
 
 def backend_name(environ: Mapping[str, str] | None = None) -> str:

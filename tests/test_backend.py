@@ -17,6 +17,7 @@ from lib.backend import (
     import_backend_module,
     keras_config_path,
     library_versions,
+    take_gpu_memory_on_demand,
 )
 from tests.conftest import REPO_ROOT
 
@@ -114,3 +115,11 @@ def test_missing_backend_library_says_how_to_install(monkeypatch):
 def test_installed_backend_is_imported():
     module = import_backend_module("tensorflow")
     assert module.__name__ == "tensorflow"
+
+
+def test_gpu_memory_is_taken_on_demand_without_overriding_an_administrator():
+    env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "true"}
+    added = take_gpu_memory_on_demand(env)
+    assert added == {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    assert env == {"XLA_PYTHON_CLIENT_PREALLOCATE": "true", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    assert take_gpu_memory_on_demand(env) == {}

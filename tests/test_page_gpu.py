@@ -15,6 +15,7 @@ from lib.devices import DeviceInfo, has_gpu, list_devices
 from lib.keys import Key
 from lib.matmul import gflops_per_second
 from tests.conftest import REPO_ROOT
+from ui import runtime
 
 PAGE = "app_pages/gpu.py"
 
@@ -116,7 +117,7 @@ def test_with_a_gpu_the_page_says_where_it_overtakes(monkeypatch):
         frame = pd.DataFrame(rows)
         return frame.assign(gflops_per_s=gflops_per_second(frame["n"], frame["seconds"]))
 
-    monkeypatch.setattr(lib.devices, "list_devices", lambda backend=None: [cpu, gpu])
+    monkeypatch.setattr(runtime, "list_devices", lambda backend=None: [cpu, gpu])
     monkeypatch.setattr(lib.matmul, "sweep", fake_sweep)
     at = open_page()
     assert at.dataframe[0].value["Compute capability"].tolist() == ["-", "9.0"]
