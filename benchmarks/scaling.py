@@ -47,17 +47,14 @@ from lib.backend import backend_name, library_versions  # noqa: E402
 from lib.bench import ProgressPrinter  # noqa: E402
 from lib.datasets import DATASETS, DatasetUnavailableError, load_dataset, synthetic_dataset  # noqa: E402
 from lib.devices import DeviceNotFoundError, list_devices  # noqa: E402
-from lib.engine import describe_failure, prepare_data, steady_epoch_seconds, train_on_devices  # noqa: E402
-from lib.fastpath import fit_device_resident, jax_devices, supported  # noqa: E402
+from lib.engine import train_on_devices  # noqa: E402
+from lib.fastpath import supported  # noqa: E402
 from lib.hardware import describe_hardware, hardware_summary  # noqa: E402
-from lib.model import build_model  # noqa: E402
 from lib.parallel import (  # noqa: E402
     BatchSplitError,
     data_parallel_info,
-    is_data_parallel,
     per_replica_batch,
     replica_devices,
-    trim_to_replicas,
 )
 from lib.presets import PresetNotFoundError, get_preset  # noqa: E402
 from lib.results import DeviceRun  # noqa: E402
@@ -104,7 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     print(verdict(rows))
     resident_runs, resident_rows = [], []
     if args.device_resident and supported():
-        resident_runs = device_resident_runs(spec, dataset, devices, args.limit, args.test_limit, len(replicas))
+        # The engine's device-resident path: built on the first replica, weights replicated by lib.fastpath.
+        resident_runs = train_on_devices(
+            spec.with_changes(device_resident=True),
+            dataset,
+            devices,
+            sample_limit=args.limit,
+            test_limit=args.test_limit,
+        )
         resident_rows = scaling_rows(resident_runs, [], spec.batch_size)
         print("input on the device (lib.fastpath, one compiled call per epoch; speedup vs its own 1-device run):")
         print(format_table(resident_rows, spec, resident_runs, dataset.synthetic))
@@ -171,67 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", type=pathlib.Path, help="also record the runs in this run store (SQLite)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress on standard error")
     return parser
-
-
-def device_resident_runs(
-    spec, dataset, devices: list[str], limit: int | None, test_limit: int | None, replicas: int
-) -> list[DeviceRun]:
-    """Trains the spec with `lib.fastpath` on each device name ("gpu:0", then "gpu:all"), on the same data.
-
-    The data is cut to whole batches and to a multiple of the replica count once, so both runs see the same
-    samples.
-    """
-    data = trim_to_replicas(prepare_data(spec, dataset, sample_limit=limit, test_limit=test_limit), replicas)
-    return [device_resident_run(spec, data, device) for device in devices]
-
-
-def device_resident_run(spec, data, device: str) -> DeviceRun:
-    """One device-resident run on "gpu:0" (say) or on every replica of "gpu:all".
-
-    The model is built on the first replica without a Keras distribution (`lib.fastpath` replicates the
-    weights itself), and evaluated there with `model.evaluate` after training.
-    """
-    import keras
-
-    names = replica_devices(device) if is_data_parallel(device) else [device]
-    run = DeviceRun(
-        device=device,
-        backend=keras.backend.backend(),
-        synthetic=data.synthetic,
-        num_train=len(data.x_train),
-        num_test=len(data.x_test),
-        replicas=len(names),
-    )
-    keras.utils.clear_session()
-    try:
-        with keras.device(names[0]):
-            model = build_model(spec, data.image_shape, data.num_classes)
-            history = fit_device_resident(
-                model,
-                data.x_train,
-                data.y_train,
-                batch_size=spec.batch_size,
-                epochs=spec.epochs,
-                seed=spec.seed,
-                devices=jax_devices(names),
-            )
-            if len(data.x_test):
-                run.test_loss, run.test_accuracy = (
-                    float(value)
-                    for value in model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0)
-                )
-    except Exception as error:  # one failed run must not stop the other, nor lose the model.fit rows
-        run.status, run.error = "failed", describe_failure(error, device)
-        return run
-    finally:
-        keras.utils.clear_session()
-    run.epoch_s = [stats.seconds for stats in history]
-    run.train_loss = [stats.loss for stats in history]
-    run.train_accuracy = [stats.accuracy for stats in history]
-    run.first_epoch_s, run.steady_epoch_s = run.epoch_s[0], steady_epoch_seconds(run.epoch_s)
-    run.total_s = sum(run.epoch_s)
-    run.samples_per_s = run.num_train / run.steady_epoch_s
-    return run
 
 
 def scaling_rows(runs: list[DeviceRun], floor_runs: list[DeviceRun], global_batch: int) -> list[dict[str, Any]]:
