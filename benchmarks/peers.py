@@ -22,7 +22,6 @@ import importlib.util
 import pathlib
 import sys
 import time
-from dataclasses import fields
 from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
@@ -34,7 +33,6 @@ from benchmarks.perf_report import (  # noqa: E402
     bare_fit,
     csv_list,
     describe_record,
-    device_resident_run,
     int_list,
     load_data,
     log,
@@ -115,25 +113,12 @@ def timing_row(peer: str, spec: ModelSpec, precision: str, epoch_s: list[float],
     }
 
 
-def run_engine(spec: ModelSpec, dataset, device: str, samples: int | None, flops) -> dict[str, Any]:
+def run_engine(spec: ModelSpec, dataset, device: str, samples: int | None, flops, label: str = "engine") -> dict:
     run = train_on_devices(spec, dataset, [device], sample_limit=samples, test_limit=0)[0]
     if run.status != "done":
         raise RuntimeError(f"engine run {run.status}: {run.error}")
     precision = run_precision(spec.precision, run.backend, device)
-    return timing_row("engine", spec, precision, run.epoch_s, flops, run.train_loss[-1])
-
-
-def run_device_resident(spec: ModelSpec, dataset, data: TrainingData, device: str, samples, flops) -> dict[str, Any]:
-    precision = run_precision(spec.precision, keras.backend.backend(), device)
-    if "device_resident" in {f.name for f in fields(ModelSpec)}:  # once the engine has the option, use it
-        run = train_on_devices(
-            spec.with_changes(device_resident=True), dataset, [device], sample_limit=samples, test_limit=0
-        )[0]
-        if run.status != "done":
-            raise RuntimeError(f"engine run {run.status}: {run.error}")
-        return timing_row("engine, input on device", spec, precision, run.epoch_s, flops, run.train_loss[-1])
-    run, _ = device_resident_run(spec, data, device, evaluate=False)
-    return timing_row("fastpath, input on device", spec, precision, run.epoch_s, flops, run.train_loss[-1])
+    return timing_row(label, spec, precision, run.epoch_s, flops, run.train_loss[-1])
 
 
 def run_keras_fit(spec: ModelSpec, data: TrainingData, device: str, flops) -> dict[str, Any]:
@@ -259,7 +244,8 @@ def run_peer(peer: str, args, spec: ModelSpec, dataset, data: TrainingData, devi
         if not fastpath.supported():
             log(fastpath.unsupported_reason())
             return []
-        rows = [run_device_resident(spec, dataset, data, device, args.samples, flops)]
+        resident = spec.with_changes(device_resident=True)
+        rows = [run_engine(resident, dataset, device, args.samples, flops, label="engine, input on device")]
     elif peer == "keras-fit":
         rows = [run_keras_fit(spec, data, device, flops)]
     else:
