@@ -60,7 +60,13 @@ def show_spec_in_widgets() -> None:
 
 
 def sync_spec() -> None:
-    """Widget callback: rebuilds the session's spec from the widgets."""
+    """Widget callback: rebuilds the session's spec from the widgets.
+
+    A preset clicked in the same rerun wins: the browser may send stale values of other widgets with the
+    click (a slider hidden in per-layer mode, say), and rebuilding from them would mix two models.
+    """
+    if st.session_state.get(Key.PRESET_LOADED):
+        return
     session.set_spec(spec_from_build_widgets(st.session_state, session.current_spec(limits, [])))
 
 
@@ -77,6 +83,7 @@ def load_preset() -> None:
         return
     preset_spec, notices = clamp_to_limits(PRESETS[name].spec, limits)
     session.set_spec(preset_spec)
+    st.session_state[Key.PRESET_LOADED] = True
     st.session_state[Key.PER_LAYER_UNITS] = len(set(preset_spec.hidden_units)) > 1
     if notices:
         st.session_state[Key.LINK_NOTICES] = [f"Preset {name}: {notice}" for notice in notices]
@@ -279,6 +286,7 @@ def draw_estimates(num_train: int) -> None:
 st.title("Build a model")
 st.caption("Pick a preset or move the sliders: every number on the right follows your model as you change it.")
 session.show_link_notices()
+st.session_state.pop(Key.PRESET_LOADED, None)  # every widget callback of this rerun has run
 show_spec_in_widgets()
 
 st.pills(

@@ -64,6 +64,7 @@ class Key(StrEnum):
     # Session state shared by the Build, Train and Results pages
     MODEL_SPEC = "model_spec"  # the ModelSpec being built
     RUN_SETTINGS = "run_settings"  # lib.links.RunSettings from a shared link
+    PRESET_LOADED = "preset_loaded"  # set by the preset callback: the preset wins this rerun's widget callbacks
     LINK_NOTICES = "link_notices"  # notices about a shared link's ignored or clamped values
     OWNER_ID = "owner_id"  # uuid of this browser session, the job runner's owner
     JOB_ID = "job_id"  # this session's latest training job

@@ -68,6 +68,19 @@ def test_each_preset_loads_with_one_click(runs_db, name):
     assert f"keras.layers.Dense({preset.hidden_units[0]}," in code(at)
 
 
+def test_a_preset_click_wins_over_stale_widget_values_sent_with_it(runs_db):
+    at = open_build()
+    at.pills(key=Key.PRESET).set_value("cifar10-seed").run()
+    # The browser sends the click together with other widgets' values; here a layer count from before.
+    at.slider(key=Key.HIDDEN_LAYERS).set_value(3)
+    at.pills(key=Key.PRESET).set_value("fashion-seed").run()
+    assert not at.exception
+    assert at.session_state[Key.MODEL_SPEC] == PRESETS["fashion-seed"].spec
+    assert metric(at, "Parameters") == f"{count_params(PRESETS['fashion-seed'].spec):,}"
+    at.slider(key=Key.HIDDEN_LAYERS).set_value(2).run()  # the next change is applied again
+    assert at.session_state[Key.MODEL_SPEC].hidden_units == (500, 500)
+
+
 def test_cifar10_preset_shows_one_input_per_layer(runs_db):
     at = open_build()
     at.pills(key=Key.PRESET).set_value("cifar10-seed").run()
