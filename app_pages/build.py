@@ -42,7 +42,7 @@ from lib.ui_state import (
 from ui import runtime, session
 
 limits = runtime.server_limits()
-spec = session.current_spec(limits, runtime.device_names())
+spec = session.current_spec(limits, runtime.training_device_names())
 
 
 def show_spec_in_widgets() -> None:
@@ -50,7 +50,7 @@ def show_spec_in_widgets() -> None:
 
     The preset chooser shows the preset the model still is, and nothing once the model was changed.
     """
-    current = session.current_spec(limits, runtime.device_names())
+    current = session.current_spec(limits, runtime.training_device_names())
     for key, value in build_widget_values(current).items():
         if st.session_state.get(key) != value:
             st.session_state[key] = value

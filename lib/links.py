@@ -30,7 +30,7 @@ from lib.spec import (
 )
 
 MAX_LEARNING_RATE = 1.0  # larger steps only diverge; a link asking for more is clamped
-DEVICE_PATTERN = re.compile(r"^(cpu|gpu):\d{1,2}$")
+DEVICE_PATTERN = re.compile(r"^(cpu|gpu):(\d{1,2}|all)$")  # "gpu:all": data parallel over all GPUs
 
 # Query parameter name -> (ModelSpec field, allowed values), for the fields that map one to one;
 # the dataset's allowed values come from the dataset registry when a link is read.
@@ -281,7 +281,9 @@ def _parse_devices(raw: str, available: tuple[str, ...]) -> tuple[tuple[str, ...
     devices: list[str] = []
     for name in (part.strip().lower() for part in raw.split(",") if part.strip()):
         if not DEVICE_PATTERN.match(name):
-            notices.append(f"Ignored the device {name!r} from the link: device names look like cpu:0 or gpu:0.")
+            notices.append(
+                f"Ignored the device {name!r} from the link: device names look like cpu:0, gpu:0 or gpu:all."
+            )
         elif name not in available:
             notices.append(f"Ignored the device {name!r} from the link: this server has {', '.join(available)}.")
         elif name not in devices:

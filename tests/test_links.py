@@ -137,6 +137,24 @@ def test_run_settings_filter_devices_and_clamp_samples():
     assert "60,000" in notices[2]
 
 
+def test_data_parallel_device_survives_a_link_where_the_server_offers_it():
+    params = {"devices": "gpu:0,GPU:ALL"}
+    settings, notices = run_settings_from_query_params(params, ServerLimits(), ["cpu:0", "gpu:0", "gpu:1", "gpu:all"])
+    assert settings.devices == ("gpu:0", "gpu:all")
+    assert notices == []
+    round_trip = spec_to_query_params(ModelSpec(), settings, None)
+    assert round_trip["devices"] == "gpu:0,gpu:all"
+
+
+def test_data_parallel_device_is_dropped_with_a_notice_on_a_one_gpu_server():
+    settings, notices = run_settings_from_query_params(
+        {"devices": "gpu:all,cpu:all"}, ServerLimits(), ["cpu:0", "gpu:0"]
+    )
+    assert settings.devices == ()
+    assert len(notices) == 2
+    assert "gpu:all" in notices[0] and "this server has cpu:0, gpu:0" in notices[0]
+
+
 def test_run_settings_ignore_bad_sample_limit():
     settings, notices = run_settings_from_query_params({"samples": "lots"}, LIMITS, ["cpu:0"])
     assert settings.sample_limit is None

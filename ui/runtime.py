@@ -43,6 +43,11 @@ def device_names() -> list[str]:
     return [device.name for device in devices()]
 
 
+def training_device_names() -> list[str]:
+    """Device names a run can train on: this server's devices, then "gpu:all" when it has several GPUs."""
+    return device_names() + data_parallel_choices(devices())
+
+
 def db_path() -> str:
     """Where this server's run history lives (`GPUX_RUNS_DB`, else the default)."""
     return str(default_db_path())
@@ -62,7 +67,7 @@ def store() -> RunStore:
 def _runner(path: str, limits: ServerLimits) -> JobRunner:
     from lib.runner import JobRunner  # only the Train and Results pages need it
 
-    return JobRunner(_store(path), limits, available_devices=device_names() + data_parallel_choices(devices()))
+    return JobRunner(_store(path), limits, available_devices=training_device_names())
 
 
 def runner() -> JobRunner:
