@@ -16,9 +16,9 @@ from lib.jobs import JobError, JobNotFoundError, JobSnapshot, JobState
 from lib.keys import Key
 from lib.limits import LIMIT_ENV_VARS
 from lib.links import RunSettings
-from lib.parallel import ALL_GPUS, data_parallel_choices, describe_data_parallel, device_label
+from lib.parallel import ALL_GPUS, describe_data_parallel, describe_gradient_exchange, device_label
 from lib.presets import PRESETS
-from lib.spec import SpecError
+from lib.spec import SpecError, count_params, flops_per_sample
 from lib.ui_state import matching_preset
 from ui import runtime, session
 
@@ -33,7 +33,8 @@ JOB_STATE_TEXT = {
 
 limits = runtime.server_limits()
 device_names = runtime.device_names()
-spec = session.current_spec(limits, device_names)
+training_devices = runtime.training_device_names()
+spec = session.current_spec(limits, training_devices)
 settings = session.run_settings()
 info = DATASETS[spec.dataset]
 max_samples = min(limits.samples, info.num_train)
@@ -114,7 +115,7 @@ def draw_settings(busy: bool) -> None:
     """The device, epoch and sample widgets, the data choice and the Train button."""
     st.multiselect(
         "Devices (trained one after the other, same model and data)",
-        options=device_names + data_parallel_choices(runtime.devices()),
+        options=training_devices,
         format_func=device_label,
         key=Key.DEVICES,
         on_change=save_settings,
@@ -123,6 +124,9 @@ def draw_settings(busy: bool) -> None:
     if ALL_GPUS in st.session_state[Key.DEVICES]:
         gpus = sum(device.kind == "GPU" for device in runtime.devices())
         st.caption(f"{device_label(ALL_GPUS)}: {describe_data_parallel(spec.batch_size, gpus)}")
+        exchange = describe_gradient_exchange(count_params(spec), flops_per_sample(spec), spec.batch_size, gpus)
+        if exchange:
+            st.caption(exchange)
     left, right = st.columns(2)
     left.slider(
         "Epochs",

@@ -24,6 +24,10 @@ The same code path on CPU, with JAX showing two host devices (numbers mean nothi
     KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \\
         python3 benchmarks/scaling.py --kind cpu --synthetic --limit 2048 --test-limit 256 --epochs 2
 
+`--through-runner` also trains the spec as the app does: one job on both devices through the shared-server
+job runner (`lib.runner.JobRunner`: a worker process, runs written to a run store), then prints the
+Results page's scaling table (`lib.parallel.scaling_frame`) read back from that store.
+
 `--hidden-units 8192,8192,8192` (say) gives each step more device work per copied byte, to see how the
 same engine scales when the GPUs, not the input, set the pace.
 
@@ -37,27 +41,32 @@ import dataclasses
 import json
 import pathlib
 import sys
+import tempfile
 from datetime import UTC, datetime
 from typing import Any
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from lib.backend import backend_name, library_versions  # noqa: E402
+from lib.backend import backend_name, library_versions, take_gpu_memory_on_demand  # noqa: E402
 from lib.bench import ProgressPrinter  # noqa: E402
 from lib.datasets import DATASETS, DatasetUnavailableError, load_dataset, synthetic_dataset  # noqa: E402
 from lib.devices import DeviceNotFoundError, list_devices  # noqa: E402
 from lib.engine import train_on_devices  # noqa: E402
 from lib.fastpath import supported  # noqa: E402
 from lib.hardware import describe_hardware, hardware_summary  # noqa: E402
+from lib.jobs import JobState  # noqa: E402
+from lib.limits import ServerLimits  # noqa: E402
 from lib.parallel import (  # noqa: E402
     BatchSplitError,
     data_parallel_info,
     per_replica_batch,
     replica_devices,
+    scaling_frame,
 )
 from lib.presets import PresetNotFoundError, get_preset  # noqa: E402
 from lib.results import DeviceRun  # noqa: E402
+from lib.runner import JobRunner  # noqa: E402
 from lib.store import RunStore, json_ready  # noqa: E402
 
 DEFAULT_PRESET = "cifar10-tuned"
@@ -70,6 +79,9 @@ INPUT_BOUND_SHARE = 0.7  # an epoch this close to its input floor (floor / epoch
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.through_runner:
+        # The worker needs GPU memory beside this process, as beside the app's server: neither reserves it all.
+        take_gpu_memory_on_demand()
     try:
         # The engine rows are the model.fit rows; the device-resident loop has rows of its own below.
         spec = get_preset(args.preset).spec.with_changes(epochs=args.epochs, device_resident=False)
@@ -113,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         print("input on the device (lib.fastpath, one compiled call per epoch; speedup vs its own 1-device run):")
         print(format_table(resident_rows, spec, resident_runs, dataset.synthetic))
         print(verdict(resident_rows))
+    runner_table, runner_error = None, ""
+    if args.through_runner:
+        runner_table, runner_error = through_runner(spec, args, devices)
+        print("through the app's job runner (one job, worker process, run store; the Results page's scaling table):")
+        print(runner_error or runner_table.to_string(index=False))
     if args.db is not None:
         store = RunStore(args.db)
         for run in runs:
@@ -135,9 +152,12 @@ def main(argv: list[str] | None = None) -> int:
             "input_floor_runs": [run.to_dict() for run in floor_runs],
             "device_resident_rows": resident_rows,
             "device_resident_runs": [run.to_dict() for run in resident_runs],
+            "through_runner": None if runner_table is None else runner_table.to_dict(orient="records"),
+            "through_runner_error": runner_error,
         }
         args.json.write_text(json.dumps(json_ready(document), indent=2) + "\n", encoding="utf-8")
-    return 0 if all(run.status == "done" for run in [*runs, *floor_runs, *resident_runs]) else 1
+    finished = all(run.status == "done" for run in [*runs, *floor_runs, *resident_runs])
+    return 0 if finished and not runner_error else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,10 +191,42 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="also train with the input on the devices (lib.fastpath, JAX only) on one and on all devices (default on)",
     )
+    parser.add_argument(
+        "--through-runner",
+        action="store_true",
+        help="also train one job on both devices through the app's job runner and print the Results scaling table",
+    )
     parser.add_argument("--json", type=pathlib.Path, help="write the rows and full runs as JSON")
     parser.add_argument("--db", type=pathlib.Path, help="also record the runs in this run store (SQLite)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress on standard error")
     return parser
+
+
+def through_runner(spec, args: argparse.Namespace, devices: list[str]) -> tuple[Any, str]:
+    """Trains the spec on one device and data parallel as one app job; returns (scaling table, error text).
+
+    The job goes through `lib.runner.JobRunner` (a worker process with the server's Keras backend), which
+    writes the runs to a run store of its own (a temporary file, so no other runs mix in); the table is
+    `lib.parallel.scaling_frame` of that store, the data of the Results page's scaling chart.
+    """
+    store = RunStore(pathlib.Path(tempfile.mkdtemp(prefix="scaling-runner-")) / "runs.sqlite")
+    runner = JobRunner(store, ServerLimits(), available_devices=devices)
+    try:
+        job = runner.submit(
+            "scaling-benchmark",
+            spec,
+            devices,
+            sample_limit=args.limit,
+            test_limit=args.test_limit,
+            synthetic=args.synthetic,
+            preset=args.preset,
+        )
+        final = runner.wait(job.id)
+    finally:
+        runner.shutdown()
+    if final.state != JobState.DONE:
+        return None, f"the job ended {final.state.value}: {final.error}"
+    return scaling_frame(store.runs(), kind=args.kind), ""
 
 
 def scaling_rows(runs: list[DeviceRun], floor_runs: list[DeviceRun], global_batch: int) -> list[dict[str, Any]]:

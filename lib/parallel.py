@@ -34,6 +34,7 @@ PARALLEL_NAMES = {ALL_GPUS: "gpu", ALL_CPUS: "cpu", "all-gpus": "gpu", "cuda:all
 PARALLEL_LABELS = {"gpu": "all GPUs (data parallel)", "cpu": "all CPU devices (data parallel)"}
 SUPPORTED_BACKENDS = ("tensorflow", "jax")  # backends with a data-parallel engine that Keras trains through
 MIN_REPLICAS = 2  # fewer devices than this is not data parallel
+GRADIENT_BYTES_PER_PARAM = 4  # float32 gradients, all-reduced every step
 SCALING_COLUMNS = ("config", "num_gpus", "epoch_s", "speedup", "efficiency", "runs")  # scaling_frame output
 
 
@@ -184,6 +185,47 @@ def describe_data_parallel(global_batch: int, replicas: int) -> str:
         f"global batch {global_batch:,} split into {replicas} x {share:,} per replica: each device computes "
         f"the gradient of its {share:,} samples and the gradients are averaged before every update."
     )
+
+
+def describe_gradient_exchange(params: int, flops_per_sample: int, global_batch: int, replicas: int) -> str:
+    """Says what each data-parallel step costs in work and in communication, and why that bounds the speedup.
+
+    Every step ends with an all-reduce of all the gradients (4 bytes per float32 parameter) between the
+    devices; its size does not shrink with more devices or a smaller share of the batch, while each
+    device's work does. The ratio of the two (work per exchanged byte) is what decides whether a second
+    GPU pays off.
+
+    Args:
+        params: Trainable parameters of the model (`lib.spec.count_params`).
+        flops_per_sample: Training FLOPs per sample (`lib.spec.flops_per_sample`).
+        global_batch: Samples per step, all replicas together.
+        replicas: Devices training together.
+
+    Returns:
+        The sentences; "" when the batch does not split evenly (`describe_data_parallel` says why).
+    """
+    try:
+        share = per_replica_batch(global_batch, replicas)
+    except BatchSplitError:
+        return ""
+    gradient_bytes = GRADIENT_BYTES_PER_PARAM * params
+    work = flops_per_sample * share
+    return (
+        f"Each step, every device computes {_si(work)}FLOP on its {share:,} samples, then the devices exchange "
+        f"{_si(gradient_bytes)}B of gradients (4 bytes x {params:,} parameters): {work / gradient_bytes:,.0f} FLOP "
+        "of work per exchanged byte. A GPU computes roughly a thousand times faster than a link between GPUs moves "
+        "bytes (an H200: ~400 TFLOP/s in TF32; NVLink: a few hundred GB/s), so near a thousand FLOP per byte the "
+        "exchange takes about as long as the maths and a second GPU gains little; near-perfect scaling needs many "
+        "times that, i.e. a larger batch per device."
+    )
+
+
+def _si(value: float) -> str:
+    """A number with an SI prefix and a trailing space: 75.5e9 -> "75.5 G"."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= factor:
+            return f"{value / factor:.3g} {prefix}"
+    return f"{value:.3g} "
 
 
 def validate_batch_split(devices: Sequence[str], global_batch: int, backend: str | None = None) -> None:
@@ -350,7 +392,7 @@ def _logical_devices(kind: str, backend: str) -> list[str]:
         return []
 
 
-def scaling_frame(store_df: Any) -> Any:
+def scaling_frame(store_df: Any, kind: str = "gpu") -> Any:
     """Turns stored GPU runs into a scaling table: epoch time, speedup and efficiency per GPU count.
 
     Runs are grouped by configuration (same spec, backend and data kind); a configuration appears only
@@ -360,6 +402,8 @@ def scaling_frame(store_df: Any) -> Any:
     Args:
         store_df: `lib.store.RunStore.runs()` output (columns device, status, steady_epoch_s, backend,
             synthetic, preset, dataset, batch_size, spec, result, id).
+        kind: "gpu", or "cpu" to tabulate runs on CPU devices ("cpu:0", "cpu:all"; the CPU check of the
+            same code in tests and benchmarks), with `num_gpus` then counting CPU devices.
 
     Returns:
         A tidy DataFrame with columns config (a readable label), num_gpus, epoch_s (steady-state seconds
@@ -368,7 +412,7 @@ def scaling_frame(store_df: Any) -> Any:
     """
     import pandas as pd
 
-    runs = _gpu_runs(store_df)
+    runs = _runs_of_kind(store_df, kind)
     rows = []
     for _, group in runs.groupby("key", sort=False):
         epochs = group.groupby("num_gpus")["steady_epoch_s"].agg(["median", "size"])
@@ -390,8 +434,8 @@ def scaling_frame(store_df: Any) -> Any:
     return pd.DataFrame(rows, columns=list(SCALING_COLUMNS))
 
 
-def _gpu_runs(store_df: Any) -> Any:
-    """Finished GPU runs with their GPU count, configuration key and label."""
+def _runs_of_kind(store_df: Any, kind: str) -> Any:
+    """Finished runs on devices of one kind ("gpu") with their device count, configuration key and label."""
     import pandas as pd
 
     columns = ["key", "label", "num_gpus", "steady_epoch_s"]
@@ -399,7 +443,7 @@ def _gpu_runs(store_df: Any) -> Any:
         return pd.DataFrame(columns=columns)
     done = store_df[
         (store_df["status"] == "done")
-        & store_df["device"].astype(str).str.startswith("gpu:")
+        & store_df["device"].astype(str).str.startswith(f"{kind}:")
         & (store_df["steady_epoch_s"].astype(float) > 0)
     ]
     rows = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import pathlib
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -12,6 +14,34 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # Quiet TensorFlow's C++ logging in test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# The scaling benchmark as the GPU machine runs it: JAX, with TensorFlow, Streamlit and Altair unimportable.
+SCALING_BENCHMARK_SCRIPT = """
+import runpy, sys
+for name in ("tensorflow", "streamlit", "altair"):
+    sys.modules[name] = None
+sys.argv = ["benchmarks/scaling.py", *sys.argv[1:]]
+runpy.run_path("benchmarks/scaling.py", run_name="__main__")
+"""
+
+
+def run_on_two_host_devices(args: list[str], backend: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    """Runs `python ARGS` from the repository root with a Keras backend, JAX showing two CPU devices.
+
+    TensorFlow's two logical CPU devices are set up by the code under test itself; JAX reads the
+    device count from XLA_FLAGS when it starts, so it must be set before the process begins.
+    """
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "PYTHONPATH": str(REPO_ROOT),
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s
+    )
 
 
 @pytest.fixture

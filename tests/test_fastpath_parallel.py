@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, SCALING_BENCHMARK_SCRIPT, run_on_two_host_devices
 
 # 1000 samples over 2 replicas: blocks of 500; global batch 64 = 32 per replica, 15 steps, 20 dropped per block.
 PARALLEL_CHECKS = r"""
@@ -172,29 +172,11 @@ def test_errors_say_the_fix(parallel_report):
     assert "cpu:0, cpu:1" in errors["unknown"]
 
 
-# The scaling benchmark as the GPU machine runs it: JAX, with TensorFlow, Streamlit and Altair unimportable.
-SCALING_SCRIPT = """
-import runpy, sys
-for name in ("tensorflow", "streamlit", "altair"):
-    sys.modules[name] = None
-sys.argv = ["benchmarks/scaling.py", *sys.argv[1:]]
-runpy.run_path("benchmarks/scaling.py", run_name="__main__")
-"""
-
-
 def test_scaling_benchmark_has_device_resident_rows(tmp_path):
     out = tmp_path / "scaling.json"
     args = ["--kind", "cpu", "--preset", "fashion-tuned", "--synthetic", "--limit", "1024", "--test-limit", "32"]
     args += ["--epochs", "2", "--no-input-floor", "--quiet", "--json", str(out)]
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
-    command = [sys.executable, "-c", SCALING_SCRIPT, *args]
-    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = run_on_two_host_devices(["-c", SCALING_BENCHMARK_SCRIPT, *args], "jax", timeout_s=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "input on the device" in done.stdout
     document = json.loads(out.read_text())

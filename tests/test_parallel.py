@@ -4,9 +4,6 @@ on several logical CPU devices (TensorFlow) and forced host devices (JAX) in sub
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow
@@ -26,6 +23,7 @@ from lib.parallel import (
     data_parallel_choices,
     data_parallel_spec,
     describe_data_parallel,
+    describe_gradient_exchange,
     device_label,
     is_data_parallel,
     per_replica_batch,
@@ -35,10 +33,10 @@ from lib.parallel import (
     trim_to_replicas,
 )
 from lib.results import DeviceRun
-from lib.spec import ModelSpec
+from lib.spec import ModelSpec, count_params, flops_per_sample
 from lib.store import RunStore
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, SCALING_BENCHMARK_SCRIPT, run_on_two_host_devices
 
 SUBPROCESS_TIMEOUT_S = 300
 
@@ -75,24 +73,10 @@ print(json.dumps({
 """
 
 
-def _run_python(args: list[str], backend: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "PYTHONPATH": str(REPO_ROOT),
-        "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    return subprocess.run(
-        [sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S
-    )
-
-
 @pytest.fixture(scope="module", params=["tensorflow", "jax"])
 def parallel_training(request):
     """One real comparison, one CPU device against data parallel over two, on each backend."""
-    done = _run_python(["-c", TRAIN_SCRIPT], request.param)
+    done = run_on_two_host_devices(["-c", TRAIN_SCRIPT], request.param)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return request.param, result
@@ -131,21 +115,21 @@ def test_device_resident_data_parallel_trains_through_the_engine(parallel_traini
     assert run.test_accuracy is not None and run.test_accuracy > 0.1
 
 
-# Runs the scaling benchmark as the GPU machine would: JAX, with TensorFlow, Streamlit and Altair unimportable.
-BENCHMARK_SCRIPT = """
-import runpy, sys
-for name in ("tensorflow", "streamlit", "altair"):
-    sys.modules[name] = None
-sys.argv = ["benchmarks/scaling.py", *sys.argv[1:]]
-runpy.run_path("benchmarks/scaling.py", run_name="__main__")
-"""
-
-
 def test_scaling_benchmark_runs_on_forced_host_devices(tmp_path):
     out = tmp_path / "scaling.json"
-    args = ["-c", BENCHMARK_SCRIPT, "--kind", "cpu", "--preset", "fashion-tuned", "--synthetic", "--limit", "1024"]
+    args = [
+        "-c",
+        SCALING_BENCHMARK_SCRIPT,
+        "--kind",
+        "cpu",
+        "--preset",
+        "fashion-tuned",
+        "--synthetic",
+        "--limit",
+        "1024",
+    ]
     args += ["--test-limit", "64", "--epochs", "2", "--quiet", "--json", str(out)]
-    done = _run_python(args, "jax")
+    done = run_on_two_host_devices(args, "jax")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "speedup" in done.stdout and "input floor" in done.stdout
     document = json.loads(out.read_text())
@@ -162,11 +146,26 @@ def test_scaling_benchmark_runs_on_forced_host_devices(tmp_path):
     assert [run["replicas"] for run in document["runs"]] == [1, 2]
 
 
+def test_scaling_benchmark_trains_through_the_job_runner(tmp_path):
+    out = tmp_path / "scaling.json"
+    args = ["-c", SCALING_BENCHMARK_SCRIPT, "--kind", "cpu", "--preset", "fashion-tuned", "--synthetic"]
+    args += ["--limit", "512", "--test-limit", "32", "--epochs", "2", "--no-input-floor", "--no-device-resident"]
+    args += ["--through-runner", "--quiet", "--json", str(out)]
+    done = run_on_two_host_devices(args, "jax")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "through the app's job runner" in done.stdout
+    table = json.loads(out.read_text())["through_runner"]
+    assert [(row["num_gpus"], row["runs"]) for row in table] == [(1, 1), (2, 1)]
+    assert table[0]["speedup"] == 1.0
+    assert table[1]["efficiency"] == pytest.approx(table[1]["speedup"] / 2)
+    assert "fashion-tuned" in table[0]["config"] and "synthetic" in table[0]["config"]
+
+
 def test_bench_cli_accepts_the_data_parallel_device(tmp_path):
     out = tmp_path / "bench.json"
     args = ["-m", "lib.bench", "--devices", "cpu:0,cpu:all", "--synthetic", "--limit", "256", "--test-limit", "32"]
     args += ["--epochs", "1", "--batch-size", "64", "--hidden-units", "16", "--no-store", "--quiet", "--json", str(out)]
-    done = _run_python(args, "jax")
+    done = run_on_two_host_devices(args, "jax")
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())["results"]
     assert [(run["device"], run["replicas"], run["status"]) for run in results] == [
@@ -208,6 +207,19 @@ def test_per_replica_batch_explains_an_uneven_split(global_batch, replicas, sugg
 def test_describe_data_parallel():
     assert describe_data_parallel(2048, 2).startswith("global batch 2,048 split into 2 x 1,024 per replica")
     assert "cannot be split evenly between 3 replicas" in describe_data_parallel(1024, 3)
+
+
+def test_gradient_exchange_grows_in_work_per_byte_with_the_batch_per_device():
+    spec = ModelSpec(dataset="cifar10", hidden_units=(3000, 1000))
+    params, flops = count_params(spec), flops_per_sample(spec)
+    small, large = (
+        describe_gradient_exchange(params, flops, 2048, 2),
+        describe_gradient_exchange(params, flops, 16384, 2),
+    )
+    assert "48.9 MB of gradients (4 bytes x 12,230,010 parameters)" in small
+    assert "75.1 GFLOP on its 1,024 samples" in small and "1,535 FLOP of work per exchanged byte" in small
+    assert "601 GFLOP on its 8,192 samples" in large and "12,284 FLOP of work per exchanged byte" in large
+    assert describe_gradient_exchange(params, flops, 1023, 2) == ""  # the split message says why
 
 
 def test_trim_to_replicas_keeps_a_multiple_of_the_replicas():
@@ -348,6 +360,7 @@ def test_train_page_offers_all_gpus_and_shows_the_batch_split(two_fake_gpus):
     assert captions and captions[0].startswith(
         "all GPUs (data parallel): global batch 2,048 split into 2 x 1,024 per replica"
     )
+    assert any("FLOP of work per exchanged byte" in caption.value for caption in at.caption)
 
 
 def test_results_page_draws_the_scaling_chart(runs_db):
