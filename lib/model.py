@@ -49,7 +49,7 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int)
         optimizer=make_optimizer(spec),
         loss=spec.loss_name,
         metrics=["accuracy"],
-        steps_per_execution=spec.steps_per_execution,
+        steps_per_execution=resolve_steps_per_execution(spec.steps_per_execution, keras.backend.backend()),
         jit_compile=resolve_jit_compile(spec.jit_compile, keras.backend.backend()),
     )
     return model
@@ -61,6 +61,20 @@ def make_optimizer(spec: ModelSpec) -> Any:
 
     optimizer_class = getattr(keras.optimizers, KERAS_OPTIMIZER_CLASSES[spec.optimizer])
     return optimizer_class(learning_rate=spec.learning_rate)
+
+
+def resolve_steps_per_execution(requested: int, backend: str) -> int:
+    """Returns the `steps_per_execution` value to pass to `model.compile` on a backend.
+
+    Keras 3's PyTorch trainer accepts only 1 ("`steps_per_execution` must be 1 with the PyTorch backend"),
+    so a spec asking for more (the tuned presets ask for 16) trains one step per call there instead of
+    failing; TensorFlow and JAX get what the spec asks for.
+
+    Args:
+        requested: The spec's `steps_per_execution`.
+        backend: "tensorflow", "jax" or "torch".
+    """
+    return 1 if backend == "torch" else requested
 
 
 def resolve_jit_compile(requested: bool, backend: str) -> bool:

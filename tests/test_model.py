@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from lib.model import build_model, resolve_jit_compile
+from lib.model import build_model, resolve_jit_compile, resolve_steps_per_execution
 from lib.presets import PRESETS
 from lib.spec import ModelSpec, count_params, dataset_dims, layer_table
 
@@ -78,3 +78,8 @@ def test_same_seed_same_weights_other_seed_other_weights():
 )
 def test_resolve_jit_compile(requested, backend, expected):
     assert resolve_jit_compile(requested, backend) is expected
+
+
+@pytest.mark.parametrize(("backend", "expected"), [("tensorflow", 16), ("jax", 16), ("torch", 1)])
+def test_steps_per_execution_is_one_on_torch(backend, expected):
+    assert resolve_steps_per_execution(16, backend) == expected
