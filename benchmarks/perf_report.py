@@ -25,6 +25,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from lib.backend import backend_name, library_versions  # noqa: E402
+from lib.devices import keras_device_name  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -160,7 +161,7 @@ def bare_fit(spec, data, device: str) -> tuple[list[float], list[float]]:
         on_epoch_end=lambda epoch, logs: epoch_s.append(time.perf_counter() - started[0]),
     )
     keras.utils.clear_session()
-    with keras.device(device):
+    with keras.device(keras_device_name(device)):
         model = build_model(spec, data.image_shape, data.num_classes)
         history = model.fit(
             data.x_train,
@@ -212,7 +213,7 @@ def device_resident_run(spec, data, device: str, *, evaluate: bool = True, profi
             if profile and epoch == spec.epochs:
                 tracing.update(start_trace(folder))
 
-        with keras.device(device):
+        with keras.device(keras_device_name(device)):
             model = build_model(spec, data.image_shape, data.num_classes)
             history = fit_device_resident(
                 model,
@@ -263,7 +264,7 @@ def profile_fit(spec, data, device: str) -> dict[str, Any]:
     keras.utils.clear_session()
     with tempfile.TemporaryDirectory(prefix="jax-trace-") as folder:
         tracer = TraceSecondEpoch(folder)
-        with keras.device(device):
+        with keras.device(keras_device_name(device)):
             model = build_model(spec, data.image_shape, data.num_classes)
             model.fit(
                 data.x_train,

@@ -107,6 +107,23 @@ def normalize_device_name(name: str) -> str | None:
     return f"{device_type}:{int(match['index'] or 0)}"
 
 
+def keras_device_name(name: str, backend: str | None = None) -> str:
+    """Returns the name to give `keras.device()` for a normalised device name on a backend.
+
+    On PyTorch, "cpu:0" becomes "cpu": Keras' PyTorch variables are created on the default CPU device and
+    then moved with `.to("cpu:0")`, which PyTorch treats as another device and answers with a copy that is
+    not a leaf tensor, so its gradients are never filled in ("No gradients provided for any variable").
+    Every other name, and every name on TensorFlow and JAX, is returned as it is.
+
+    Args:
+        name: A normalised device name ("cpu:0", "gpu:1").
+        backend: The Keras backend; the active one when None.
+    """
+    if (backend or backend_name()) == "torch" and name.startswith("cpu:"):
+        return "cpu"
+    return name
+
+
 def resolve_device(name: str, available: Sequence[str] | None = None) -> str:
     """Normalises a device name and checks that the device is present.
 

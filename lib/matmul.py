@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, fields
 
 import pandas as pd
 
-from lib.devices import resolve_device
+from lib.devices import keras_device_name, resolve_device
 from lib.limits import LIMIT_ENV_VARS, ServerLimits, load_limits
 
 DTYPES = ("float32", "float16", "bfloat16")  # element types offered by the demo
@@ -178,7 +178,7 @@ def time_matmul(
 def _timed_products(device: str, n: int, repeats: int, dtype: str) -> list[float]:
     import keras
 
-    with keras.device(device):
+    with keras.device(keras_device_name(device)):
         # Make the operands on the device itself, so no host-to-device copy is timed.
         a = keras.random.uniform((n, n), dtype=dtype, seed=1)
         b = keras.random.uniform((n, n), dtype=dtype, seed=2)

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from lib.backend import backend_name
-from lib.devices import DeviceInfo, DeviceNotFoundError, normalize_device_name
+from lib.devices import DeviceInfo, DeviceNotFoundError, keras_device_name, normalize_device_name
 
 ALL_GPUS = "gpu:all"  # pseudo device: data parallel over every GPU
 ALL_CPUS = "cpu:all"  # pseudo device: data parallel over every (logical) CPU device; for tests and CI
@@ -329,7 +329,7 @@ def device_scope(name: str, backend: str | None = None) -> contextlib.AbstractCo
         return distribution_scope(name, backend)
     import keras
 
-    return keras.device(name)
+    return keras.device(keras_device_name(name, backend))
 
 
 def data_parallel_choices(devices: Sequence[DeviceInfo]) -> list[str]:

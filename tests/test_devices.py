@@ -23,6 +23,7 @@ from lib.devices import (
     format_bytes,
     gpu_setup_hint,
     has_gpu,
+    keras_device_name,
     list_devices,
     normalize_device_name,
     nvidia_smi_memory_bytes,
@@ -239,3 +240,16 @@ def test_devices_under_jax_backend_in_subprocess():
     assert {device["backend"] for device in devices} == {"jax"}
     assert build["backend"] == "jax"
     assert isinstance(build["built_with_cuda"], bool)
+
+
+@pytest.mark.parametrize(
+    ("name", "backend", "expected"),
+    [
+        ("cpu:0", "torch", "cpu"),  # Keras' torch variables lose their gradients under "cpu:0"
+        ("gpu:0", "torch", "gpu:0"),
+        ("cpu:0", "tensorflow", "cpu:0"),
+        ("cpu:1", "jax", "cpu:1"),
+    ],
+)
+def test_keras_device_name_works_around_torch_cpu_index(name, backend, expected):
+    assert keras_device_name(name, backend) == expected
