@@ -208,24 +208,19 @@ def describe_gradient_exchange(params: int, flops_per_sample: int, global_batch:
         share = per_replica_batch(global_batch, replicas)
     except BatchSplitError:
         return ""
+    from lib.ui_state import format_count  # here, so that importing this module stays cheap (no pandas)
+
     gradient_bytes = GRADIENT_BYTES_PER_PARAM * params
     work = flops_per_sample * share
     return (
-        f"Each step, every device computes {_si(work)}FLOP on its {share:,} samples, then the devices exchange "
-        f"{_si(gradient_bytes)}B of gradients (4 bytes x {params:,} parameters): {work / gradient_bytes:,.0f} FLOP "
+        f"Each step, every device computes {format_count(work, 'FLOP')} on its {share:,} samples, then the devices "
+        f"exchange {format_count(gradient_bytes, 'B')} of gradients (4 bytes x {params:,} parameters): "
+        f"{work / gradient_bytes:,.0f} FLOP "
         "of work per exchanged byte. A GPU computes roughly a thousand times faster than a link between GPUs moves "
         "bytes (an H200: ~400 TFLOP/s in TF32; NVLink: a few hundred GB/s), so near a thousand FLOP per byte the "
         "exchange takes about as long as the maths and a second GPU gains little; near-perfect scaling needs many "
         "times that, i.e. a larger batch per device."
     )
-
-
-def _si(value: float) -> str:
-    """A number with an SI prefix and a trailing space: 75.5e9 -> "75.5 G"."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= factor:
-            return f"{value / factor:.3g} {prefix}"
-    return f"{value:.3g} "
 
 
 def validate_batch_split(devices: Sequence[str], global_batch: int, backend: str | None = None) -> None:

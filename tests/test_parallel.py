@@ -216,9 +216,9 @@ def test_gradient_exchange_grows_in_work_per_byte_with_the_batch_per_device():
         describe_gradient_exchange(params, flops, 2048, 2),
         describe_gradient_exchange(params, flops, 16384, 2),
     )
-    assert "48.9 MB of gradients (4 bytes x 12,230,010 parameters)" in small
-    assert "75.1 GFLOP on its 1,024 samples" in small and "1,535 FLOP of work per exchanged byte" in small
-    assert "601 GFLOP on its 8,192 samples" in large and "12,284 FLOP of work per exchanged byte" in large
+    assert "48.92 MB of gradients (4 bytes x 12,230,010 parameters)" in small
+    assert "75.12 GFLOP on its 1,024 samples" in small and "1,535 FLOP of work per exchanged byte" in small
+    assert "600.93 GFLOP on its 8,192 samples" in large and "12,284 FLOP of work per exchanged byte" in large
     assert describe_gradient_exchange(params, flops, 1023, 2) == ""  # the split message says why
 
 
