@@ -7,6 +7,7 @@ rebuilds it from all of them, so presets, shared links and the Train page can ch
 import streamlit as st
 
 from lib.datasets import DATASETS
+from lib.devices import format_bytes
 from lib.estimates import estimate_epoch_times
 from lib.keys import Key, layer_units_key
 from lib.limits import LIMIT_ENV_VARS
@@ -31,7 +32,6 @@ from lib.spec import (
 from lib.ui_state import (
     batch_size_options,
     build_widget_values,
-    format_bytes,
     format_count,
     layer_table_frame,
     matching_preset,

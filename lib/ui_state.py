@@ -136,14 +136,6 @@ def format_count(value: float, unit: str = "") -> str:
     return f"{value:,.0f} {unit}".rstrip()
 
 
-def format_bytes(value: float) -> str:
-    """Formats a byte count in binary units: 1536 -> "1.5 KiB"."""
-    for factor, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if value >= factor:
-            return f"{value / factor:.1f} {unit}"
-    return f"{value:.0f} B"
-
-
 HISTORY_COLUMNS = {
     "id": "Run",
     "created_at": "Date (UTC)",

@@ -215,6 +215,7 @@ def test_device_table_and_format_bytes():
     assert rows[0]["Compute capability"] == "-"
     assert format_bytes(512) == "512 B"
     assert format_bytes(1536) == "1.5 KiB"
+    assert format_bytes(3 * 2**30) == "3.0 GiB"
     assert format_bytes(3 * 2**40) == "3.0 TiB"
 
 

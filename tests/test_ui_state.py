@@ -14,7 +14,6 @@ from lib.ui_state import (
     batch_size_options,
     build_widget_values,
     default_comparison,
-    format_bytes,
     format_count,
     matching_preset,
     run_filters,
@@ -77,9 +76,3 @@ def test_default_comparison_prefers_the_session_job_then_the_latest():
 @pytest.mark.parametrize(("value", "text"), [(999, "999 FLOP"), (8_380_000, "8.38 MFLOP"), (5.03e11, "503.00 GFLOP")])
 def test_format_count(value, text):
     assert format_count(value, "FLOP") == text
-
-
-def test_format_bytes():
-    assert format_bytes(512) == "512 B"
-    assert format_bytes(1536) == "1.5 KiB"
-    assert format_bytes(3 * 2**30) == "3.0 GiB"
