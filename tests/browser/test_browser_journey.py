@@ -31,6 +31,10 @@ CHART = '[data-testid="stVegaLiteChart"]'
 SIDEBAR = '[data-testid="stSidebar"]'
 JOB_TIMEOUT_MS = 300_000  # a queued tiny job waits for the ones ahead; each worker imports TensorFlow
 TINY_LINK = "train?layers=1&units=32&epochs=1&batch=64&samples=300&devices=cpu:0"
+# The first of three queued jobs trains for ~25 s (40 epochs of 20,000 samples), so the third is still waiting
+# when looked at even on a loaded machine; tiny jobs alone (~8 s, mostly the worker's imports) finished before
+# the third session had submitted in one clean-clone run.
+QUEUE_HEAD_LINK = "train?layers=1&units=32&epochs=40&batch=64&samples=20000&devices=cpu:0"
 
 
 @pytest.fixture(scope="module")
@@ -122,19 +126,17 @@ def test_three_sessions_queue_and_all_finish(chromium, journey):
     contexts = [chromium.new_context(viewport={"width": 1200, "height": 900}) for _ in range(3)]
     try:
         pages = []
-        for context in contexts:
+        for context, link in zip(contexts, [QUEUE_HEAD_LINK, TINY_LINK, TINY_LINK], strict=True):
             context.set_default_timeout(180_000)
             page = context.new_page()
-            page.goto(f"{url}/{TINY_LINK}")
+            page.goto(f"{url}/{link}")
             expect(page.get_by_role("heading", name="Train", level=1)).to_be_visible()
             wait_for_script(page)
             pages.append(page)
-        # All three clicks first, then the checks: waiting for each page's rerun between clicks let the first
-        # jobs (about 8 s each, mostly the worker's imports) finish on a loaded machine before the third was
-        # even submitted, so it never waited.
+        # One click at a time, each seen through (the Cancel button) before the next, so the jobs are
+        # submitted in page order.
         for page in pages:
             page.locator(f".st-key-{Key.TRAIN} button").click()
-        for page in pages:
             expect(page.locator(f".st-key-{Key.CANCEL} button")).to_be_visible()
         expect(pages[2].locator(INFO).filter(has_text="Waiting in the queue")).to_be_visible()
         screenshot(pages[2], "queue_3_waiting")
