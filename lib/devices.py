@@ -12,20 +12,17 @@ The backend libraries are imported inside the functions, so importing this modul
 from __future__ import annotations
 
 import os
-import pathlib
-import platform
 import re
-import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lib.backend import GPU_INSTALL_COMMANDS, backend_name, import_backend_module
+from lib.hardware import cpu_description, ram_bytes
 
 DEVICE_KINDS = {"cpu": "CPU", "gpu": "GPU"}  # normalised type -> DeviceInfo.kind
 DEVICE_ALIASES = {"cuda": "gpu"}  # other spellings users type (PyTorch says "cuda")
-NVIDIA_SMI_TIMEOUT_S = 5  # seconds to wait for nvidia-smi before giving up on GPU memory
+BACKEND_SOURCE = "backend"  # DeviceInfo.source of devices the backend library listed (lib.probe makes "probe")
 _DEVICE_NAME = re.compile(r"^(?P<type>[a-z]+)(?::(?P<index>\d+))?$")  # "gpu:1", "cpu", ...
 
 
@@ -42,7 +39,8 @@ class DeviceInfo:
     description: str  # for people: CPU model and core count, or GPU product name
     memory_bytes: int | None  # total RAM for a CPU, device memory for a GPU; None when unknown
     compute_capability: str | None  # CUDA compute capability such as "9.0"; None for CPUs or when unknown
-    backend: str  # the Keras backend that reported the device: "tensorflow", "jax" or "torch"
+    backend: str  # the Keras backend that reported (or, from the probe, will report) the device
+    source: str = BACKEND_SOURCE  # who listed it: the backend library, or "probe" (lib.probe) until it is imported
 
 
 def list_devices(backend: str | None = None) -> list[DeviceInfo]:
@@ -242,47 +240,6 @@ def format_bytes(size: int | None) -> str:
     return f"{value:.1f} TiB"
 
 
-def cpu_description() -> str:
-    """Describes this machine's CPU for people, e.g. "AMD EPYC, 2 cores"."""
-    model = _cpu_model() or platform.processor() or platform.machine() or "CPU"
-    cores = cpu_core_count()
-    return f"{model}, {cores} core{'s' if cores != 1 else ''}"
-
-
-def total_ram_bytes() -> int | None:
-    """Returns this machine's total RAM in bytes, or None when the system does not say."""
-    meminfo = pathlib.Path("/proc/meminfo")
-    try:
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def _cpu_model() -> str | None:
-    try:
-        text = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "cpu model") and value.strip():
-            return value.strip()
-    return None
-
-
-def cpu_core_count() -> int:
-    """Returns the CPU cores this process may run on (fewer than the machine's when a container limits it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def _device_index(name: str) -> int:
     return int(name.rsplit(":", 1)[1])
 
@@ -292,7 +249,7 @@ def _cpu_device(name: str, backend: str) -> DeviceInfo:
         name=name,
         kind="CPU",
         description=cpu_description(),
-        memory_bytes=total_ram_bytes(),
+        memory_bytes=ram_bytes(),
         compute_capability=None,
         backend=backend,
     )
@@ -311,7 +268,7 @@ def _gpu_device(index: int, product: str, memory: int | None, capability: str | 
 
 def _tensorflow_devices(tf) -> list[DeviceInfo]:
     devices = []
-    gpu_memory = nvidia_smi_memory_bytes(os.environ)
+    gpu_memory = driver_gpu_memory_bytes(os.environ)
     for physical in tf.config.list_physical_devices():
         name = normalize_device_name(physical.name)
         if name is None:
@@ -340,7 +297,7 @@ def _jax_devices(jax) -> list[DeviceInfo]:
         gpus = jax.devices("gpu")
     except RuntimeError:  # JAX raises this when no GPU backend is installed or no GPU is visible
         gpus = []
-    gpu_memory = nvidia_smi_memory_bytes(os.environ)
+    gpu_memory = driver_gpu_memory_bytes(os.environ)
     for position, device in enumerate(gpus):
         memory = gpu_memory[position] if position < len(gpu_memory) else _jax_memory_limit(device)
         capability = getattr(device, "compute_capability", None)
@@ -367,39 +324,21 @@ def _torch_devices(torch) -> list[DeviceInfo]:
     return devices
 
 
-def nvidia_smi_memory_bytes(environ: Mapping[str, str]) -> list[int]:
-    """Returns the total memory of each GPU visible to this process, as nvidia-smi reports it.
+def driver_gpu_memory_bytes(environ: Mapping[str, str]) -> list[int | None]:
+    """Returns the total memory of each GPU visible to this process, as the NVIDIA driver reports it.
 
-    TensorFlow and JAX do not report a GPU's total memory, so the NVIDIA driver's tool is asked.
-    `CUDA_VISIBLE_DEVICES` is applied, so position i of the list is the backend's "gpu:i".
+    TensorFlow and JAX do not report a GPU's total memory, so the driver is asked (`lib.probe`), with
+    `CUDA_VISIBLE_DEVICES` applied: position i of the list is the backend's "gpu:i".
 
     Args:
         environ: The environment holding `CUDA_VISIBLE_DEVICES`, if set.
 
     Returns:
-        Bytes per visible GPU; an empty list when nvidia-smi is missing, fails, or the mapping is unclear.
+        Bytes per visible GPU; an empty list when the driver or its library is missing or fails.
     """
-    executable = shutil.which("nvidia-smi")
-    if executable is None:
-        return []
-    try:
-        result = subprocess.run(
-            [executable, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=NVIDIA_SMI_TIMEOUT_S,
-            check=True,
-        )
-        all_gpus = [int(line.strip()) * 1024 * 1024 for line in result.stdout.splitlines() if line.strip()]
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return []
-    visible = environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return all_gpus
-    try:
-        return [all_gpus[int(item)] for item in visible.split(",") if item.strip()]
-    except (ValueError, IndexError):  # GPU UUIDs or out-of-range indices: the order cannot be trusted
-        return []
+    from lib.probe import driver_gpus  # lazy: lib.probe builds DeviceInfo from this module
+
+    return [gpu.memory_bytes for gpu in driver_gpus(environ)]
 
 
 def _tensorflow_build(tf) -> dict[str, Any]:

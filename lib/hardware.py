@@ -1,8 +1,11 @@
-"""A short description of the machine a run happened on: CPU model and cores, RAM, GPU names, OS.
+"""The machine's CPU and memory facts, and a short description of the machine a run happened on.
 
-Stored with every run and printed by the CLI, so numbers from different machines can be told apart.
-It reads `/proc` and the standard library only (no Keras, no subprocess) unless asked to probe the
-Keras devices, and it never raises: what cannot be found is reported as None or an empty list.
+This is the one place the app reads CPU and RAM facts: psutil for core counts and memory, the CPU's
+model name from `/proc/cpuinfo` (psutil does not report it), else `platform`. GPU names come from the
+NVIDIA driver through `lib.probe`, or from devices a backend already listed. `describe_hardware()` is
+stored with every run and printed by the CLI, so numbers from different machines can be told apart. No
+function here imports Keras or a backend library unless asked to, and none raises: what cannot be found
+is reported as None or an empty list.
 """
 
 from __future__ import annotations
@@ -13,18 +16,71 @@ import platform
 from collections.abc import Sequence
 from typing import Any
 
-PROC_ROOT = pathlib.Path("/proc")
+import psutil
+
+CPUINFO = pathlib.Path("/proc/cpuinfo")  # where Linux names the CPU model
+CPU_MODEL_KEYS = ("model name", "Model", "cpu model")  # x86, ARM and MIPS spellings in /proc/cpuinfo
+
+
+def cpu_model(cpuinfo: pathlib.Path = CPUINFO) -> str | None:
+    """The CPU's model name, e.g. "AMD EPYC 7B13"; None when the system does not say.
+
+    Args:
+        cpuinfo: The file that names the CPU (tests point it elsewhere).
+    """
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in CPU_MODEL_KEYS and value.strip():
+            return value.strip()
+    return platform.processor() or None
+
+
+def logical_cores() -> int | None:
+    """The machine's logical cores (hardware threads); None when the system does not say."""
+    return psutil.cpu_count(logical=True)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: fewer than the machine's when a container or `taskset` limits it."""
+    try:
+        return len(psutil.Process().cpu_affinity())
+    except (AttributeError, psutil.Error, OSError):  # cpu_affinity does not exist on macOS
+        return logical_cores() or 1
+
+
+def ram_bytes() -> int | None:
+    """The machine's total RAM in bytes; None when the system does not say."""
+    try:
+        return int(psutil.virtual_memory().total)
+    except (psutil.Error, OSError, RuntimeError):
+        return None
+
+
+def cpu_description(cpuinfo: pathlib.Path = CPUINFO) -> str:
+    """Describes this machine's CPU for people, e.g. "AMD EPYC 7B13, 2 cores" (the cores this process may use).
+
+    Args:
+        cpuinfo: The file that names the CPU (tests point it elsewhere).
+    """
+    model = cpu_model(cpuinfo) or platform.machine() or "CPU"
+    cores = usable_cores()
+    return f"{model}, {cores} core{'s' if cores != 1 else ''}"
 
 
 def describe_hardware(
-    devices: Sequence[Any] | None = None, *, probe_devices: bool = False, proc_root: pathlib.Path = PROC_ROOT
+    devices: Sequence[Any] | None = None, *, probe_devices: bool = False, cpuinfo: pathlib.Path = CPUINFO
 ) -> dict[str, Any]:
     """Describes this machine.
 
     Args:
         devices: `lib.devices.DeviceInfo` objects already listed; their GPU descriptions are used.
-        probe_devices: List the Keras devices (imports the backend, slow) when `devices` is None.
-        proc_root: Where `/proc` is (tests point it elsewhere).
+        probe_devices: List the Keras devices (imports the backend, slow) when `devices` is None;
+            otherwise GPU names come from the NVIDIA driver (`lib.probe`).
+        cpuinfo: The file that names the CPU (tests point it elsewhere).
 
     Returns:
         A JSON-ready dict: "cpu_model" (str or None), "logical_cores" (int or None), "usable_cores"
@@ -32,14 +88,13 @@ def describe_hardware(
         "platform", "machine", "python".
     """
     if devices is None and probe_devices:
-        devices = _probe_devices()
-    gpus = _gpu_names_from_devices(devices) if devices else _gpu_names_from_driver(proc_root)
+        devices = _backend_devices()
     return {
-        "cpu_model": _cpu_model(proc_root),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": _usable_cores(),
-        "ram_bytes": _ram_bytes(proc_root),
-        "gpus": gpus,
+        "cpu_model": cpu_model(cpuinfo),
+        "logical_cores": logical_cores(),
+        "usable_cores": usable_cores(),
+        "ram_bytes": ram_bytes(),
+        "gpus": _gpu_names_from_devices(devices) if devices else _gpu_names_from_driver(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "python": platform.python_version(),
@@ -65,55 +120,10 @@ def hardware_summary(hardware: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _read_text(path: pathlib.Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
+def _gpu_names_from_driver() -> list[str]:
+    from lib.probe import driver_gpus  # lazy: lib.probe builds on this module
 
-
-def _cpu_model(proc_root: pathlib.Path) -> str | None:
-    for line in _read_text(proc_root / "cpuinfo").splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "cpu model") and value.strip():
-            return value.strip()
-    return platform.processor() or None
-
-
-def _usable_cores() -> int | None:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count()
-
-
-def _ram_bytes(proc_root: pathlib.Path) -> int | None:
-    for line in _read_text(proc_root / "meminfo").splitlines():
-        if line.startswith("MemTotal:"):
-            fields = line.split()
-            try:
-                return int(fields[1]) * 1024  # /proc/meminfo counts kibibytes
-            except (IndexError, ValueError):
-                return None
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-def _gpu_names_from_driver(proc_root: pathlib.Path) -> list[str]:
-    """NVIDIA GPU models from the driver's /proc files (present when the driver is loaded)."""
-    names = []
-    try:
-        folders = sorted((proc_root / "driver" / "nvidia" / "gpus").iterdir())
-    except OSError:
-        return []
-    for folder in folders:
-        for line in _read_text(folder / "information").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "Model" and value.strip():
-                names.append(value.strip())
-    return names
+    return [gpu.name for gpu in driver_gpus(os.environ)]
 
 
 def _gpu_names_from_devices(devices: Sequence[Any]) -> list[str]:
@@ -124,7 +134,7 @@ def _gpu_names_from_devices(devices: Sequence[Any]) -> list[str]:
     ]
 
 
-def _probe_devices() -> list[Any]:
+def _backend_devices() -> list[Any]:
     try:
         from lib.devices import list_devices
 

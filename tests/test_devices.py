@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -14,24 +13,26 @@ import pytest
 from lib import devices as devices_module
 from lib.backend import backend_name
 from lib.devices import (
+    BACKEND_SOURCE,
     DeviceInfo,
     DeviceNotFoundError,
     cuda_build_info,
     cuda_build_summary,
     device_names,
     device_table,
+    driver_gpu_memory_bytes,
     format_bytes,
     gpu_setup_hint,
     has_gpu,
     keras_device_name,
     list_devices,
     normalize_device_name,
-    nvidia_smi_memory_bytes,
     resolve_device,
 )
 from tests.conftest import REPO_ROOT
+from tests.test_probe import fake_pynvml
 
-H100_MIB = 81559  # what nvidia-smi reports for an H100 80GB HBM3
+H100_MIB = 81559  # what the driver reports for an H100 80GB HBM3
 
 
 def make_device(name: str) -> DeviceInfo:
@@ -40,14 +41,14 @@ def make_device(name: str) -> DeviceInfo:
 
 
 @pytest.fixture
-def fake_nvidia_smi(tmp_path, monkeypatch):
-    """Puts an `nvidia-smi` on PATH that reports two H100s."""
-    script = tmp_path / "nvidia-smi"
-    script.write_text(f"#!/bin/sh\necho {H100_MIB}\necho {H100_MIB // 2}\n")
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+def fake_driver(monkeypatch):
+    """Makes the NVIDIA driver (a fake pynvml) report two H100s, the second with half the memory."""
+    gpus = [
+        ("NVIDIA H100 80GB HBM3", H100_MIB * 2**20, (9, 0), "GPU-0000"),
+        ("NVIDIA H100 80GB HBM3", H100_MIB // 2 * 2**20, (9, 0), "GPU-1111"),
+    ]
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(gpus))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    return script
 
 
 def test_cpu_is_listed_with_description_and_memory():
@@ -59,6 +60,7 @@ def test_cpu_is_listed_with_description_and_memory():
     assert cpu.memory_bytes is not None and cpu.memory_bytes > 2**28
     assert cpu.compute_capability is None
     assert cpu.backend == backend_name()
+    assert {device.source for device in devices} == {BACKEND_SOURCE}
     assert all(device.name == normalize_device_name(device.name) for device in devices)
 
 
@@ -132,7 +134,7 @@ def test_torch_gpus_are_described(monkeypatch):
     assert has_gpu(devices)
 
 
-def test_tensorflow_gpus_are_described_with_nvidia_smi_memory(monkeypatch, fake_nvidia_smi):
+def test_tensorflow_gpus_are_described_with_the_drivers_memory(monkeypatch, fake_driver):
     physical = [
         SimpleNamespace(name="/physical_device:GPU:1", device_type="GPU"),
         SimpleNamespace(name="/physical_device:CPU:0", device_type="CPU"),
@@ -152,15 +154,16 @@ def test_tensorflow_gpus_are_described_with_nvidia_smi_memory(monkeypatch, fake_
     assert {device.compute_capability for device in devices[1:]} == {"9.0"}
 
 
-def test_nvidia_smi_memory_respects_cuda_visible_devices(fake_nvidia_smi):
-    assert nvidia_smi_memory_bytes({}) == [H100_MIB * 2**20, H100_MIB // 2 * 2**20]
-    assert nvidia_smi_memory_bytes({"CUDA_VISIBLE_DEVICES": "1"}) == [H100_MIB // 2 * 2**20]
-    assert nvidia_smi_memory_bytes({"CUDA_VISIBLE_DEVICES": "GPU-1234-uuid"}) == []
+def test_driver_memory_respects_cuda_visible_devices(fake_driver):
+    assert driver_gpu_memory_bytes({}) == [H100_MIB * 2**20, H100_MIB // 2 * 2**20]
+    assert driver_gpu_memory_bytes({"CUDA_VISIBLE_DEVICES": "1"}) == [H100_MIB // 2 * 2**20]
+    assert driver_gpu_memory_bytes({"CUDA_VISIBLE_DEVICES": "GPU-1"}) == [H100_MIB // 2 * 2**20]
+    assert driver_gpu_memory_bytes({"CUDA_VISIBLE_DEVICES": "GPU-1234-uuid"}) == []
 
 
-def test_nvidia_smi_missing_gives_no_memory(monkeypatch, tmp_path):
-    monkeypatch.setenv("PATH", str(tmp_path))
-    assert nvidia_smi_memory_bytes({}) == []
+def test_no_driver_library_gives_no_memory(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert driver_gpu_memory_bytes({}) == []
 
 
 def test_cuda_build_info_reports_tensorflow_build():
@@ -238,7 +241,7 @@ def test_devices_under_jax_backend_in_subprocess():
     name, devices, build = json.loads(result.stdout.strip().splitlines()[-1])
     assert name == "jax"
     assert devices[0]["name"] == "cpu:0"
-    assert {device["backend"] for device in devices} == {"jax"}
+    assert {(device["backend"], device["source"]) for device in devices} == {("jax", BACKEND_SOURCE)}
     assert build["backend"] == "jax"
     assert isinstance(build["built_with_cuda"], bool)
 
