@@ -4,9 +4,19 @@ import numpy as np
 import streamlit as st
 
 from lib import eda
+from lib.backend import BackendUnavailableError
 from lib.charts import class_distribution_chart, pixel_histogram_chart
-from lib.datasets import DATASET_NAMES, Dataset, DatasetInfo, DatasetUnavailableError, get_info, load_dataset
+from lib.datasets import (
+    DATASET_NAMES,
+    Dataset,
+    DatasetInfo,
+    DatasetUnavailableError,
+    available_sources,
+    get_info,
+    load_dataset,
+)
 from lib.keys import Key
+from ui import runtime
 
 HISTOGRAM_SAMPLE = 2_000  # training images the pixel histogram counts
 HISTOGRAM_BINS = 32  # intensity bins of 8 levels each
@@ -18,6 +28,8 @@ CROP = slice(10, 16)  # rows and columns of the pixel-value example (the image c
 @st.cache_resource(show_spinner="Loading the dataset with its Keras loader...")
 def cached_dataset(name: str) -> Dataset:
     """Loads a dataset once per server process; every session shares it and nobody mutates it."""
+    if available_sources(name):  # Keras' loader reads it: wait for the server's one import of Keras
+        runtime.wait_for_backend()
     return load_dataset(name)
 
 
@@ -183,6 +195,9 @@ try:
     dataset = cached_dataset(name)
 except DatasetUnavailableError as error:
     show_unavailable(info, error)
+    st.stop()
+except BackendUnavailableError as error:
+    st.error(str(error), icon=":material/error:")
     st.stop()
 
 show_shapes(dataset)

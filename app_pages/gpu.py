@@ -8,13 +8,13 @@ from lib.backend import BackendUnavailableError, backend_name, library_versions
 from lib.charts import matmul_gflops_chart, matmul_time_chart
 from lib.devices import (
     DeviceNotFoundError,
-    cpu_core_count,
     cuda_build_info,
     cuda_build_summary,
     device_table,
     gpu_setup_hint,
     has_gpu,
 )
+from lib.hardware import usable_cores
 from lib.keys import Key
 from lib.limits import LIMIT_ENV_VARS, LimitConfigError, load_limits
 from lib.matmul import (
@@ -32,6 +32,9 @@ from ui import runtime
 
 DEFAULT_LARGEST_N = 1024  # largest N preselected: a few seconds on a small CPU
 REPEATS = 5  # timed products per device and N; the median is shown
+BACKEND_WAIT_MESSAGE = (
+    "Keras is still loading on this server (once after each start): the race starts when it is ready..."
+)
 
 
 @st.cache_resource(show_spinner=False)
@@ -81,10 +84,16 @@ def explain_gpu(cpu_cores: int) -> None:
     )
 
 
-def show_this_machine(devices, build_info: dict) -> None:
-    """The device table and how the backend was built."""
+def show_this_machine(devices) -> None:
+    """The device table and how the backend was built; until the backend is loaded, where the list comes from."""
     st.subheader("This machine")
     st.dataframe(device_table(devices), hide_index=True)
+    if runtime.backend_error() is not None:
+        st.error(runtime.backend_error(), icon=":material/error:")
+    if not runtime.backend_ready():
+        st.caption(runtime.device_list_note())
+        return
+    build_info = cached_build_info()
     versions = library_versions()
     backend = backend_name()
     st.caption(
@@ -123,8 +132,24 @@ def choose_sizes(max_n: int) -> tuple[list[int], str]:
     return [size for size in options if low <= size <= high], dtype
 
 
-def run_sweep(device_names: list[str], sizes: list[int], dtype: str, limits) -> None:
-    """Times the products and keeps the results in the session, or shows why it could not."""
+def backend_loaded() -> bool:
+    """Waits for Keras to finish loading (once per server start); shows why and returns False when it cannot."""
+    try:
+        if runtime.backend_ready():
+            return True
+        with st.spinner(BACKEND_WAIT_MESSAGE):
+            runtime.wait_for_backend()
+    except BackendUnavailableError as error:
+        st.error(str(error), icon=":material/error:")
+        return False
+    return True
+
+
+def run_sweep(sizes: list[int], dtype: str, limits) -> None:
+    """Times the products on every device and keeps the results in the session, or shows why it could not."""
+    if not backend_loaded():
+        return
+    device_names = runtime.device_names()
     total = len(device_names) * len(sizes)
     progress = st.progress(0.0, text="Waiting for the devices...")
     done = []
@@ -184,14 +209,12 @@ st.title("What is a GPU?")
 
 try:
     limits = load_limits()
-    devices = runtime.devices()
-except (LimitConfigError, BackendUnavailableError) as error:
+except LimitConfigError as error:
     st.error(str(error), icon=":material/error:")
     st.stop()
-build_info = cached_build_info()
 
-explain_gpu(cpu_core_count())
-show_this_machine(devices, build_info)
+explain_gpu(usable_cores())
+show_this_machine(runtime.devices())
 
 st.subheader("Live demo: a matrix-product race")
 st.markdown(
@@ -199,10 +222,10 @@ st.markdown(
     f"Every product is run once to warm up, then {REPEATS} times; the median time is kept."
 )
 sizes, dtype = choose_sizes(limits.matmul_n)
-device_names = [device.name for device in devices]
-if st.button(f"Run on {', '.join(device_names)}", key=Key.MATMUL_RUN, type="primary", icon=":material/play_arrow:"):
-    run_sweep(device_names, sizes, dtype, limits)
+label = f"Run on {', '.join(runtime.device_names())}"
+if st.button(label, key=Key.MATMUL_RUN, type="primary", icon=":material/play_arrow:"):
+    run_sweep(sizes, dtype, limits)
 
 results = st.session_state.get(Key.MATMUL_RESULTS)
-if results is not None and not results.empty:
-    show_results(results, has_gpu(devices), build_info)
+if results is not None and not results.empty:  # a sweep ran, so the backend is loaded
+    show_results(results, has_gpu(runtime.devices()), cached_build_info())

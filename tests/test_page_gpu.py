@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -15,9 +16,17 @@ from lib.devices import DeviceInfo, has_gpu, list_devices
 from lib.keys import Key
 from lib.matmul import gflops_per_second
 from tests.conftest import REPO_ROOT
+from tests.test_router import HeldBackendImport, backend_held
 from ui import runtime
 
 PAGE = "app_pages/gpu.py"
+
+
+@pytest.fixture
+def held_backend(monkeypatch) -> Iterator[HeldBackendImport]:
+    """A driver that finds a CPU and a GPU, and a backend import that waits until the test releases it."""
+    with backend_held(monkeypatch) as held:
+        yield held
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +38,8 @@ def fresh_caches():
 
 
 def open_page() -> AppTest:
+    """The page once Keras has loaded its backend (tests/test_router.py covers the page before that)."""
+    runtime.wait_for_backend()
     at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=120)
     at.run()
     at.switch_page(PAGE)
@@ -127,3 +138,44 @@ def test_with_a_gpu_the_page_says_where_it_overtakes(monkeypatch):
     assert not at.exception
     assert "The GPU overtakes the CPU from N = 32 on." in at.success[0].value
     assert "2.0 times faster" in at.success[0].value
+
+
+def open_page_while_keras_loads() -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def test_before_keras_loads_the_table_is_the_drivers_and_says_so(held_backend):
+    at = open_page_while_keras_loads()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["Device"].tolist() == ["cpu:0", "gpu:0"]
+    assert table["Description"].tolist() == ["Probed CPU, 2 cores", "NVIDIA H200"]
+    captions = [caption.value for caption in at.main.caption]
+    assert runtime.BACKEND_LOADING_NOTE in captions
+    assert not any("built with" in caption for caption in captions)
+    assert at.button(key=Key.MATMUL_RUN).label == "Run on cpu:0, gpu:0"
+
+
+def test_the_race_waits_for_keras_then_times_the_backends_devices(held_backend, monkeypatch):
+    timed = []
+
+    def fake_sweep(devices, sizes, repeats, dtype, limits, available=None, on_timing=None):
+        timed.append(list(devices))
+        frame = pd.DataFrame(
+            [{"device": d, "n": n, "dtype": dtype, "seconds": 1e-4, "repeats": repeats} for d in devices for n in sizes]
+        )
+        return frame.assign(gflops_per_s=gflops_per_second(frame["n"], frame["seconds"]))
+
+    monkeypatch.setattr(lib.matmul, "sweep", fake_sweep)
+    at = open_page_while_keras_loads()
+    at.select_slider(key=Key.MATMUL_SIZES).set_range(16, 32).run()
+    held_backend.released.set()
+    at.button(key=Key.MATMUL_RUN).click().run()
+    assert not at.exception
+    assert timed == [["cpu:0"]]  # the backend's list, not the driver's
+    at.run()  # what the sidebar's check does once the backend has loaded: the table above is redrawn too
+    assert at.dataframe[0].value["Description"].tolist() == ["Listed CPU, 2 cores"]
+    assert any("built with" in caption.value for caption in at.main.caption)

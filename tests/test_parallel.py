@@ -340,9 +340,10 @@ def two_fake_gpus(runs_db, monkeypatch):
     from ui import runtime
 
     monkeypatch.setattr(runtime, "list_devices", lambda: _devices(2, backend="tensorflow"))
-    runtime.devices.clear()
+    runtime._backend_warmup.clear()
+    runtime.wait_for_backend()
     yield
-    runtime.devices.clear()
+    runtime._backend_warmup.clear()
 
 
 def test_train_page_offers_all_gpus_and_shows_the_batch_split(two_fake_gpus):
