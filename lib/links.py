@@ -7,13 +7,25 @@ and returns the spec plus readable notices for everything it ignored or clamped,
 Parameter names are short and stable, e.g.
 `?dataset=fashion_mnist&layers=5&units=500&act=relu&out=softmax&opt=adam&lr=0.001&batch=32&epochs=5`.
 `units` is one number (the same for every hidden layer, `layers` of them) or a comma list per layer.
+
+Anyone can send anyone a link, so every value is treated as hostile:
+
+- Its length is checked before anything is built from it: a value longer than any legal value of its
+  parameter (a whole number with more digits than the largest allowed one, say) is refused at once, and
+  a legal-length number over the limit is clamped to it. So no link builds more than the limits allow.
+- Whole numbers are ASCII digits only, the form `spec_to_query_params` writes: no sign, no spaces, no
+  `1_000`, no other scripts' digits. Learning rates are ASCII decimals such as `0.001` or `1e-05`.
+- Notices are `LinkNotice`s: our own words plus the literal pieces of the link they are about, each cut to
+  `FRAGMENT_CHARS` characters. `LinkNotice.markdown` shows those pieces as code spans and escapes our
+  words, so nothing from a link can render as markdown, LaTeX, colour, an icon or a link.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +41,27 @@ from lib.spec import (
     dataset_names,
 )
 
-MAX_LEARNING_RATE = 1.0  # larger steps only diverge; a link asking for more is clamped
-DEVICE_PATTERN = re.compile(r"^(cpu|gpu):(\d{1,2}|all)$")  # "gpu:all": data parallel over all GPUs
+MAX_LEARNING_RATE = 1.0  # larger steps only diverge; a link asking for more is ignored
+MAX_SEED = 2**32 - 1  # the largest seed lib.spec.clamp_to_limits keeps
+MAX_STEPS_PER_EXECUTION = 2**31 - 1  # the most steps per call lib.spec.clamp_to_limits keeps
+DEVICE_PATTERN = re.compile(r"(cpu|gpu):([0-9]{1,2}|all)")  # full match; "gpu:all": data parallel over all GPUs
+MAX_LINK_DEVICES = 16  # a link names at most this many devices
+MAX_DEVICES_CHARS = MAX_LINK_DEVICES * len("gpu:all,") - 1  # the longest legal `devices` value
+JOB_ID_CHARS = 12  # the runner's job ids: 12 lowercase hex digits
+JOB_ID_PATTERN = re.compile(f"[0-9a-f]{{{JOB_ID_CHARS}}}")  # full match
+DECIMAL_PATTERN = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")  # full match
+MAX_DECIMAL_CHARS = 24  # longer than any learning rate `spec_to_query_params` writes
+FLAG_VALUES = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
+
+FRAGMENT_CHARS = 24  # characters of a link's name or value quoted in a notice, then an ellipsis
+MAX_LISTED = 3  # pieces of the link one notice quotes; the rest are counted ("and 4 more")
+MAX_NOTICES = 6  # notices shown for one link; more fold into one line
+MAX_NOTICE_CHARS = 320  # the longest `LinkNotice.text` (on a server with up to ten devices)
+ELLIPSIS = "\u2026"
+REPLACEMENT = "\ufffd"  # shown instead of control, format and unpaired surrogate characters
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+_BACKTICK_RUN = re.compile(r"`+")
 
 # Query parameter name -> (ModelSpec field, allowed values), for the fields that map one to one;
 # the dataset's allowed values come from the dataset registry when a link is read.
@@ -42,15 +73,17 @@ CHOICE_PARAMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "labels": ("label_encoding", LABEL_ENCODINGS),
     "precision": ("precision", PRECISIONS),
 }
-INT_PARAMS: dict[str, str] = {
-    "batch": "batch_size",
-    "epochs": "epochs",
-    "seed": "seed",
-    "spe": "steps_per_execution",
+# Query parameter name -> (ModelSpec field, what one is called in a notice, e.g. "60 epochs").
+INT_PARAMS: dict[str, tuple[str, str]] = {
+    "batch": ("batch_size", "a batch size of {:,}"),
+    "epochs": ("epochs", "{:,} epochs"),
+    "seed": ("seed", "seed {:,}"),
+    "spe": ("steps_per_execution", "{:,} steps per call"),
 }
 SPEC_PARAMS = (*CHOICE_PARAMS, *INT_PARAMS, "layers", "units", "lr", "jit", "resident")
-RUN_PARAMS = ("preset", "devices", "samples")
+RUN_PARAMS = ("preset", "devices", "samples", "job")
 KNOWN_PARAMS = (*SPEC_PARAMS, *RUN_PARAMS)
+_KNOWN = frozenset(KNOWN_PARAMS)
 
 
 @dataclass(frozen=True)
@@ -59,6 +92,112 @@ class RunSettings:
 
     devices: tuple[str, ...] = ()  # devices to train on, "cpu:0", "gpu:0"; empty = not chosen
     sample_limit: int | None = None  # training samples to use; None = the whole training set
+    job_id: str | None = None  # the job this session follows (12 lowercase hex digits); None = none
+
+
+@dataclass(frozen=True)
+class LinkNotice:
+    """Something a shared link asked for that the app ignored or changed.
+
+    Attributes:
+        message: What happened and what to use instead, in our words (plain text, never from the link).
+        ignored: The literal pieces of the link this notice is about ("epochs=abc"), each already cut to a
+            short prefix by `quote_fragment`; shown as code, never as markdown.
+        more: How many further ignored pieces there were (counted, not quoted).
+    """
+
+    message: str
+    ignored: tuple[str, ...] = ()
+    more: int = 0
+
+    @property
+    def text(self) -> str:
+        """The notice as plain text, the link's pieces in quotes (for logs and tests)."""
+        if not self.ignored:
+            return self.message
+        quoted = tuple(f"\u201c{piece}\u201d" for piece in self.ignored)
+        return f"Ignored {_listing(quoted, self.more)} from the link: {self.message}"
+
+    def markdown(self) -> str:
+        """The notice as markdown in which nothing from the link is active: its pieces are code spans."""
+        if not self.ignored:
+            return escape_markdown(self.message)
+        pieces = tuple(markdown_code(piece) for piece in self.ignored)
+        return f"Ignored {_listing(pieces, self.more)} from the link: {escape_markdown(self.message)}"
+
+
+@dataclass(frozen=True)
+class SharedLink:
+    """Everything a session starts from when it opens a link."""
+
+    preset: str | None  # the preset the link names, when this app has it
+    spec: ModelSpec  # within the server limits, whatever the link said
+    settings: RunSettings
+    notices: tuple[LinkNotice, ...]  # at most MAX_NOTICES
+
+
+def quote_fragment(text: str, chars: int = FRAGMENT_CHARS) -> str:
+    """Cuts text from a link to a printable prefix of `chars` characters, with an ellipsis when cut.
+
+    Control, format, separator and unpaired surrogate characters become U+FFFD, so a quoted piece stays
+    on one line and cannot reorder the text around it.
+
+    Args:
+        text: Any text, possibly very long.
+        chars: Characters kept.
+    """
+    head = "".join(REPLACEMENT if unicodedata.category(char) in _HIDDEN_CATEGORIES else char for char in text[:chars])
+    return head + ELLIPSIS if len(text) > chars else head
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escapes every ASCII punctuation character, so markdown shows the text as it is.
+
+    CommonMark treats any escaped ASCII punctuation as the plain character, which turns off emphasis,
+    links, LaTeX (`$`), Streamlit's colour and icon directives (`:red[...]`), HTML, headings and tables.
+    Line breaks become spaces. Meant for our own words; text from a link goes through `markdown_code`.
+    """
+    flat = " ".join(text.splitlines())
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", flat)
+
+
+def markdown_code(text: str) -> str:
+    """Returns a markdown code span that shows `text` literally (nothing inside a code span renders).
+
+    The fence is one backtick longer than the longest run of backticks in the text, and a space pads the
+    text where CommonMark would otherwise strip one or merge it with the fence. Line breaks become spaces.
+    """
+    flat = " ".join(text.splitlines()) or " "
+    fence = "`" * (max((len(run) for run in _BACKTICK_RUN.findall(flat)), default=0) + 1)
+    stripped = flat.startswith(" ") and flat.endswith(" ") and bool(flat.strip(" "))
+    pad = " " if flat.startswith("`") or flat.endswith("`") or stripped else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def read_link(
+    params: Mapping[str, Any],
+    limits: ServerLimits,
+    available_devices: Sequence[str],
+    preset_specs: Mapping[str, ModelSpec],
+    default_preset: str,
+) -> SharedLink:
+    """Reads everything a session takes from its link: preset, spec, run settings and what was changed.
+
+    Args:
+        params: Query parameter name -> value (a string, or a list of strings of which the last counts).
+        limits: The server's limits; the spec and sample limit never exceed them.
+        available_devices: Devices this server has; others in the link are dropped with a notice.
+        preset_specs: Preset name -> spec, the presets a link may name.
+        default_preset: The preset to start from when the link names none (or an unknown one).
+
+    Returns:
+        The link's contents, with at most `MAX_NOTICES` notices.
+    """
+    preset, preset_notices = preset_from_query_params(params, tuple(preset_specs))
+    spec, spec_notices = spec_from_query_params(params, limits, base=preset_specs[preset or default_preset])
+    settings, settings_notices = run_settings_from_query_params(params, limits, available_devices)
+    notices = fold_notices([*preset_notices, *spec_notices, *settings_notices])
+    return SharedLink(preset=preset, spec=spec, settings=settings, notices=tuple(notices))
 
 
 def spec_to_query_params(
@@ -68,7 +207,7 @@ def spec_to_query_params(
 
     Args:
         spec: The model and training configuration.
-        settings: Devices and sample limit; left out when None.
+        settings: Devices, sample limit and job; left out when None.
         preset: The preset the spec started from; left out when None.
 
     Returns:
@@ -81,7 +220,7 @@ def spec_to_query_params(
         params[name] = str(getattr(spec, field_name))
     params.update(_units_params(spec.hidden_units))
     params["lr"] = f"{spec.learning_rate:g}"
-    for name, field_name in INT_PARAMS.items():
+    for name, (field_name, _) in INT_PARAMS.items():
         params[name] = str(getattr(spec, field_name))
     params["jit"] = "1" if spec.jit_compile else "0"
     params["resident"] = "1" if spec.device_resident else "0"
@@ -90,13 +229,18 @@ def spec_to_query_params(
             params["devices"] = ",".join(settings.devices)
         if settings.sample_limit is not None:
             params["samples"] = str(settings.sample_limit)
+        if settings.job_id is not None:
+            params["job"] = settings.job_id
     return params
 
 
 def spec_from_query_params(
     params: Mapping[str, Any], limits: ServerLimits, base: ModelSpec | None = None
-) -> tuple[ModelSpec, list[str]]:
+) -> tuple[ModelSpec, list[LinkNotice]]:
     """Reads a spec from query parameters, ignoring what is invalid and clamping what is too large.
+
+    Only the known parameter names are looked up, and at most `MAX_LISTED` unknown names are quoted, so
+    the work done does not grow with the link.
 
     Args:
         params: Query parameter name -> value (a string, or a list of strings of which the last counts).
@@ -104,40 +248,56 @@ def spec_from_query_params(
         base: The spec to start from (a preset's, say); the default `ModelSpec()` when None.
 
     Returns:
-        The spec and one readable notice per ignored or clamped parameter (empty when all was fine).
+        The spec, which passes `lib.spec.validate_spec` under `limits`, and the notices (empty when all
+        was fine): unknown names fold into one notice.
     """
-    values = {name: _last(value) for name, value in params.items()}
-    notices = [
-        f"Ignored the link parameter '{name}': this app does not know it."
-        for name in values
-        if name not in KNOWN_PARAMS
-    ]
     spec = base or ModelSpec()
+    notices = _unknown_parameter_notices(params)
     changes: dict[str, Any] = {}
     for name, (field_name, choices) in CHOICE_PARAMS.items():
-        if name in values:
+        raw = _link_value(params, name)
+        if raw is not None:
             allowed = dataset_names() if name == "dataset" else choices
-            _take(changes, field_name, _parse_choice(name, values[name], allowed), notices)
-    for name, field_name in INT_PARAMS.items():
-        if name in values:
-            _take(changes, field_name, _parse_int(name, values[name], minimum=0 if name == "seed" else 1), notices)
-    if "lr" in values:
-        _take(changes, "learning_rate", _parse_learning_rate(values["lr"]), notices)
-    if "jit" in values:
-        _take(changes, "jit_compile", _parse_flag("jit", values["jit"]), notices)
-    if "resident" in values:
-        _take(changes, "device_resident", _parse_flag("resident", values["resident"]), notices)
-    if "units" in values or "layers" in values:
-        _take(changes, "hidden_units", _parse_units(values, len(spec.hidden_units), spec.hidden_units), notices)
-    spec = spec.with_changes(**changes)
-    spec, clamp_notices = clamp_to_limits(spec, limits)
-    return spec, notices + list(clamp_notices)
+            _keep(changes, field_name, _parse_choice(name, raw, allowed), notices)
+    for name, (field_name, phrase) in INT_PARAMS.items():
+        raw = _link_value(params, name)
+        if raw is not None:
+            low, high = _int_range(name, limits)
+            _keep(changes, field_name, _parse_bounded_int(name, raw, low, high, phrase), notices)
+    for name, field_name, parse in (
+        ("lr", "learning_rate", _parse_learning_rate),
+        ("jit", "jit_compile", _parse_flag),
+        ("resident", "device_resident", _parse_flag),
+    ):
+        raw = _link_value(params, name)
+        if raw is not None:
+            _keep(changes, field_name, parse(name, raw), notices)
+    hidden_units = _parse_hidden_units(params, limits, spec.hidden_units, notices)
+    if hidden_units is not None:
+        changes["hidden_units"] = hidden_units
+    spec, limit_notices = fit_to_limits(spec.with_changes(**changes), limits)
+    return spec, notices + limit_notices
+
+
+def fit_to_limits(spec: ModelSpec, limits: ServerLimits) -> tuple[ModelSpec, list[LinkNotice]]:
+    """Brings a spec within the server limits (`lib.spec.clamp_to_limits`), saying what changed in our words.
+
+    Args:
+        spec: A spec, e.g. a preset's or one read from a link.
+        limits: The server limits in force.
+
+    Returns:
+        The spec, which passes `lib.spec.validate_spec`, and one notice per kind of change (none when it
+        already fitted); the notices name limits by their values, never by internal names.
+    """
+    clamped, _ = clamp_to_limits(spec, limits)
+    return clamped, _limit_notices(spec, clamped, limits)
 
 
 def run_settings_from_query_params(
-    params: Mapping[str, Any], limits: ServerLimits, available_devices: tuple[str, ...] | list[str]
-) -> tuple[RunSettings, list[str]]:
-    """Reads the devices and the sample limit from query parameters.
+    params: Mapping[str, Any], limits: ServerLimits, available_devices: Sequence[str]
+) -> tuple[RunSettings, list[LinkNotice]]:
+    """Reads the devices, the sample limit and the job from query parameters.
 
     Args:
         params: Query parameter name -> value, as for `spec_from_query_params`.
@@ -145,30 +305,31 @@ def run_settings_from_query_params(
         available_devices: Devices this server has; others in the link are dropped with a notice.
 
     Returns:
-        The settings and one readable notice per ignored or clamped value.
+        The settings and the notices about ignored or clamped values.
     """
-    values = {name: _last(value) for name, value in params.items()}
-    notices: list[str] = []
+    notices: list[LinkNotice] = []
     devices: tuple[str, ...] = ()
-    if "devices" in values:
-        devices, device_notices = _parse_devices(values["devices"], tuple(available_devices))
-        notices += device_notices
+    raw_devices = _link_value(params, "devices")
+    if raw_devices is not None:
+        devices = _parse_devices(raw_devices, tuple(available_devices), notices)
     sample_limit = None
-    if "samples" in values:
-        parsed = _parse_int("samples", values["samples"], minimum=1)
-        if isinstance(parsed, _Invalid):
-            notices.append(parsed.notice)
-        elif parsed > limits.samples:
-            notices.append(f"The link asked for {parsed:,} training samples; this server allows {limits.samples:,}.")
-            sample_limit = limits.samples
+    raw_samples = _link_value(params, "samples")
+    if raw_samples is not None:
+        parsed = _parse_bounded_int("samples", raw_samples, 1, limits.samples, "{:,} training samples")
+        sample_limit = _take_number(parsed, notices)
+    job_id = None
+    raw_job = _link_value(params, "job")
+    if raw_job is not None:
+        if len(raw_job) == JOB_ID_CHARS and JOB_ID_PATTERN.fullmatch(raw_job):
+            job_id = raw_job
         else:
-            sample_limit = parsed
-    return RunSettings(devices=devices, sample_limit=sample_limit), notices
+            notices.append(_ignored("job", raw_job, "it is not a job of this app (12 characters, 0-9 and a-f)."))
+    return RunSettings(devices=devices, sample_limit=sample_limit, job_id=job_id), notices
 
 
 def preset_from_query_params(
-    params: Mapping[str, Any], preset_names: list[str] | tuple[str, ...]
-) -> tuple[str | None, list[str]]:
+    params: Mapping[str, Any], preset_names: Sequence[str]
+) -> tuple[str | None, list[LinkNotice]]:
     """Reads the preset name a link starts from.
 
     Args:
@@ -178,12 +339,231 @@ def preset_from_query_params(
     Returns:
         The preset name (None when the link names none or an unknown one) and notices.
     """
-    if "preset" not in params:
+    raw = _link_value(params, "preset")
+    if raw is None:
         return None, []
-    name = _last(params["preset"])
-    if name in preset_names:
-        return name, []
-    return None, [f"Ignored the link's preset {name!r}: choose one of {', '.join(preset_names)}."]
+    if len(raw) <= max(map(len, preset_names), default=0) and raw in preset_names:
+        return raw, []
+    return None, [_ignored("preset", raw, f"choose one of {', '.join(preset_names)}.")]
+
+
+def fold_notices(notices: Sequence[LinkNotice], max_notices: int = MAX_NOTICES) -> list[LinkNotice]:
+    """Folds notices into at most `max_notices` lines: first all ignored pieces into one, then the rest.
+
+    Args:
+        notices: Notices in the order they arose.
+        max_notices: The most notices to return (at least 2).
+
+    Returns:
+        The same notices when there are few enough, else a shorter list saying the same in fewer lines.
+    """
+    if len(notices) <= max_notices:
+        return list(notices)
+    changed = [notice for notice in notices if not notice.ignored]
+    ignored = [notice for notice in notices if notice.ignored]
+    if len(ignored) > 1:
+        pieces = [piece for notice in ignored for piece in notice.ignored]
+        more = max(len(pieces) - MAX_LISTED, 0) + sum(notice.more for notice in ignored)
+        folded = LinkNotice("this app cannot use these values.", tuple(pieces[:MAX_LISTED]), more)
+        ignored = [folded]
+    if len(changed) + len(ignored) > max_notices:
+        kept = max_notices - 1 - len(ignored)
+        rest = len(changed) - kept
+        changed = [*changed[:kept], LinkNotice(f"{rest} more settings were changed to fit this server's limits.")]
+    return changed + ignored
+
+
+# --- reading one value -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A link value that could not be used, with the notice saying why."""
+
+    notice: LinkNotice
+
+
+@dataclass(frozen=True)
+class _Clamped:
+    """A link value over its limit, brought down to it, with the notice saying so."""
+
+    value: int
+    notice: LinkNotice
+
+
+def _link_value(params: Mapping[str, Any], name: str) -> str | None:
+    """The value Streamlit would give for `name` (the last of repeated ones), None when it is absent.
+
+    A value that is not a string (nor a list ending in one) reads as an empty string, which no
+    parameter accepts.
+    """
+    if name not in params:
+        return None
+    value = params[name]
+    if isinstance(value, list | tuple):
+        value = value[-1] if value else ""
+    return value if isinstance(value, str) else ""
+
+
+def _ignored(name: str, raw: str, why: str) -> LinkNotice:
+    """The notice for a value the app ignores: the piece of the link, cut short, and why."""
+    return LinkNotice(why, (f"{quote_fragment(name)}={quote_fragment(raw)}",))
+
+
+def _keep(changes: dict[str, Any], field_name: str, parsed: Any, notices: list[LinkNotice]) -> None:
+    """Keeps a parsed value, recording its notice when it was clamped or refused."""
+    if isinstance(parsed, _Refused):
+        notices.append(parsed.notice)
+        return
+    if isinstance(parsed, _Clamped):
+        notices.append(parsed.notice)
+        parsed = parsed.value
+    changes[field_name] = parsed
+
+
+def _unknown_parameter_notices(params: Mapping[str, Any]) -> list[LinkNotice]:
+    """One notice quoting the first `MAX_LISTED` unknown names and counting the rest.
+
+    At most `len(KNOWN_PARAMS) + MAX_LISTED` names are looked at, however many the link has.
+    """
+    unknown: list[str] = []
+    for name in params:
+        if not (isinstance(name, str) and name in _KNOWN):
+            unknown.append(quote_fragment(name if isinstance(name, str) else ""))
+            if len(unknown) == MAX_LISTED:
+                break
+    if not unknown:
+        return []
+    more = len(params) - sum(1 for name in KNOWN_PARAMS if name in params) - len(unknown)
+    setting = "this setting" if len(unknown) + more == 1 else "these settings"
+    return [LinkNotice(f"this app does not know {setting}.", tuple(unknown), more)]
+
+
+def _int_range(name: str, limits: ServerLimits) -> tuple[int, int]:
+    """The smallest and largest value of an integer spec parameter on this server."""
+    return {
+        "batch": (1, limits.batch_size),
+        "epochs": (1, limits.epochs),
+        "seed": (0, MAX_SEED),
+        "spe": (1, MAX_STEPS_PER_EXECUTION),
+    }[name]
+
+
+def _whole_number(raw: str, low: int, high: int) -> int | None:
+    """The whole number `raw` spells, or None when it is not ASCII digits of at least `low`.
+
+    A value with more digits than `high` has is refused before it is converted, so the result is below
+    `10 * high` and costs nothing to build; the caller clamps it to `high`.
+    """
+    if not 0 < len(raw) <= len(str(high)) or not raw.isascii() or not raw.isdigit():
+        return None
+    value = int(raw)
+    return value if value >= low else None
+
+
+def _parse_bounded_int(name: str, raw: str, low: int, high: int, phrase: str) -> int | _Clamped | _Refused:
+    """A whole number from `low` to `high`; a legal-length one over `high` is clamped with a notice."""
+    value = _whole_number(raw, low, high)
+    if value is None:
+        return _Refused(_ignored(name, raw, f"use a whole number from {low:,} to {high:,}."))
+    if value > high:
+        return _Clamped(high, _over_limit(phrase.format(value), high))
+    return value
+
+
+def _over_limit(asked: str, high: int) -> LinkNotice:
+    """The notice for a link value brought down to the largest one allowed here."""
+    return LinkNotice(f"The link asks for {asked}; the most allowed here is {high:,}, so it uses {high:,}.")
+
+
+def _parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str | _Refused:
+    longest = max(map(len, choices), default=0)
+    value = raw.lower() if len(raw) <= longest else ""
+    if value in choices:
+        return value
+    return _Refused(_ignored(name, raw, f"choose one of {', '.join(choices)}."))
+
+
+def _parse_learning_rate(name: str, raw: str) -> float | _Refused:
+    value = float(raw) if len(raw) <= MAX_DECIMAL_CHARS and DECIMAL_PATTERN.fullmatch(raw) else math.nan
+    if math.isfinite(value) and 0 < value <= MAX_LEARNING_RATE:
+        return value
+    return _Refused(_ignored(name, raw, f"use a number above 0 and at most {MAX_LEARNING_RATE:g}, like 0.001."))
+
+
+def _parse_flag(name: str, raw: str) -> bool | _Refused:
+    value = raw.lower() if len(raw) <= max(map(len, FLAG_VALUES)) else ""
+    if value in FLAG_VALUES:
+        return FLAG_VALUES[value]
+    return _Refused(_ignored(name, raw, "use 1 or 0."))
+
+
+# --- hidden layers -----------------------------------------------------------------------------------
+
+
+def _parse_hidden_units(
+    params: Mapping[str, Any], limits: ServerLimits, base_units: tuple[int, ...], notices: list[LinkNotice]
+) -> tuple[int, ...] | None:
+    """Hidden units from `units` (one number or a comma list) and `layers` (how many, for one number).
+
+    Returns None when the link leaves the layers as they are (or asks for nothing usable). The result
+    has at most `limits.hidden_layers` layers of at most `limits.units` units (a base spec's extra layers
+    aside, which `clamp_to_limits` drops): both are checked before any tuple is built.
+    """
+    raw_layers = _link_value(params, "layers")
+    raw_units = _link_value(params, "units")
+    if raw_layers is None and raw_units is None:
+        return None
+    widths = None if raw_units is None else _parse_unit_list(raw_units, limits, notices)
+    if widths is not None and len(widths) > 1:
+        if raw_layers is not None and raw_layers != str(len(widths)):
+            why = f"units lists each layer, so the model has {len(widths)} hidden layers."
+            notices.append(_ignored("layers", raw_layers, why))
+        return widths
+    layers = None
+    if raw_layers is not None:
+        parsed = _parse_bounded_int("layers", raw_layers, 1, limits.hidden_layers, "{:,} hidden layers")
+        layers = _take_number(parsed, notices)
+    if layers is None and widths is None:
+        return None
+    width = widths[0] if widths else (base_units[0] if base_units else 1)
+    return (width,) * (layers or len(base_units) or 1)
+
+
+def _take_number(parsed: int | _Clamped | _Refused, notices: list[LinkNotice]) -> int | None:
+    """The number a bounded parser gave (clamped if need be), recording its notice; None when refused."""
+    if isinstance(parsed, _Refused | _Clamped):
+        notices.append(parsed.notice)
+    if isinstance(parsed, _Refused):
+        return None
+    return parsed.value if isinstance(parsed, _Clamped) else parsed
+
+
+def _parse_unit_list(raw: str, limits: ServerLimits, notices: list[LinkNotice]) -> tuple[int, ...] | None:
+    """Widths from `units`: one number or a comma list, at most `limits.hidden_layers` of them.
+
+    A value longer than the longest legal list is refused at once; extra layers of a legal-length list
+    are dropped and widths over `limits.units` are clamped, each with a notice.
+    """
+    digits = len(str(limits.units))
+    longest = limits.hidden_layers * (digits + 1) - 1
+    parts = raw.split(",", limits.hidden_layers) if len(raw) <= longest else []
+    widths = [_whole_number(part, 1, limits.units) for part in parts[: limits.hidden_layers]]
+    if not widths or None in widths:
+        why = f"give whole numbers from 1 to {limits.units:,}, like 500 or 256,128."
+        notices.append(_ignored("units", raw, why))
+        return None
+    if len(parts) > limits.hidden_layers:
+        notices.append(
+            LinkNotice(
+                f"The link lists more than {limits.hidden_layers} hidden layers; the most allowed here is "
+                f"{limits.hidden_layers}, so it keeps the first {limits.hidden_layers}."
+            )
+        )
+    widest = max(width for width in widths if width is not None)
+    if widest > limits.units:
+        notices.append(_over_limit(f"{widest:,} units in a layer", limits.units))
+    return tuple(min(width, limits.units) for width in widths if width is not None)
 
 
 def _units_params(hidden_units: tuple[int, ...]) -> dict[str, str]:
@@ -193,99 +573,86 @@ def _units_params(hidden_units: tuple[int, ...]) -> dict[str, str]:
     return {"units": ",".join(str(units) for units in hidden_units)}
 
 
-def _last(value: Any) -> str:
-    """The value Streamlit would give: the last of repeated parameters, as a stripped string."""
-    if isinstance(value, list | tuple):
-        value = value[-1] if value else ""
-    return str(value).strip()
+def _limit_notices(asked: ModelSpec, clamped: ModelSpec, limits: ServerLimits) -> list[LinkNotice]:
+    """Notices, in our words, for what `lib.spec.clamp_to_limits` changed.
 
-
-@dataclass(frozen=True)
-class _Invalid:
-    """A parameter value that could not be used, with the notice saying why."""
-
-    notice: str
-
-
-def _take(changes: dict[str, Any], field_name: str, parsed: Any, notices: list[str]) -> None:
-    """Keeps a parsed value, or records its notice when the parser said it was invalid."""
-    if isinstance(parsed, _Invalid):
-        notices.append(parsed.notice)
-    else:
-        changes[field_name] = parsed
-
-
-def _parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str | _Invalid:
-    value = raw.lower()
-    if value in choices:
-        return value
-    return _Invalid(f"Ignored {name}={raw!r} from the link: choose one of {', '.join(choices)}.")
-
-
-def _parse_int(name: str, raw: str, minimum: int) -> int | _Invalid:
-    try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        return _Invalid(f"Ignored {name}={raw!r} from the link: it is not a whole number.")
-    if value < minimum:
-        return _Invalid(f"Ignored {name}={raw!r} from the link: it must be at least {minimum}.")
-    return value
-
-
-def _parse_learning_rate(raw: str) -> float | _Invalid:
-    try:
-        value = float(raw)
-    except ValueError:
-        return _Invalid(f"Ignored lr={raw!r} from the link: it is not a number.")
-    if not math.isfinite(value) or value <= 0:
-        return _Invalid(f"Ignored lr={raw!r} from the link: the learning rate must be a positive number.")
-    if value > MAX_LEARNING_RATE:
-        return _Invalid(f"Ignored lr={raw!r} from the link: learning rates above {MAX_LEARNING_RATE:g} only diverge.")
-    return value
-
-
-def _parse_flag(name: str, raw: str) -> bool | _Invalid:
-    flags = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
-    if raw.lower() in flags:
-        return flags[raw.lower()]
-    return _Invalid(f"Ignored {name}={raw!r} from the link: use 1 or 0.")
-
-
-def _parse_units(
-    values: dict[str, str], default_layers: int, default_units: tuple[int, ...]
-) -> tuple[int, ...] | _Invalid:
-    """Hidden units from `units` (one number or a comma list) and `layers` (how many, for one number)."""
-    layers = default_layers
-    if "layers" in values:
-        parsed_layers = _parse_int("layers", values["layers"], minimum=1)
-        if isinstance(parsed_layers, _Invalid):
-            return parsed_layers
-        layers = parsed_layers
-    if "units" not in values:
-        width = default_units[0] if default_units else 1
-        return (width,) * layers
-    parts = [part.strip() for part in values["units"].split(",") if part.strip()]
-    parsed_parts = [_parse_int("units", part, minimum=1) for part in parts]
-    errors = [part for part in parsed_parts if isinstance(part, _Invalid)]
-    if errors or not parsed_parts:
-        return _Invalid(
-            f"Ignored units={values['units']!r} from the link: give whole numbers of at least 1, like 500 or 256,128."
-        )
-    if len(parsed_parts) == 1:
-        return (parsed_parts[0],) * layers
-    return tuple(parsed_parts)
-
-
-def _parse_devices(raw: str, available: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+    That is a base spec over this server's limits, or a model over the parameter limit: the link's own
+    values were brought within the limits before.
+    """
     notices = []
-    devices: list[str] = []
-    for name in (part.strip().lower() for part in raw.split(",") if part.strip()):
-        if not DEVICE_PATTERN.match(name):
-            notices.append(
-                f"Ignored the device {name!r} from the link: device names look like cpu:0, gpu:0 or gpu:all."
+    if clamped.hidden_units != asked.hidden_units:
+        notices.append(
+            LinkNotice(
+                f"To fit this server's limits ({limits.hidden_layers} hidden layers, {limits.units:,} units per "
+                f"layer, {limits.params:,} parameters), the model has {_describe_layers(clamped.hidden_units)}."
             )
-        elif name not in available:
-            notices.append(f"Ignored the device {name!r} from the link: this server has {', '.join(available)}.")
-        elif name not in devices:
-            devices.append(name)
-    return tuple(devices), notices
+        )
+    for field_name, words in _NUMBER_WORDS.items():
+        value = getattr(clamped, field_name)
+        if value != getattr(asked, field_name):
+            shown = f"{value:g}" if isinstance(value, float) else f"{value:,}"
+            notices.append(LinkNotice(f"To fit this server's limits, {words} is {shown}."))
+    others = [
+        name
+        for name in asked.to_dict()
+        if name not in _NUMBER_WORDS
+        and name not in ("hidden_units", "extra")
+        and getattr(clamped, name) != getattr(asked, name)
+    ]
+    if others:
+        notices.append(LinkNotice(f"{len(others)} other settings were reset to this app's defaults."))
+    return notices
+
+
+_NUMBER_WORDS = {
+    "batch_size": "the batch size",
+    "epochs": "the number of epochs",
+    "learning_rate": "the learning rate",
+    "seed": "the seed",
+    "steps_per_execution": "the number of steps per call",
+}
+
+
+def _describe_layers(hidden_units: tuple[int, ...]) -> str:
+    """Hidden layers in words: "3 hidden layers of 256 units", "of 256 and 128 units" or "of 8 to 512 units"."""
+    count = f"{len(hidden_units)} hidden layer{'s' if len(hidden_units) != 1 else ''}"
+    widths = [f"{units:,}" for units in hidden_units]
+    if len(set(hidden_units)) == 1:
+        return f"{count} of {widths[0]} units"
+    if len(hidden_units) > MAX_LISTED:
+        return f"{count} of {min(hidden_units):,} to {max(hidden_units):,} units"
+    return f"{count} of {', '.join(widths[:-1])} and {widths[-1]} units"
+
+
+# --- devices -----------------------------------------------------------------------------------------
+
+
+def _parse_devices(raw: str, available: tuple[str, ...], notices: list[LinkNotice]) -> tuple[str, ...]:
+    """The link's devices that this server has, in the link's order, each once."""
+    if len(raw) > MAX_DEVICES_CHARS:
+        notices.append(_ignored("devices", raw, f"a link names at most {MAX_LINK_DEVICES} devices."))
+        return ()
+    names = [part.lower() for part in raw.split(",") if part]
+    if not names:
+        notices.append(_ignored("devices", raw, "it names no device; choose them on the Train page."))
+        return ()
+    malformed = [name for name in names if not DEVICE_PATTERN.fullmatch(name)]
+    missing = [name for name in names if DEVICE_PATTERN.fullmatch(name) and name not in available]
+    for bad, why in (
+        (malformed, "device names look like cpu:0, gpu:0 or gpu:all."),
+        (missing, f"this server has {', '.join(available) or 'no devices'}."),
+    ):
+        unique = list(dict.fromkeys(bad))
+        if unique:
+            pieces = tuple(quote_fragment(name) for name in unique[:MAX_LISTED])
+            notices.append(LinkNotice(why, pieces, len(unique) - len(pieces)))
+    return tuple(dict.fromkeys(name for name in names if name in available))
+
+
+def _listing(pieces: tuple[str, ...], more: int) -> str:
+    """Lists pieces in words: `a`, `a and b`, `a, b and c` or `a, b, c and 4 more`."""
+    if more:
+        return f"{', '.join(pieces)} and {more:,} more"
+    if len(pieces) == 1:
+        return pieces[0]
+    return f"{', '.join(pieces[:-1])} and {pieces[-1]}"

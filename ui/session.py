@@ -2,29 +2,41 @@
 
 The model spec lives in `st.session_state[Key.MODEL_SPEC]`, shared by the Build and Train pages. On a
 session's first page view it comes from the link's query parameters (a shared link), else the default
-Fashion-MNIST preset; what the link got wrong is kept as notices for the page to show.
+Fashion-MNIST preset; what the link got wrong is kept as notices for the page to show, until the model
+is changed.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import streamlit as st
 
 from lib.keys import Key
 from lib.limits import ServerLimits
-from lib.links import (
-    RunSettings,
-    preset_from_query_params,
-    run_settings_from_query_params,
-    spec_from_query_params,
-    spec_to_query_params,
-)
+from lib.links import LinkNotice, RunSettings, escape_markdown, read_link, spec_to_query_params
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
 from lib.ui_state import matching_preset
 
 DEFAULT_PRESET = "fashion-seed"
+LINK_NOTICES_HEADER = "Some settings in this link were changed:"
+PRESET_NOTICES_HEADER = "This preset was changed to fit this server:"
+
+
+@dataclass(frozen=True)
+class PendingNotices:
+    """Notices about how the session's model differs from what a link (or a preset) asked for.
+
+    They stay on screen while the model is the one they describe, so a rerun the user did not ask for
+    (the router's, once the backend has loaded) keeps them; the first change of the model ends them.
+    """
+
+    notices: tuple[LinkNotice | str, ...]  # a str is a notice the page wrote in its own words
+    spec: ModelSpec  # the model they describe
+    header: str = LINK_NOTICES_HEADER  # the line above them, e.g. PRESET_NOTICES_HEADER for a preset
 
 
 def owner_id() -> str:
@@ -52,7 +64,7 @@ def set_spec(spec: ModelSpec) -> None:
 
 
 def run_settings() -> RunSettings:
-    """Returns the run settings (devices, sample limit) of this session, as a shared link set them."""
+    """Returns the run settings (devices, sample limit, job) of this session, as a shared link set them."""
     return st.session_state.get(Key.RUN_SETTINGS, RunSettings())
 
 
@@ -62,13 +74,27 @@ def set_run_settings(settings: RunSettings) -> None:
 
 
 def show_link_notices() -> None:
-    """Shows (once) what a shared link asked for that was ignored or clamped."""
-    notices = st.session_state.pop(Key.LINK_NOTICES, [])
-    if notices:
-        st.warning(
-            "Some settings in this link were changed:\n" + "\n".join(f"- {notice}" for notice in notices),
-            icon=":material/link:",
-        )
+    """Shows what a shared link asked for that was ignored or clamped, while the model is still the link's.
+
+    Nothing from the link renders: each `LinkNotice` quotes the link's pieces as code, and plain strings
+    (notices the pages write themselves) are escaped.
+    """
+    pending = st.session_state.get(Key.LINK_NOTICES)
+    if not pending:
+        return
+    if not isinstance(pending, PendingNotices):  # a page's own list, about the spec it has just set
+        pending = PendingNotices(tuple(pending), st.session_state.get(Key.MODEL_SPEC, ModelSpec()))
+        st.session_state[Key.LINK_NOTICES] = pending
+    if st.session_state.get(Key.MODEL_SPEC) != pending.spec:
+        del st.session_state[Key.LINK_NOTICES]
+        return
+    st.warning(link_notices_markdown(pending.notices, pending.header), icon=":material/link:")
+
+
+def link_notices_markdown(notices: Sequence[LinkNotice | str], header: str = LINK_NOTICES_HEADER) -> str:
+    """The warning's markdown: a header and one list item per notice, nothing from the link active."""
+    lines = [notice.markdown() if isinstance(notice, LinkNotice) else escape_markdown(notice) for notice in notices]
+    return escape_markdown(header) + "\n" + "\n".join(f"- {line}" for line in lines)
 
 
 def write_link(spec: ModelSpec, settings: RunSettings | None = None) -> None:
@@ -80,11 +106,8 @@ def write_link(spec: ModelSpec, settings: RunSettings | None = None) -> None:
 
 def _start_from_link(limits: ServerLimits, available_devices: list[str]) -> None:
     """Fills the session's spec and run settings from the query parameters (or the default preset)."""
-    params = st.query_params.to_dict()
-    preset_name, notices = preset_from_query_params(params, tuple(PRESETS))
-    base = PRESETS[preset_name or DEFAULT_PRESET].spec
-    spec, spec_notices = spec_from_query_params(params, limits, base=base)
-    settings, settings_notices = run_settings_from_query_params(params, limits, available_devices)
-    st.session_state[Key.MODEL_SPEC] = spec
-    st.session_state[Key.RUN_SETTINGS] = settings
-    st.session_state[Key.LINK_NOTICES] = notices + spec_notices + settings_notices
+    preset_specs = {name: preset.spec for name, preset in PRESETS.items()}
+    link = read_link(st.query_params.to_dict(), limits, available_devices, preset_specs, DEFAULT_PRESET)
+    st.session_state[Key.MODEL_SPEC] = link.spec
+    st.session_state[Key.RUN_SETTINGS] = link.settings
+    st.session_state[Key.LINK_NOTICES] = PendingNotices(link.notices, link.spec) if link.notices else None
