@@ -11,6 +11,7 @@ from lib.devices import format_bytes
 from lib.estimates import estimate_epoch_times
 from lib.keys import Key, layer_units_key
 from lib.limits import LIMIT_ENV_VARS
+from lib.links import fit_to_limits
 from lib.presets import PRESETS
 from lib.spec import (
     DEFAULT_LEARNING_RATES,
@@ -20,7 +21,6 @@ from lib.spec import (
     OUTPUT_ACTIVATIONS,
     PRECISIONS,
     SpecError,
-    clamp_to_limits,
     count_params,
     flops_per_epoch,
     flops_per_sample,
@@ -81,12 +81,14 @@ def load_preset() -> None:
     name = st.session_state[Key.PRESET]
     if name is None:
         return
-    preset_spec, notices = clamp_to_limits(PRESETS[name].spec, limits)
+    preset_spec, notices = fit_to_limits(PRESETS[name].spec, limits)
     session.set_spec(preset_spec)
     st.session_state[Key.PRESET_LOADED] = True
     st.session_state[Key.PER_LAYER_UNITS] = len(set(preset_spec.hidden_units)) > 1
     if notices:
-        st.session_state[Key.LINK_NOTICES] = [f"Preset {name}: {notice}" for notice in notices]
+        st.session_state[Key.LINK_NOTICES] = session.PendingNotices(
+            tuple(notices), preset_spec, header=session.PRESET_NOTICES_HEADER
+        )
 
 
 def limit_help(name: str, what: str) -> str:
@@ -278,8 +280,9 @@ def draw_estimates(num_train: int) -> None:
             width="stretch",
         )
         st.caption(
-            "FLOPs per epoch divided by the FLOP/s that past runs of a similar size reached on each device. "
-            "Train once to get an estimate where it says 'no estimate yet'."
+            "FLOPs per epoch divided by the FLOP/s that past runs of a similar size reached on each device; "
+            "before any run here it is a cautious first guess for the kind of device. The Train page uses the same "
+            "estimate."
         )
 
 

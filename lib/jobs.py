@@ -2,14 +2,15 @@
 
 `lib.runner.JobRunner` owns the queue and hands out `JobSnapshot`s (immutable copies) to the UI, so a
 Streamlit rerun can read a job without locking anything. `JobRequest` is also what the runner sends to a
-`lib.worker` process, as JSON on its standard input.
+`lib.worker` process, as JSON on its standard input. `JobRecord` is a job as the run store keeps it
+(the durable queue).
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -106,6 +107,43 @@ class JobRequest:
             synthetic=bool(data.get("synthetic", False)),
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the whole request as JSON-ready plain data, `backend` included (for the run store)."""
+        return {**self.to_worker_dict(), "backend": self.backend}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRequest:
+        """Builds a request from `to_dict` output, `backend` included.
+
+        Args:
+            data: Plain data as written by `to_dict`.
+
+        Returns:
+            The request; `backend` is None when `data` has none.
+        """
+        backend = data.get("backend")
+        return replace(cls.from_worker_dict(data), backend=None if backend is None else str(backend))
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job as the run store keeps it, so that a restarted server can re-queue it (the durable queue).
+
+    Times are `time.time()` seconds since the epoch.
+    """
+
+    job_id: str  # the runner's job id, 12 hex digits
+    seq: int  # submission order; 0 lets `RunStore.save_job` assign the next number
+    submitted_at: float  # when the job was accepted
+    state: JobState  # see JobState
+    client: str  # who asked: the browser's address, else the owner (serving order is fair between clients)
+    owners: tuple[str, ...]  # browser sessions the job serves, the submitter first
+    preset: str | None  # preset name the spec came from, if any
+    request: JobRequest  # what was asked for, backend included
+    started_at: float | None = None  # when its worker was started
+    finished_at: float | None = None  # when it reached a final state
+    error: str = ""  # readable reason when the job did not finish
+
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
@@ -118,8 +156,8 @@ class JobSnapshot:
     Times are `time.time()` seconds since the epoch; durations are seconds.
     """
 
-    id: str  # short unique job id
-    owner: str  # the browser session that submitted the job
+    id: str  # the job's id: 12 random hex digits, shown only to the sessions that own the job
+    owner: str  # the session this snapshot was taken for (the submitter when taken for no one in particular)
     state: JobState  # see JobState
     position: int  # 1-based place among queued jobs; 0 once running or final
     request: JobRequest  # what was asked for
@@ -133,8 +171,10 @@ class JobSnapshot:
     results: tuple[DeviceRun, ...] = ()  # one per device that ran, in device order (set when final)
     error: str = ""  # readable reason when the job failed, was cancelled or timed out
     pid: int | None = None  # process id of the worker while it runs
-    worker: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # "started"/"ready" events
+    worker: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # "started"/"warm"/"ready" events
     stop_requested: bool = False  # a cancel, time limit or shutdown asked the running worker to stop
+    requesters: int = 1  # browser sessions this one run serves (identical requests join one job)
+    name: str = ""  # the job's anonymous name on the class board, e.g. "Owl 7"
 
     @property
     def is_final(self) -> bool:
@@ -144,6 +184,38 @@ class JobSnapshot:
     def latest_progress(self, device: str) -> ProgressEvent | None:
         """Returns the newest progress event of one device, or None before it reported any."""
         return self.progress.get(device)
+
+
+@dataclass(frozen=True)
+class BoardEntry:
+    """One job as the class board shows it to everyone: what it asks for, never who asked or its id."""
+
+    name: str  # anonymous name derived from the first session that asked, e.g. "Owl 7"
+    state: JobState  # QUEUED or RUNNING
+    position: int  # 1-based place in serving order; 0 while running
+    preset: str | None  # preset name the spec came from, if any
+    dataset: str  # dataset name, "fashion_mnist"
+    hidden_units: tuple[int, ...]  # units per hidden layer
+    hidden_activation: str  # activation of the hidden layers
+    batch_size: int  # samples per training step
+    epochs: int  # epochs asked for
+    samples: int  # training samples per epoch
+    synthetic: bool  # generated data instead of the real dataset
+    devices: tuple[str, ...]  # devices, trained one after the other
+    requesters: int  # browser sessions this one run serves
+    estimated_start_s: float | None  # seconds from now until it should start (0 while running)
+    estimated_duration_s: float  # expected run time, seconds
+    started_at: float | None = None  # `time.time()` when its worker started (None while queued)
+    progress: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # device -> ProgressEvent
+
+
+@dataclass(frozen=True)
+class BoardSnapshot:
+    """What the class board shows everyone at one moment: the running jobs and the queue in serving order."""
+
+    running: tuple[BoardEntry, ...]  # jobs training now, oldest first
+    queued: tuple[BoardEntry, ...]  # jobs waiting, in the order they will be served
+    taken_at: float  # `time.time()` when the snapshot was taken
 
 
 def progress_event_from_dict(data: dict[str, Any]) -> ProgressEvent:

@@ -5,6 +5,10 @@ device run holds the spec and the `DeviceRun` as JSON, plus flat columns (steady
 test accuracy, ...) for quick filtering. `runs()` gives a pandas DataFrame with the JSON decoded back
 (lists such as `epoch_s` stay lists); `export_csv` / `export_json` / `to_csv_bytes` write it out.
 
+The same file holds the durable job queue: the `jobs` table keeps every job the runner accepted as a
+`lib.jobs.JobRecord` (`save_job`, `update_job`), so a restarted server finds the queued and running ones
+again (`unfinished_jobs`) in the order they were submitted.
+
 The database is in WAL mode with a busy timeout, every write is one `BEGIN IMMEDIATE` transaction and
 every call opens its own connection, so threads and several processes can write at once. The schema is
 versioned in a `meta` table; an older file is migrated on open, a newer one is refused.
@@ -24,24 +28,22 @@ import pathlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import IO, Any
 
 import pandas as pd
 
+from lib.jobs import JobRecord, JobRequest, JobState
 from lib.results import STATUSES, DeviceRun
 from lib.spec import ModelSpec, SpecError, count_params
 
 DB_ENV_VAR = "GPUX_RUNS_DB"
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = REPO_ROOT / "runs" / "runs.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the jobs table (the durable queue)
 STORE_STATUSES = (*STATUSES, "running")  # "running": a job runner's row before its result arrives
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another writer's lock
-
-# Migrations: MIGRATIONS[v] upgrades a version-v database to version v + 1 inside the open transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
 _CREATE_RUNS = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -76,6 +78,47 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS runs_job_id ON runs (job_id)",
     "CREATE INDEX IF NOT EXISTS runs_created_at ON runs (created_at)",
 )
+# seq: submission order, assigned here (AUTOINCREMENT never reuses a number) unless the record gives one.
+# Times are time.time() seconds; owners_json and request_json hold JobRecord.owners and JobRequest.to_dict().
+_CREATE_JOBS = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL UNIQUE,
+    submitted_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    client TEXT NOT NULL,
+    owners_json TEXT NOT NULL,
+    preset TEXT,
+    request_json TEXT NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    error TEXT NOT NULL DEFAULT ''
+)
+"""
+_JOB_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
+    "CREATE INDEX IF NOT EXISTS jobs_submitted_at ON jobs (submitted_at)",
+)
+UNFINISHED_JOB_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
+
+# Spec fields with a column of their own in the runs table; `extra` (free-form notes) stays inside `spec`.
+_ROW_SPEC_FIELDS = ("dataset", "batch_size", "epochs")
+_UNFLATTENED_SPEC_FIELDS = ("extra",)
+_DTYPE_OF_DEFAULT = {bool: "bool", int: "int64", float: "float64", str: "str"}
+
+
+def _spec_defaults() -> dict[str, Any]:
+    """Every ModelSpec field the runs frame flattens into a column, with its default (for older rows)."""
+    defaults = {}
+    for spec_field in fields(ModelSpec):
+        if spec_field.name in _ROW_SPEC_FIELDS + _UNFLATTENED_SPEC_FIELDS:
+            continue
+        factory = spec_field.default_factory
+        defaults[spec_field.name] = factory() if spec_field.default is MISSING else spec_field.default
+    return defaults
+
+
+_SPEC_DEFAULTS = _spec_defaults()
 
 # Columns of the `runs()` DataFrame, in order, with their pandas dtypes.
 RUN_COLUMNS: dict[str, str] = {
@@ -105,34 +148,14 @@ RUN_COLUMNS: dict[str, str] = {
     "epoch_s": "object",  # list of seconds per finished epoch
     "train_loss": "object",  # list, per epoch
     "train_accuracy": "object",  # list, per epoch
-    "hidden_units": "object",  # list of units per hidden layer
-    "hidden_activation": "str",
-    "output_activation": "str",
-    "optimizer": "str",
-    "learning_rate": "float64",
-    "label_encoding": "str",
-    "seed": "int64",
-    "steps_per_execution": "int64",
-    "jit_compile": "bool",
-    "precision": "str",
+    # Every other ModelSpec field, in its order ("hidden_units" is a list of units per hidden layer).
+    **{name: _DTYPE_OF_DEFAULT.get(type(default), "object") for name, default in _SPEC_DEFAULTS.items()},
     "spec": "object",  # ModelSpec.to_dict()
     "result": "object",  # DeviceRun.to_dict()
     "hardware": "object",  # lib.hardware.describe_hardware()
     "versions": "object",  # library versions
 }
 _RESULT_COLUMNS = ("num_test", "test_loss", "epoch_s", "train_loss", "train_accuracy")
-_SPEC_COLUMNS = (
-    "hidden_units",
-    "hidden_activation",
-    "output_activation",
-    "optimizer",
-    "learning_rate",
-    "label_encoding",
-    "seed",
-    "steps_per_execution",
-    "jit_compile",
-    "precision",
-)
 _DATETIME_COLUMNS = ("created_at", "started_at")
 _FILTER_COLUMNS = ("status", "dataset", "device", "backend", "preset", "job_id")
 
@@ -143,6 +166,10 @@ class StoreError(RuntimeError):
 
 class RunNotFoundError(StoreError):
     """No stored run has the requested id."""
+
+
+class JobRecordNotFoundError(StoreError):
+    """No stored job has the requested id."""
 
 
 @dataclass
@@ -317,6 +344,89 @@ class RunStore:
                 "UPDATE runs SET status = 'interrupted', error = ? WHERE status = 'running'", (error,)
             )
             return cursor.rowcount
+
+    # --- the durable job queue ---
+
+    def save_job(self, record: JobRecord) -> int:
+        """Stores a job, or replaces the stored job with the same id (its `seq` is kept unless given).
+
+        Args:
+            record: The job; a `seq` of 0 (or None) lets the store give the next number in submission order.
+
+        Returns:
+            The job's `seq`.
+
+        Raises:
+            StoreError: Another job already has the given `seq`, or the database cannot be written.
+        """
+        row = _job_row(record)
+        with self._write() as connection:
+            stored = connection.execute("SELECT seq FROM jobs WHERE job_id = ?", (record.job_id,)).fetchone()
+            if stored is not None:
+                row["seq"] = row["seq"] or stored["seq"]
+                assignments = ", ".join(f"{name} = ?" for name in row)
+                connection.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*row.values(), record.job_id))
+                return int(row["seq"])
+            names = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            cursor = connection.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", tuple(row.values()))
+            return int(row["seq"] or cursor.lastrowid)
+
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        state: JobState | str | None = None,
+        owners: Sequence[str] | None = None,
+        started_at: float | None = None,
+        finished_at: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Changes the given fields of a stored job; None leaves a field as it is.
+
+        Args:
+            job_id: The job to change.
+            state: Its new state.
+            owners: The browser sessions it now serves.
+            started_at: When its worker started (`time.time()` seconds).
+            finished_at: When it reached a final state.
+            error: The readable reason it did not finish.
+
+        Raises:
+            JobRecordNotFoundError: No stored job has this id.
+            StoreError: Unknown state, or the database cannot be written.
+        """
+        values: dict[str, Any] = {"started_at": started_at, "finished_at": finished_at, "error": error}
+        if state is not None:
+            values["state"] = _job_state(state).value
+        if owners is not None:
+            values["owners_json"] = json.dumps(list(owners))
+        values = {name: value for name, value in values.items() if value is not None}
+        with self._write() as connection:
+            if values:
+                assignments = ", ".join(f"{name} = ?" for name in values)
+                sql = f"UPDATE jobs SET {assignments} WHERE job_id = ?"
+                found = connection.execute(sql, (*values.values(), job_id)).rowcount
+            else:
+                found = connection.execute("SELECT 1 FROM jobs WHERE job_id = ?", (job_id,)).fetchone() is not None
+            if not found:
+                raise JobRecordNotFoundError(f"No stored job has id {job_id}.")
+
+    def unfinished_jobs(self) -> list[JobRecord]:
+        """Returns the queued and running jobs in submission order (`seq`), for a restarted runner."""
+        marks = ", ".join("?" for _ in UNFINISHED_JOB_STATES)
+        return self._job_records(f"WHERE state IN ({marks})", list(UNFINISHED_JOB_STATES))
+
+    def jobs(self, since: datetime | float | None = None) -> list[JobRecord]:
+        """Returns stored jobs in submission order.
+
+        Args:
+            since: Only jobs submitted at or after this time (a datetime, naive meaning UTC, or
+                `time.time()` seconds); all jobs when None.
+        """
+        if since is None:
+            return self._job_records("", [])
+        return self._job_records("WHERE submitted_at >= ?", [_epoch_seconds(since)])
 
     # --- reading ---
 
@@ -514,6 +624,11 @@ class RunStore:
             rows = connection.execute(sql, values).fetchall()
         return [_decode_row(row) for row in reversed(rows)]
 
+    def _job_records(self, where: str, values: list[Any]) -> list[JobRecord]:
+        with self._read() as connection:
+            rows = connection.execute(f"SELECT * FROM jobs {where} ORDER BY seq", values).fetchall()
+        return [_decode_job(row) for row in rows]
+
     def _store_error(self, error: sqlite3.Error) -> StoreError:
         message = str(error)
         if isinstance(error, sqlite3.DatabaseError) and "not a database" in message:
@@ -551,15 +666,71 @@ def _read_schema_version(connection: sqlite3.Connection) -> int | None:
 
 def _create_schema(connection: sqlite3.Connection) -> None:
     connection.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    connection.execute(_CREATE_RUNS)
-    for statement in _INDEXES:
+    for statement in (_CREATE_RUNS, *_INDEXES, _CREATE_JOBS, *_JOB_INDEXES):
         connection.execute(statement)
     connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+def _add_jobs_table(connection: sqlite3.Connection) -> None:
+    """Version 1 -> 2: the jobs table of the durable queue; the runs are kept as they are."""
+    for statement in (_CREATE_JOBS, *_JOB_INDEXES):
+        connection.execute(statement)
+
+
+# Migrations: MIGRATIONS[v] upgrades a version-v database to version v + 1 inside the open transaction.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_jobs_table}
 
 
 def _check_status(status: str) -> None:
     if status not in STORE_STATUSES:
         raise StoreError(f"Unknown run status {status!r}; use one of {', '.join(STORE_STATUSES)}.")
+
+
+def _job_state(state: JobState | str) -> JobState:
+    try:
+        return JobState(state)
+    except ValueError:
+        known = ", ".join(item.value for item in JobState)
+        raise StoreError(f"Unknown job state {state!r}; use one of {known}.") from None
+
+
+def _epoch_seconds(moment: datetime | float) -> float:
+    if not isinstance(moment, datetime):
+        return float(moment)
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _job_row(record: JobRecord) -> dict[str, Any]:
+    """A `JobRecord` as the jobs table's columns; seq None lets SQLite assign it."""
+    return {
+        "seq": record.seq or None,
+        "job_id": record.job_id,
+        "submitted_at": float(record.submitted_at),
+        "state": _job_state(record.state).value,
+        "client": record.client,
+        "owners_json": json.dumps(list(record.owners)),
+        "preset": record.preset,
+        "request_json": json.dumps(json_ready(record.request.to_dict())),
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "error": record.error,
+    }
+
+
+def _decode_job(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        job_id=row["job_id"],
+        seq=int(row["seq"]),
+        submitted_at=float(row["submitted_at"]),
+        state=JobState(row["state"]),
+        client=row["client"],
+        owners=tuple(json.loads(row["owners_json"])),
+        preset=row["preset"],
+        request=JobRequest.from_dict(json.loads(row["request_json"])),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        error=row["error"],
+    )
 
 
 def _iso_or_none(moment: str | datetime | None) -> str | None:
@@ -641,7 +812,7 @@ def _decode_row(row: sqlite3.Row) -> dict[str, Any]:
         "test_accuracy": row["test_accuracy"],
     }
     record.update({name: result.get(name) for name in _RESULT_COLUMNS})
-    record.update({name: spec.get(name) for name in _SPEC_COLUMNS})
+    record.update({name: spec.get(name, default) for name, default in _SPEC_DEFAULTS.items()})
     record.update(
         spec=spec,
         result=result,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib.estimates import NO_ESTIMATE_TEXT
+from lib.estimates import FIRST_GUESS_TEXT
 from lib.keys import Key, layer_units_key
 from lib.presets import PRESETS
 from lib.results import DeviceRun
@@ -149,7 +149,7 @@ def test_sliders_stop_at_the_server_limits(runs_db, monkeypatch):
     assert "GPUX_MAX_HIDDEN_LAYERS" in at.slider(key=Key.HIDDEN_LAYERS).help
     # The default preset (5 x 500) does not fit, so it was clamped, with a notice.
     assert at.session_state[Key.MODEL_SPEC].hidden_units == (256, 256, 256)
-    assert "hidden_units" in at.warning[0].value
+    assert "the model has 3 hidden layers of 256 units" in at.warning[0].value
 
 
 def test_shared_link_opens_the_same_model(runs_db):
@@ -163,23 +163,25 @@ def test_shared_link_opens_the_same_model(runs_db):
 
 
 def test_invalid_link_values_are_ignored_with_a_notice(runs_db):
-    at = open_build({"act": "swish", "colour": "red", "epochs": "999", "units": "abc", "preset": "mnist"})
+    at = open_build({"act": "swish", "colour": "red", "epochs": "60", "units": "abc", "preset": "mnist"})
     assert not at.exception
     spec = at.session_state[Key.MODEL_SPEC]
     assert spec == ModelSpec().with_changes(epochs=50)
     notice = at.warning[0].value
-    for fragment in ("act='swish'", "'colour'", "units='abc'", "epochs: 999 -> 50", "'mnist'"):
+    for fragment in ("`act=swish`", "`colour`", "`units=abc`", "asks for 60 epochs", "`preset=mnist`"):
         assert fragment in notice
     # The notice is shown once, not on every rerun.
     at.slider(key=Key.BUILD_EPOCHS).set_value(3).run()
     assert not at.warning
 
 
-def test_estimates_say_none_yet_then_use_stored_runs(runs_db):
+def test_estimates_start_from_a_first_guess_then_use_stored_runs(runs_db):
     at = open_build()
     table = estimates(at)
     assert list(table["Device"]) == ["cpu:0"]
-    assert list(table["Time per epoch"]) == [NO_ESTIMATE_TEXT]
+    assert table["Time per epoch"][0].startswith("roughly ") and table["Time per epoch"][0].endswith(
+        f"({FIRST_GUESS_TEXT})"
+    )
     spec = PRESETS["fashion-seed"].spec
     run = DeviceRun(device="cpu:0", backend="tensorflow", synthetic=False, num_train=1000, achieved_flops_per_s=1e10)
     RunStore().record(spec, run)

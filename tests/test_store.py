@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -7,16 +9,20 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
 
+from lib.jobs import JobRecord, JobRequest, JobState
 from lib.results import DeviceRun
 from lib.spec import ModelSpec
 from lib.store import (
     DEFAULT_DB_PATH,
     RUN_COLUMNS,
     SCHEMA_VERSION,
+    JobRecordNotFoundError,
     RunNotFoundError,
     RunStore,
     StoreError,
@@ -24,7 +30,7 @@ from lib.store import (
 )
 from tests.conftest import REPO_ROOT
 
-SPEC = ModelSpec(hidden_units=(64, 32), epochs=3, batch_size=128, seed=7)
+SPEC = ModelSpec(hidden_units=(64, 32), epochs=3, batch_size=128, seed=7, device_resident=True)
 
 
 def make_run(device: str = "cpu:0", *, status: str = "done", synthetic: bool = False, scale: float = 1.0) -> DeviceRun:
@@ -99,6 +105,7 @@ def test_round_trip_dataframe_fields_equal(store):
     assert row["achieved_flops_per_s"] == run.achieved_flops_per_s
     assert row["test_accuracy"] == run.test_accuracy and row["test_loss"] == run.test_loss
     assert row["hidden_units"] == [64, 32]
+    assert bool(row["device_resident"]) is True and row["steps_per_execution"] == 1
     assert row["spec"] == SPEC.to_dict()
     assert row["result"] == run.to_dict()
     assert row["hardware"] == hardware and row["versions"] == versions
@@ -218,14 +225,14 @@ def test_csv_and_json_exports_read_back_with_pandas(store, tmp_path):
 def test_schema_version_and_wal(store, runs_db):
     assert store.schema_version() == SCHEMA_VERSION
     with sqlite3.connect(runs_db) as connection:
-        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_newer_schema_is_refused(store, runs_db):
     with sqlite3.connect(runs_db) as connection:
         connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
-    with pytest.raises(StoreError, match=r"schema version 2, newer than this app's 1.*GPUX_RUNS_DB"):
+    with pytest.raises(StoreError, match=r"schema version 3, newer than this app's 2.*GPUX_RUNS_DB"):
         RunStore(runs_db)
 
 
@@ -308,3 +315,164 @@ def test_concurrent_processes_all_rows_present(tmp_path):
     frame = RunStore(path).runs()
     assert len(frame) == 100
     assert sorted(frame["job_id"]) == sorted(f"p{p}-{i}" for p in range(4) for i in range(25))
+
+
+# --- the durable job queue ---
+
+
+def make_job(job_id: str, *, seq: int = 0, state: JobState = JobState.QUEUED, submitted_at: float = 100.0) -> JobRecord:
+    request = JobRequest(spec=SPEC, devices=("cpu:0", "gpu:all"), sample_limit=2048, backend="jax")
+    return JobRecord(
+        job_id=job_id,
+        seq=seq,
+        submitted_at=submitted_at,
+        state=state,
+        client="10.1.2.3",
+        owners=("session-a", "session-b"),
+        preset="fashion-seed",
+        request=request,
+    )
+
+
+def test_job_round_trip_and_store_assigned_seq(store):
+    first, second = make_job("aaaaaaaaaaaa"), make_job("bbbbbbbbbbbb", submitted_at=101.0)
+    assert store.save_job(first) == 1
+    assert store.save_job(second) == 2
+    assert store.jobs() == [dataclasses.replace(first, seq=1), dataclasses.replace(second, seq=2)]
+    stored = store.jobs()[0]
+    assert stored.request.backend == "jax" and stored.request.spec.device_resident
+    assert stored.owners == ("session-a", "session-b") and isinstance(stored.state, JobState)
+
+
+def test_saving_a_job_again_replaces_it_and_keeps_its_seq(store):
+    store.save_job(make_job("aaaaaaaaaaaa"))
+    store.save_job(make_job("bbbbbbbbbbbb"))
+    changed = dataclasses.replace(make_job("aaaaaaaaaaaa"), state=JobState.RUNNING, started_at=105.0)
+    assert store.save_job(changed) == 1
+    assert [(job.job_id, job.seq, job.state) for job in store.jobs()] == [
+        ("aaaaaaaaaaaa", 1, JobState.RUNNING),
+        ("bbbbbbbbbbbb", 2, JobState.QUEUED),
+    ]
+
+
+def test_given_seq_is_kept_and_later_ones_follow_it(store):
+    assert store.save_job(make_job("aaaaaaaaaaaa", seq=40)) == 40
+    assert store.save_job(make_job("bbbbbbbbbbbb")) == 41
+    with pytest.raises(StoreError):
+        store.save_job(make_job("cccccccccccc", seq=40))
+
+
+def test_update_job_changes_only_the_given_fields(store):
+    store.save_job(make_job("aaaaaaaaaaaa"))
+    store.update_job("aaaaaaaaaaaa", state=JobState.RUNNING, started_at=110.0)
+    store.update_job("aaaaaaaaaaaa", owners=["session-b"])
+    store.update_job("aaaaaaaaaaaa", state="failed", finished_at=120.5, error="out of memory")
+    (job,) = store.jobs()
+    assert (job.state, job.started_at, job.finished_at, job.error) == (JobState.FAILED, 110.0, 120.5, "out of memory")
+    assert job.owners == ("session-b",) and job.client == "10.1.2.3" and job.seq == 1
+
+
+def test_update_job_refuses_unknown_jobs_and_states(store):
+    with pytest.raises(JobRecordNotFoundError, match="No stored job has id nope"):
+        store.update_job("nope", state=JobState.DONE)
+    with pytest.raises(JobRecordNotFoundError):
+        store.update_job("nope")
+    store.save_job(make_job("aaaaaaaaaaaa"))
+    with pytest.raises(StoreError, match="Unknown job state 'paused'"):
+        store.update_job("aaaaaaaaaaaa", state="paused")
+
+
+def test_unfinished_jobs_are_queued_and_running_in_submission_order(store):
+    states = [JobState.DONE, JobState.QUEUED, JobState.RUNNING, JobState.CANCELLED, JobState.QUEUED]
+    for index, state in enumerate(states):
+        store.save_job(make_job(f"job{index:09d}", state=state))
+    store.update_job("job000000001", state=JobState.INTERRUPTED)
+    assert [(job.job_id, job.state) for job in store.unfinished_jobs()] == [
+        ("job000000002", JobState.RUNNING),
+        ("job000000004", JobState.QUEUED),
+    ]
+
+
+def test_jobs_since_a_time(store):
+    for index, submitted in enumerate((1_000.0, 2_000.0, 3_000.0)):
+        store.save_job(make_job(f"job{index:09d}", submitted_at=submitted))
+    assert [job.submitted_at for job in store.jobs(since=2_000.0)] == [2_000.0, 3_000.0]
+    moment = datetime.fromtimestamp(2_500.0, tz=UTC)
+    assert [job.submitted_at for job in store.jobs(since=moment)] == [3_000.0]
+    assert [job.submitted_at for job in store.jobs(since=moment.replace(tzinfo=None))] == [3_000.0]
+
+
+def test_concurrent_threads_get_distinct_increasing_seqs(store):
+    def save(thread: int) -> list[int]:
+        return [store.save_job(make_job(f"t{thread}-{index:02d}")) for index in range(10)]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        seqs = list(pool.map(save, range(6)))
+    assert sorted(seq for per_thread in seqs for seq in per_thread) == list(range(1, 61))
+    assert all(per_thread == sorted(per_thread) for per_thread in seqs)
+    assert [job.seq for job in store.jobs()] == list(range(1, 61))
+
+
+# The schema of version 1, as it was before the jobs table: kept here so the migration is tested on a real old file.
+VERSION_1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    status TEXT NOT NULL,
+    preset TEXT,
+    dataset TEXT NOT NULL,
+    device TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    synthetic INTEGER NOT NULL,
+    spec_json TEXT NOT NULL,
+    result_json TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    versions_json TEXT NOT NULL DEFAULT '{}',
+    hardware_json TEXT NOT NULL DEFAULT '{}',
+    params INTEGER,
+    num_train INTEGER NOT NULL,
+    batch_size INTEGER NOT NULL,
+    epochs INTEGER NOT NULL,
+    first_epoch_s REAL,
+    steady_epoch_s REAL,
+    total_s REAL,
+    samples_per_s REAL,
+    achieved_flops_per_s REAL,
+    test_accuracy REAL
+);
+CREATE INDEX runs_job_id ON runs (job_id);
+CREATE INDEX runs_created_at ON runs (created_at);
+INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+"""
+
+
+def write_version_1_file(path) -> DeviceRun:
+    """A version-1 database holding one run whose spec predates `device_resident`."""
+    run = make_run()
+    old_spec = {key: value for key, value in SPEC.to_dict().items() if key != "device_resident"}
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        connection.executescript(VERSION_1_SCHEMA)
+        connection.execute(
+            "INSERT INTO runs (job_id, created_at, status, dataset, device, backend, synthetic, spec_json, "
+            "result_json, params, num_train, batch_size, epochs, steady_epoch_s) "
+            "VALUES ('old-job', '2025-01-02T03:04:05.000+00:00', 'done', 'fashion_mnist', 'cpu:0', 'tensorflow', "
+            "0, ?, ?, 10, 6000, 128, 3, 1.1)",
+            (json.dumps(old_spec), json.dumps(run.to_dict())),
+        )
+    return run
+
+
+def test_version_1_file_is_migrated_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "old.sqlite"
+    run = write_version_1_file(path)
+    store = RunStore(path)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    frame = store.runs()
+    assert list(frame["job_id"]) == ["old-job"] and frame.loc[0, "epoch_s"] == run.epoch_s
+    assert bool(frame.loc[0, "device_resident"]) is False  # the old spec has no such field: its default
+    assert store.get(int(frame.loc[0, "id"])).run == run
+    assert store.jobs() == [] and store.save_job(make_job("aaaaaaaaaaaa")) == 1
+    assert [job.job_id for job in RunStore(path).unfinished_jobs()] == ["aaaaaaaaaaaa"]  # reopening migrates nothing
