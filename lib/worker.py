@@ -1,12 +1,14 @@
 """One training job in its own process, so the Streamlit server never trains in its own threads.
 
-`lib.runner.JobRunner` starts `python -m lib.worker` for every job, writes the job (a
-`lib.jobs.JobRequest` as JSON) to its standard input and reads events back, one JSON object per line
-on its standard output:
+`lib.runner.JobRunner` starts a worker for every job (through `lib.worker_pool.WorkerPool`), writes the
+job (a `lib.jobs.JobRequest` as JSON) to its standard input and reads events back, one JSON object per
+line on its standard output:
 
     {"type": "started", "pid": 123, "wall_time": 1700000000.0}           before the heavy imports
+    {"type": "warm", "wall_time": 1700000003.0, "import_s": 2.1,         a spare only: imports done
+     "data_s": 0.3, "preloaded": ["fashion_mnist"], "priority": "idle"}
     {"type": "ready", "backend": "jax", "import_s": 2.1, "data_s": 0.4,   imports and data done
-     "num_train": 300, "num_test": 100}
+     "num_train": 300, "nice": 10, "idle_threads": 0}
     {"type": "progress", "event": {...ProgressEvent.to_dict()}}           while training
     {"type": "result", "run": {...DeviceRun.to_dict()}}                   after each device
     {"type": "error", "message": "readable reason"}                       on failure (exit code 1)
@@ -16,6 +18,21 @@ that was killed. Anything a library prints goes to standard error, so the event 
 The Keras backend is the worker's `KERAS_BACKEND`. SIGTERM asks the worker to stop after the current
 training step (the runner sends SIGKILL if it does not); the worker also exits when the server that started
 it dies (its parent's id is in GPUX_WORKER_PARENT_PID).
+
+Priority: a worker trains `WORKER_NICE` nice levels below the server that started it (setting
+GPUX_WORKER_NICE; 0 trains at the server's priority), so the web server still answers pages while a job
+takes every core. On Linux the nice value belongs to each thread; the worker sets it for its threads before
+anything else runs, so every thread that Keras and its backend start later inherits it.
+
+Spare mode (`python -m lib.worker --spare`): the worker imports Keras, its backend and the engine, and
+pre-reads small local datasets, before any job exists, in a thread at idle priority (Linux SCHED_IDLE, else
+nice 19 for that thread), so it only takes CPU time that a running job leaves unused. Then it sends "warm"
+and waits for its job on standard input. When the job arrives, every thread goes back to the training
+priority ("ready" says in "idle_threads" how many the operating system kept at idle priority: leaving it
+takes CAP_SYS_NICE) and the job runs as in a cold worker; its main thread never idles, nor do the threads
+the training starts.
+A spare whose standard input closes without a job exits with code 0. It does not touch any device before
+its job, so it holds no GPU memory.
 
 Test hooks: when the environment has GPUX_WORKER_TEST_HOOKS=1 (never set on a real server), the worker
 honours `spec.extra["worker_test_hook"]`, a dict with any of:
@@ -28,11 +45,12 @@ honours `spec.extra["worker_test_hook"]`, a dict with any of:
     "print": "text"            print text to standard output before training (it must reach stderr)
 
 Run by hand: `echo '{"spec": {...}, "devices": ["cpu:0"], "synthetic": true, "sample_limit": 300}' |
-python -m lib.worker`.
+python -m lib.worker` (add `--spare` to see the warm-up first).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,12 +58,18 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from lib.jobs import TEST_HOOK_KEY, WORKER_PARENT_ENV, WORKER_TEST_HOOKS_ENV, JobRequest, run_from_epoch_events
 from lib.results import DeviceRun, ProgressEvent
 
+SPARE_ARG = "--spare"  # command-line switch: warm up first, then wait for the job
+WORKER_NICE_ENV = "GPUX_WORKER_NICE"  # server setting: nice levels below the server that workers train at
+WORKER_NICE = 10  # default of that setting: the server's threads win a busy core about 9 to 1 (weights 1024:110)
+MAX_NICE = 19  # the lowest priority of a Unix nice value
+PRELOAD_MAX_BYTES = 64 * 2**20  # a spare pre-reads a local dataset only when its images are this small
 PARENT_CHECK_S = 0.5  # how often the worker checks that the server that started it is still alive
 SLEEP_STEP_S = 0.05  # granularity of the test hooks' stoppable waits
 ERROR_MESSAGE_CHARS = 1000  # longest error message sent back
@@ -98,6 +122,178 @@ def watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+@dataclass
+class WorkerState:
+    """What this worker process brings to its job."""
+
+    nice: int  # the process's nice value while it trains
+    idle_threads: int = 0  # threads the operating system kept at idle priority after a spare's warm-up
+    datasets: dict[str, Any] = field(default_factory=dict)  # name -> lib.datasets.Dataset a spare pre-read
+
+
+def worker_nice(environ: Mapping[str, str]) -> int:
+    """Returns how many nice levels below the server workers train at: GPUX_WORKER_NICE, else WORKER_NICE.
+
+    Raises:
+        ValueError: The setting is not a whole number from 0 to 19.
+    """
+    text = environ.get(WORKER_NICE_ENV, "").strip()
+    if not text:
+        return WORKER_NICE
+    value = int(text) if text.isdigit() else -1
+    if not 0 <= value <= MAX_NICE:
+        raise ValueError(
+            f"Workers' CPU priority: {text!r} is not a nice value; use a whole number from 0 (the server's "
+            f"priority) to {MAX_NICE} (the lowest) ({WORKER_NICE_ENV})."
+        )
+    return value
+
+
+def lower_priority(levels: int) -> int:
+    """Lowers this process's CPU priority by `levels` nice levels, for every thread.
+
+    On Linux each thread has its own nice value: the calling thread's changes, threads it starts later inherit
+    it, and the threads already running (numpy's BLAS threads start when it is imported) are set to it too.
+
+    Returns:
+        The calling thread's nice value afterwards.
+    """
+    nice = os.nice(max(levels, 0))
+    for thread_id in _thread_ids():
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpriority(os.PRIO_PROCESS, thread_id) < nice:
+                os.setpriority(os.PRIO_PROCESS, thread_id, nice)  # lowering a priority is always allowed
+    return nice
+
+
+def idle_this_thread() -> str:
+    """Moves the calling thread to the lowest CPU priority the operating system offers.
+
+    Linux's SCHED_IDLE runs the thread only on a CPU that has nothing else to do. Where that is refused, the
+    thread's own nice value goes to 19 (on Linux each thread has its own). Elsewhere nothing changes, since
+    a nice value there would hold for the whole process, and for its job too.
+
+    Returns:
+        "idle" (SCHED_IDLE), "nice 19", or "unchanged".
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return "idle"
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), MAX_NICE)
+    except OSError:
+        return "unchanged"
+    return f"nice {MAX_NICE}"
+
+
+def restore_thread_priorities(nice: int) -> int:
+    """Brings every thread of this process that runs below the training priority back to it.
+
+    The training priority is SCHED_OTHER at nice value `nice`. Leaving SCHED_IDLE or lowering a nice value
+    takes CAP_SYS_NICE (or a high enough RLIMIT_NICE), so the operating system may refuse.
+
+    Returns:
+        How many threads still run below the training priority.
+    """
+    still_lower = 0
+    for thread_id in _thread_ids():
+        try:
+            if os.sched_getscheduler(thread_id) == os.SCHED_IDLE:
+                os.sched_setscheduler(thread_id, os.SCHED_OTHER, os.sched_param(0))
+            if os.getpriority(os.PRIO_PROCESS, thread_id) > nice:
+                os.setpriority(os.PRIO_PROCESS, thread_id, nice)
+        except ProcessLookupError:
+            continue  # the thread ended meanwhile
+        except PermissionError:
+            still_lower += 1
+    return still_lower
+
+
+def _thread_ids() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc/self/task")]
+    except FileNotFoundError:  # not Linux: `idle_this_thread` lowered nothing there
+        return []
+
+
+def import_training_modules(environ: Mapping[str, str]) -> None:
+    """Imports Keras, its backend and the app's engine and data modules: the slow part of a worker's start."""
+    block_unused_tensorflow(environ)
+    import keras  # noqa: F401
+
+    import lib.datasets  # noqa: F401
+    import lib.devices  # noqa: F401
+    import lib.engine  # noqa: F401
+
+
+def preload_datasets(max_bytes: int = PRELOAD_MAX_BYTES) -> dict[str, Any]:
+    """Reads every dataset that has a local copy and whose images take at most `max_bytes` of memory.
+
+    Returns:
+        Dataset name -> `lib.datasets.Dataset`; a dataset without a local copy is left out.
+    """
+    from lib.datasets import DATASETS, DatasetUnavailableError, load_dataset
+
+    loaded = {}
+    for name, info in DATASETS.items():
+        if (info.num_train + info.num_test) * info.input_size > max_bytes:
+            continue
+        try:
+            loaded[name] = load_dataset(name)
+        except DatasetUnavailableError:
+            continue  # a job that asks for it gets the readable reason then
+    return loaded
+
+
+class SpareWarmUp:
+    """A spare's warm-up: the heavy imports and the small local datasets, in a thread at idle priority."""
+
+    def __init__(self, emitter: EventWriter, environ: Mapping[str, str]):
+        self._emitter = emitter
+        self._environ = environ
+        self._datasets: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._run, name="spare-warm-up", daemon=True)
+
+    def start(self) -> None:
+        """Starts warming up; sends "warm" when done."""
+        self._thread.start()
+
+    def finish(self, nice: int) -> WorkerState:
+        """For the job that arrived: brings every thread back to the training priority and waits for the warm-up.
+
+        Args:
+            nice: The training priority's nice value.
+        """
+        restore_thread_priorities(nice)  # the rest of a warm-up still under way runs at training priority
+        self._thread.join()
+        idle_threads = restore_thread_priorities(nice)  # and the threads its imports started meanwhile
+        return WorkerState(nice=nice, idle_threads=idle_threads, datasets=self._datasets)
+
+    def _run(self) -> None:
+        priority = idle_this_thread()
+        try:
+            started = time.perf_counter()
+            import_training_modules(self._environ)
+            imported = time.perf_counter()
+            self._datasets = preload_datasets()
+            loaded = time.perf_counter()
+        except Exception:  # the job meets the same failure and reports it readably; a warm-up only prepares
+            traceback.print_exc()
+            return
+        self._emitter.emit(
+            {
+                "type": "warm",
+                "wall_time": time.time(),
+                "import_s": imported - started,
+                "data_s": loaded - imported,
+                "preloaded": sorted(self._datasets),
+                "priority": priority,
+            }
+        )
+
+
 def read_test_hook(request: JobRequest, environ: Mapping[str, str]) -> dict[str, Any]:
     """Returns the job's test hook, or an empty dict unless test hooks are enabled in `environ`."""
     if environ.get(WORKER_TEST_HOOKS_ENV) != "1":
@@ -124,8 +320,13 @@ def readable_error(error: BaseException) -> str:
     return text[:ERROR_MESSAGE_CHARS]
 
 
-def load_job_data(request: JobRequest) -> Any:
-    """Loads the job's dataset: generated at the requested size, or the real one from a local copy."""
+def load_job_data(request: JobRequest, preloaded: Mapping[str, Any]) -> Any:
+    """Loads the job's dataset: generated at the requested size, or the real one (pre-read, or from a local copy).
+
+    Args:
+        request: The job.
+        preloaded: Datasets a spare already read, by name.
+    """
     from lib.datasets import get_info, load_dataset, synthetic_dataset
 
     if request.synthetic:
@@ -133,6 +334,8 @@ def load_job_data(request: JobRequest) -> Any:
         num_train = min(request.sample_limit or info.num_train, info.num_train)
         num_test = min(request.test_limit or info.num_test, info.num_test)
         return synthetic_dataset(request.spec.dataset, num_train, num_test, seed=request.spec.seed)
+    if request.spec.dataset in preloaded:
+        return preloaded[request.spec.dataset]
     return load_dataset(request.spec.dataset)
 
 
@@ -173,14 +376,16 @@ def block_unused_tensorflow(environ: Mapping[str, str]) -> bool:
     return True
 
 
-def run_job(request: JobRequest, emitter: EventWriter, stop: threading.Event, hook: dict[str, Any]) -> None:
+def run_job(
+    request: JobRequest, emitter: EventWriter, stop: threading.Event, hook: dict[str, Any], state: WorkerState
+) -> None:
     """Imports Keras, loads the data and trains on each device in turn, sending each result as it is ready.
 
     `lib.engine.train_on_devices` is called once per device, so a job killed on its second device has
-    already sent the first device's result.
+    already sent the first device's result. In a spare the imports are done and the data may be pre-read.
     """
     started = time.perf_counter()
-    block_unused_tensorflow(os.environ)
+    import_training_modules(os.environ)
     import keras
 
     from lib.devices import resolve_device
@@ -189,7 +394,7 @@ def run_job(request: JobRequest, emitter: EventWriter, stop: threading.Event, ho
     imported = time.perf_counter()
     for name in request.devices:
         resolve_device(name)  # a missing device fails the job before any training
-    dataset = load_job_data(request)
+    dataset = load_job_data(request, state.datasets)
     loaded = time.perf_counter()
     num_train = min(request.sample_limit or len(dataset.x_train), len(dataset.x_train))
     emitter.emit(
@@ -199,6 +404,8 @@ def run_job(request: JobRequest, emitter: EventWriter, stop: threading.Event, ho
             "import_s": imported - started,
             "data_s": loaded - imported,
             "num_train": whole_batch_samples(num_train, request.spec.batch_size),
+            "nice": state.nice,
+            "idle_threads": state.idle_threads,
         }
     )
     apply_start_hooks(hook, stop)
@@ -228,11 +435,23 @@ def apply_start_hooks(hook: dict[str, Any], stop: threading.Event) -> None:
         raise RuntimeError(str(hook["raise"]))
 
 
-def run_fake_job(request: JobRequest, emitter: EventWriter, stop: threading.Event, hook: dict[str, Any]) -> None:
+def run_fake_job(
+    request: JobRequest, emitter: EventWriter, stop: threading.Event, hook: dict[str, Any], state: WorkerState
+) -> None:
     """The "fake" test hook: the same events as a real job, with waits instead of Keras training."""
     backend = os.environ.get("KERAS_BACKEND", "none")
     num_train = request.sample_limit or 1
-    emitter.emit({"type": "ready", "backend": backend, "import_s": 0.0, "data_s": 0.0, "num_train": num_train})
+    emitter.emit(
+        {
+            "type": "ready",
+            "backend": backend,
+            "import_s": 0.0,
+            "data_s": 0.0,
+            "num_train": num_train,
+            "nice": state.nice,
+            "idle_threads": state.idle_threads,
+        }
+    )
     apply_start_hooks(hook, stop)
     on_progress = make_progress_callback(emitter, hook, stop)
     epoch_s = float(hook.get("epoch_s", 0.05))
@@ -271,29 +490,57 @@ def _fake_device_run(
     )
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Reads one job on standard input, runs it, and reports events on standard output.
+
+    Args:
+        argv: Command-line arguments (`sys.argv[1:]` when None); `--spare` warms up before the job arrives.
 
     Returns:
         0 when the job ran (or stopped when asked), 1 when it failed; the reason is sent as an "error" event.
     """
+    spare = SPARE_ARG in (sys.argv[1:] if argv is None else argv)
     emitter = EventWriter(claim_stdout())
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    watch_parent(int(os.environ.get(WORKER_PARENT_ENV, os.getppid())))
-    emitter.emit({"type": "started", "pid": os.getpid(), "wall_time": time.time()})
     try:
-        request = JobRequest.from_worker_dict(json.loads(sys.stdin.read()))
+        nice = lower_priority(worker_nice(os.environ))  # first, so that every thread started later inherits it
+        watch_parent(int(os.environ.get(WORKER_PARENT_ENV, os.getppid())))
+        emitter.emit({"type": "started", "pid": os.getpid(), "wall_time": time.time()})
+        job_text, state = wait_as_spare(emitter, nice) if spare else (sys.stdin.read(), WorkerState(nice=nice))
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        request = JobRequest.from_worker_dict(json.loads(job_text))
         hook = read_test_hook(request, os.environ)
         if hook.get("ignore_sigterm"):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         job = run_fake_job if hook.get("fake") else run_job
-        job(request, emitter, stop, hook)
+        job(request, emitter, stop, hook, state)
     except Exception as error:  # every failure becomes a readable "error" event; the traceback goes to stderr
         traceback.print_exc()
         emitter.emit({"type": "error", "message": readable_error(error)})
         return 1
     return 0
+
+
+def wait_as_spare(emitter: EventWriter, nice: int) -> tuple[str, WorkerState]:
+    """Warms up at idle priority while waiting for the job on standard input.
+
+    Until the job arrives SIGTERM keeps its default action, so a pool closing its spares ends them at once.
+    A spare whose standard input closes without a job ends the process with code 0.
+
+    Args:
+        emitter: Where "warm" is sent.
+        nice: The training priority's nice value, restored once the job arrives.
+
+    Returns:
+        The job's JSON text and what the warm-up prepared for it.
+    """
+    warm_up = SpareWarmUp(emitter, os.environ)
+    warm_up.start()
+    job_text = sys.stdin.read()
+    if not job_text.strip():
+        sys.stderr.flush()
+        os._exit(0)  # no job came: nothing to report, and no half-done import worth waiting for
+    return job_text, warm_up.finish(nice)
 
 
 if __name__ == "__main__":

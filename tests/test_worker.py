@@ -1,20 +1,35 @@
-"""The worker process on its own: its event protocol on stdout, errors, test hooks, and its helpers."""
+"""The worker process on its own: its event protocol on stdout, errors, test hooks, spare mode, priorities."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
-from lib.datasets import DatasetUnavailableError
+import lib.worker
+from lib.datasets import DatasetUnavailableError, synthetic_dataset
 from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobRequest, run_from_epoch_events
 from lib.results import DeviceRun, ProgressEvent
 from lib.spec import ModelSpec
-from lib.worker import read_test_hook, readable_error
+from lib.worker import (
+    SPARE_ARG,
+    WORKER_NICE,
+    WORKER_NICE_ENV,
+    idle_this_thread,
+    load_job_data,
+    preload_datasets,
+    read_test_hook,
+    readable_error,
+    restore_thread_priorities,
+    worker_nice,
+)
 
 from .conftest import REPO_ROOT
 
@@ -168,3 +183,134 @@ def test_run_from_epoch_events_keeps_finished_epochs():
     assert run.first_epoch_s == pytest.approx(2.5) and run.steady_epoch_s == pytest.approx(1.25)
     assert run.total_s == pytest.approx(5.0) and run.samples_per_s == pytest.approx(240.0)
     assert run.train_loss == [2.0, 1.5, 1.0] and run.status == "cancelled"
+
+
+def start_spare(env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lib.worker", SPARE_ARG],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "KERAS_BACKEND": "jax", **(env or {})},
+    )
+
+
+def test_a_spare_whose_stdin_closes_without_a_job_exits_quietly():
+    spare = start_spare()
+
+    stdout, _ = spare.communicate("", timeout=300)
+
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert spare.returncode == 0
+    assert events[0]["type"] == "started" and {event["type"] for event in events} <= {"started", "warm"}
+
+
+def test_sigterm_ends_a_spare_that_has_no_job_yet():
+    spare = start_spare()
+    assert json.loads(spare.stdout.readline())["type"] == "started"
+
+    spare.terminate()
+
+    assert spare.wait(300) == -signal.SIGTERM
+    spare.stdin.close()
+    spare.stdout.close()
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, WORKER_NICE), ("0", 0), ("19", 19), (" 5 ", 5)])
+def test_worker_nice_setting(setting, expected):
+    assert worker_nice({} if setting is None else {WORKER_NICE_ENV: setting}) == expected
+
+
+@pytest.mark.parametrize("setting", ["-1", "20", "low", "2.5"])
+def test_a_bad_worker_nice_setting_is_a_readable_error(setting):
+    with pytest.raises(ValueError, match=r"from 0 .* to 19 .*GPUX_WORKER_NICE"):
+        worker_nice({WORKER_NICE_ENV: setting})
+
+
+def test_idle_this_thread_lowers_only_the_calling_thread():
+    seen = {}
+
+    def lower():
+        seen["priority"] = idle_this_thread()
+        seen["policy"] = os.sched_getscheduler(0)
+
+    thread = threading.Thread(target=lower)
+    thread.start()
+    thread.join()
+
+    assert seen == {"priority": "idle", "policy": os.SCHED_IDLE}
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE
+
+
+class FakeScheduler:
+    """Thread priorities as the OS keeps them: it refuses any change to `refused` threads; `gone` ones ended."""
+
+    def __init__(self, threads: dict[int, tuple[int, int]], refused: set[int], gone: set[int]):
+        self.threads = dict(threads)  # thread id -> (policy, nice)
+        self.refused = refused
+        self.gone = gone
+
+    def check(self, thread_id: int) -> None:
+        if thread_id in self.gone:
+            raise ProcessLookupError(thread_id)
+        if thread_id in self.refused:
+            raise PermissionError(thread_id)
+
+    def sched_getscheduler(self, thread_id):
+        if thread_id in self.gone:
+            raise ProcessLookupError(thread_id)
+        return self.threads[thread_id][0]
+
+    def sched_setscheduler(self, thread_id, policy, param):
+        self.check(thread_id)
+        self.threads[thread_id] = (policy, self.threads[thread_id][1])
+
+    def getpriority(self, which, thread_id):
+        return self.threads[thread_id][1]
+
+    def setpriority(self, which, thread_id, nice):
+        self.check(thread_id)
+        self.threads[thread_id] = (self.threads[thread_id][0], nice)
+
+
+def test_restore_thread_priorities_brings_idle_and_lower_threads_back(monkeypatch):
+    idle, other = os.SCHED_IDLE, os.SCHED_OTHER
+    fake = FakeScheduler(
+        {1: (other, 10), 2: (idle, 10), 3: (other, 19), 4: (idle, 10), 5: (other, 0), 6: (idle, 10)},
+        refused={4},
+        gone={6},
+    )
+    monkeypatch.setattr(lib.worker, "_thread_ids", lambda: sorted(fake.threads))
+    for name in ("sched_getscheduler", "sched_setscheduler", "getpriority", "setpriority"):
+        monkeypatch.setattr(os, name, getattr(fake, name))
+
+    still_lower = restore_thread_priorities(10)
+
+    assert still_lower == 1
+    assert fake.threads == {
+        1: (other, 10),
+        2: (other, 10),
+        3: (other, 10),
+        4: (idle, 10),  # the operating system refused
+        5: (other, 0),  # already above the training priority: left alone
+        6: (idle, 10),  # ended meanwhile
+    }
+
+
+def test_a_job_uses_the_dataset_a_spare_preloaded_unless_it_asks_for_generated_data():
+    preloaded = {"fashion_mnist": synthetic_dataset("fashion_mnist", 64, 16, seed=3)}
+    real = JobRequest(spec=ModelSpec(hidden_units=(8,)), devices=("cpu:0",))
+    generated = dataclasses.replace(real, synthetic=True, sample_limit=32, test_limit=8)
+
+    assert load_job_data(real, preloaded) is preloaded["fashion_mnist"]
+    assert len(load_job_data(generated, preloaded).x_train) == 32
+
+
+def test_preload_reads_only_small_local_datasets(tmp_path, monkeypatch, keras_home):
+    monkeypatch.setenv("GPUX_DATA_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("GPUX_FASHION_MNIST_DIR", str(tmp_path / "none"))
+
+    assert preload_datasets() == {}  # no local copy of anything
+    assert preload_datasets(max_bytes=0) == {}
