@@ -5,11 +5,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# Extra streamlit options for `make run`, e.g. ARGS="--server.fileWatcherType auto".
+ARGS ?=
 
 .PHONY: run test lint format data system-deps clean-venv
 
 run: $(VENV)/.runtime-installed data
-	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
+	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) $(ARGS)
 
 test: $(VENV)/.dev-installed system-deps
 	$(VENV)/bin/ruff check .

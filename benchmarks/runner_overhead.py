@@ -103,9 +103,15 @@ def run_jobs(runner: JobRunner, spec: ModelSpec, args: argparse.Namespace, backe
 
 def queue_wait(runner: JobRunner, spec: ModelSpec, args: argparse.Namespace, backend: str) -> dict[str, float]:
     """Submits N + 1 jobs at once; returns the last one's real and estimated wait, and the mean job time."""
+    # A seed per job: identical requests would join one job (the runner coalesces them).
     jobs = [
         runner.submit(
-            f"queue-{index}", spec, [args.device], sample_limit=args.samples, synthetic=args.synthetic, backend=backend
+            f"queue-{index}",
+            spec.with_changes(seed=index),
+            [args.device],
+            sample_limit=args.samples,
+            synthetic=args.synthetic,
+            backend=backend,
         )
         for index in range(args.queue_depth + 1)
     ]

@@ -55,7 +55,7 @@ import pathlib
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -63,9 +63,10 @@ from lib.backend import BackendUnavailableError
 from lib.datasets import DATASET_NAMES, DATASETS, DatasetUnavailableError, UnknownDatasetError
 from lib.devices import DeviceNotFoundError
 from lib.hardware import describe_hardware, hardware_summary
+from lib.jobs import JobRequest, LimitError
 from lib.limits import LIMIT_ENV_VARS, LimitConfigError, ServerLimits, load_limits
-from lib.parallel import BatchSplitError, validate_batch_split
 from lib.presets import PRESETS, PresetNotFoundError, get_preset
+from lib.requests import check_limits, check_request
 from lib.results import DeviceRun, ProgressEvent
 from lib.spec import (
     HIDDEN_ACTIVATIONS,
@@ -75,7 +76,6 @@ from lib.spec import (
     PRECISIONS,
     ModelSpec,
     SpecError,
-    validate_spec,
 )
 from lib.store import RunStore, StoreError, json_ready
 
@@ -168,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (
         UsageError,
         SpecError,
+        LimitError,
         LimitConfigError,
         PresetNotFoundError,
         DatasetUnavailableError,
@@ -245,24 +246,24 @@ def build_parser() -> argparse.ArgumentParser:
 def make_plan(args: argparse.Namespace) -> Plan:
     """Checks the arguments and prepares spec, store, data and devices, cheapest checks first.
 
+    The spec, samples, devices (with the data-parallel batch split) and backend are checked by
+    `lib.requests`, as the job runner checks a request from the Train page.
+
     Raises:
-        UsageError, SpecError, PresetNotFoundError, DatasetUnavailableError, StoreError, LimitConfigError,
-        DeviceNotFoundError, BackendUnavailableError: a bad argument or an unusable setting.
+        UsageError, SpecError, LimitError, PresetNotFoundError, DatasetUnavailableError, StoreError,
+        LimitConfigError, DeviceNotFoundError, BackendUnavailableError: a bad argument or an unusable setting.
     """
     preset = get_preset(args.preset)
     spec = spec_from_args(preset.spec, args)
     limits = load_limits()
-    validate_spec(spec, limits)
-    sample_limit = _sample_limit(args.limit, spec.dataset, limits)
+    request = JobRequest(spec, (), _sample_limit(args.limit, spec.dataset, limits), args.test_limit, args.synthetic)
+    check_limits(request, limits)
     for path in (args.json, args.csv):
         _check_output_path(path)
     store = None if args.no_store else RunStore(args.db)
-    dataset = _load_data(spec, args.synthetic, sample_limit, args.test_limit)
+    dataset = _load_data(spec, args.synthetic, request.sample_limit, args.test_limit)
     devices = _resolve_devices(args.devices)
-    try:
-        validate_batch_split([device.name for device in devices], spec.batch_size)
-    except BatchSplitError as error:
-        raise UsageError(str(error)) from None
+    check_request(replace(request, devices=tuple(device.name for device in devices)), limits)
     from lib.backend import backend_name, library_versions
 
     return Plan(
@@ -271,7 +272,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         changed=[name for name, value in spec.to_dict().items() if preset.spec.to_dict()[name] != value],
         devices=[device.name for device in devices],
         dataset=dataset,
-        sample_limit=sample_limit,
+        sample_limit=request.sample_limit,
         test_limit=args.test_limit,
         store=store,
         hardware=describe_hardware(devices),

@@ -3,7 +3,8 @@
 The UI shows these next to its sliders, but they are enforced here, on the server side,
 so a crafted request (a query parameter, a direct call) cannot bypass them.
 
-Each limit has an environment variable and a documented default; see `LIMIT_ENV_VARS`.
+Each limit has an environment variable and a documented default; see `LIMIT_ENV_VARS`. Every limit is a
+positive integer, except those in `OFF_WHEN_ZERO`, where 0 (their default) turns the limit off.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ ENV_PREFIX = "GPUX_MAX_"
 
 
 class LimitConfigError(ValueError):
-    """An environment variable for a limit holds something that is not a positive integer."""
+    """An environment variable for a limit holds something that is not an allowed integer."""
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,12 @@ class ServerLimits:
     matmul_n: int = 4096  # largest N of the N x N matrix-product demo
     queue: int = 30  # jobs waiting or running at once on this server
     job_seconds: int = 1800  # wall-clock limit of one job, seconds
+    jobs_per_client: int = 0  # jobs one client (browser address) may have queued or running; 0: no limit
 
 
 LIMIT_ENV_VARS: dict[str, str] = {f.name: ENV_PREFIX + f.name.upper() for f in fields(ServerLimits)}
+# Limits where 0 means "no limit" (off by default: a class behind one NAT shares one address).
+OFF_WHEN_ZERO = frozenset({"jobs_per_client"})
 
 
 def load_limits(environ: dict[str, str] | None = None) -> ServerLimits:
@@ -46,7 +50,7 @@ def load_limits(environ: dict[str, str] | None = None) -> ServerLimits:
         The limits in force.
 
     Raises:
-        LimitConfigError: A variable is set but is not a positive integer.
+        LimitConfigError: A variable is set but is not a positive integer (or, for `OFF_WHEN_ZERO`, 0 or more).
     """
     env = os.environ if environ is None else environ
     values = {}
@@ -54,15 +58,16 @@ def load_limits(environ: dict[str, str] | None = None) -> ServerLimits:
         raw = env.get(var)
         if raw is None or raw.strip() == "":
             continue
-        values[name] = _positive_int(var, raw)
+        values[name] = _limit_value(var, raw, minimum=0 if name in OFF_WHEN_ZERO else 1)
     return ServerLimits(**values)
 
 
-def _positive_int(var: str, raw: str) -> int:
+def _limit_value(var: str, raw: str, *, minimum: int) -> int:
+    allowed = "a positive integer" if minimum > 0 else "0 (no limit) or a positive integer"
     try:
         value = int(raw.strip().replace("_", ""))
     except ValueError as error:
-        raise LimitConfigError(f"{var}={raw!r} is not an integer; unset it or give a positive integer.") from error
-    if value <= 0:
-        raise LimitConfigError(f"{var}={raw!r} must be a positive integer.")
+        raise LimitConfigError(f"{var}={raw!r} is not an integer; unset it or give {allowed}.") from error
+    if value < minimum:
+        raise LimitConfigError(f"{var}={raw!r} must be {allowed}.")
     return value

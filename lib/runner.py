@@ -1,55 +1,58 @@
-"""The shared-server job runner: a FIFO queue of training jobs, each run in a fresh worker process.
+"""The shared-server job runner: a fair queue of training jobs, each run in its own worker process.
 
-When a class shares one Streamlit server, every click on Train becomes a job here. Jobs wait in a FIFO
-queue and `max_concurrent` of them (default 1, so timings stay honest) run at a time, each in its own
-`python -m lib.worker` process: the server never trains in a script thread, a huge model can only take
-its own worker down, and the memory a job took (GPU memory included) is freed when its worker ends.
+When a class shares one Streamlit server, every click on Train becomes a job here. `max_concurrent` jobs
+(default 1, so timings stay honest) run at a time, each in its own `python -m lib.worker` process: the
+server never trains in a script thread, a huge model can only take its own worker down, and the memory a
+job took (GPU memory included) is freed when its worker ends. A warm spare worker, Keras already
+imported, takes the next job (`lib.worker_pool`).
 
-Threads inside one `JobRunner`:
-- the supervisor starts queued jobs in order when a slot is free;
-- one reader per running worker parses its events (progress, results, errors) and finishes the job;
-- one writer owns every write to the run store, so results have a single writer; each job's rows are
-  recorded as "running" when it starts and updated with the outcome when it ends, so a server that dies
-  mid-job leaves rows that the next `JobRunner` on the same database marks "interrupted".
+What a job goes through, and which module does it:
+- `lib.requests.check_request` checks the request against the server limits before it is queued, so a
+  crafted request cannot bypass the UI's sliders.
+- A request equal to a queued or running job's (same spec, devices, samples, data choice and backend)
+  joins that job: one run, stored once, serves every session that asked (`JobSnapshot.requesters`).
+- `lib.job_queue.FairQueue` decides the serving order: round-robin across clients (a browser's address),
+  so one person with many tabs delays each other person by at most one job.
+- `lib.estimates.estimate_job` gives each job's expected duration, hence the queue's waiting times.
+- `lib.job_records.JobRecords` writes the run store on one writer thread: the runs of every job and the
+  jobs themselves (the durable queue). A new `JobRunner` on the same database re-queues the jobs that were
+  waiting, in order, and marks the one that was running "interrupted".
 
-Every request is checked against the server limits (`lib.limits`) before it is queued, so a crafted
-request cannot bypass the UI's sliders. Use one `JobRunner` per database and server process (the pages
-keep one in `st.cache_resource`); all public methods are thread-safe and cheap enough for every rerun.
+Threads inside one `JobRunner`: the supervisor starts queued jobs when a slot is free; one reader per
+running worker parses its events (progress, results, errors) and finishes the job; the store's writer.
+Use one `JobRunner` per database and server process (the pages keep one in `st.cache_resource`); all
+public methods are thread-safe and cheap enough for every rerun.
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
-import importlib.util
 import json
 import math
 import os
-import pathlib
+import re
+import secrets
 import signal
-import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections import deque
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from types import MappingProxyType
-from typing import IO, Any
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import replace
 
-from lib.backend import BACKEND_PACKAGES, KNOWN_BACKENDS, BackendUnavailableError, backend_name, library_versions
+import pandas as pd
+
+from lib.backend import BackendUnavailableError, backend_name
 from lib.datasets import get_info
-from lib.devices import DeviceNotFoundError, normalize_device_name
-from lib.hardware import describe_hardware
+from lib.devices import DeviceNotFoundError
+from lib.estimates import estimate_job, median_overhead
+from lib.job_queue import FairQueue
+from lib.job_records import JobRecords, stored_job, stored_results
 from lib.jobs import (
     FINAL_STATES,
-    WORKER_PARENT_ENV,
+    BoardSnapshot,
     JobNotFoundError,
+    JobRecord,
     JobRequest,
     JobSnapshot,
     JobState,
@@ -57,82 +60,41 @@ from lib.jobs import (
     OwnerBusyError,
     QueueFullError,
     RunnerClosedError,
-    progress_event_from_dict,
-    run_from_epoch_events,
 )
 from lib.limits import LIMIT_ENV_VARS, ServerLimits
-from lib.parallel import canonical_name, is_data_parallel
-from lib.results import DeviceRun, ProgressEvent
-from lib.spec import ModelSpec, count_params, validate_spec
-from lib.store import RunStore
+from lib.requests import check_devices, check_limits, check_request
+from lib.results import DeviceRun
+from lib.runner_job import RunnerJob, anonymous_name, read_tail, request_key
+from lib.spec import ModelSpec, SpecError, count_params
+from lib.store import RunStore, StoreError
+from lib.worker_pool import DEFAULT_WORKER_COMMAND, REPO_ROOT, WorkerPool, WorkerProcess
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_WORKER_COMMAND = (sys.executable, "-m", "lib.worker")  # run from the repository root
 CANCEL_GRACE_S = 3.0  # after SIGTERM, seconds a worker gets to stop by itself before SIGKILL
-DEFAULT_JOB_OVERHEAD_S = 8.0  # worker start, imports and data load, until this runner has timed some jobs
-FALLBACK_S_PER_PARAM_SAMPLE = 1.5e-10  # training seconds per parameter x sample x epoch with no past runs
-NEAREST_RUNS = 5  # past runs of the closest size used for a duration estimate
-STDERR_TAIL_CHARS = 2000  # how much of a crashed worker's standard error is read for the reason
 JOIN_TIMEOUT_S = 10.0  # how long shutdown waits for running workers to end
 KEEP_FINISHED_JOBS = 1000  # finished jobs kept in memory for `get`; older ones are only in the store
-PAST_RUNS_READ = 1000  # most recent finished runs read from the store for duration estimates
-
-
-@dataclass
-class _Job:
-    """A job's mutable state; only touched with the runner's lock held."""
-
-    id: str
-    owner: str
-    request: JobRequest
-    preset: str | None
-    num_train: int  # training samples per epoch
-    params: int  # trainable parameters
-    estimated_duration_s: float
-    submitted_at: float
-    state: JobState = JobState.QUEUED
-    started_at: float | None = None
-    finished_at: float | None = None
-    process: subprocess.Popen | None = None
-    stderr: IO[bytes] | None = None
-    stop_reason: JobState | None = None  # set when the runner asked the worker to stop
-    stop_message: str = ""
-    backend: str = ""  # Keras backend the worker runs on
-    worker: dict[str, Any] = field(default_factory=dict)  # the worker's "started" and "ready" events
-    progress: dict[str, ProgressEvent] = field(default_factory=dict)  # device -> latest event
-    device_start: dict[str, float] = field(default_factory=dict)  # device -> elapsed_s of "device_start"
-    epoch_events: dict[str, list[ProgressEvent]] = field(default_factory=dict)  # device -> "epoch" events
-    results: dict[str, DeviceRun] = field(default_factory=dict)  # device -> result sent by the worker
-    worker_error: str = ""  # message of the worker's "error" event
-    final_runs: tuple[DeviceRun, ...] = ()
-    error: str = ""
-    timers: list[threading.Timer] = field(default_factory=list)
-    reader: threading.Thread | None = None
-
-
-@dataclass(frozen=True)
-class _PastRun:
-    """One finished run of the store, reduced to what a duration estimate needs."""
-
-    device: str
-    backend: str
-    log_size: float  # log of parameters x samples x epochs
-    seconds_per_unit: float  # total_s / (parameters x samples x epochs)
+JOB_ID_HEX_DIGITS = 12  # job ids: this many random lowercase hex digits
+JOB_ID_PATTERN = re.compile(rf"[0-9a-f]{{{JOB_ID_HEX_DIGITS}}}")
+PROBE_JOB_ID = ""  # a place-holder job, never a real id, to see where a new job would be served
+RESTART_MESSAGE = "The server restarted while this job was running; it did not finish."
+SHUTDOWN_MESSAGE = "The server shut down before this job finished."
+NOT_FOUND_MESSAGE = "This job is not one of this session's jobs on this server; it may have ended before a restart."
 
 
 class JobRunner:
-    """Runs training jobs from many browser sessions one after the other in worker processes.
+    """Runs training jobs from many browser sessions in worker processes, fairly and durably.
 
     Args:
-        store: Where every outcome is recorded.
+        store: Where every outcome (and the queue itself) is recorded.
         limits: The server limits every request is checked against.
         max_concurrent: Jobs running at once; keep 1 so that timings stay honest.
-        max_jobs_per_owner: Jobs one browser session may have queued or running at once.
         worker_command: The command that starts a worker; `python -m lib.worker` when None.
         env: Extra environment variables for every worker (on top of this process's environment).
-        available_devices: Normalised device names jobs may ask for; any well-formed name when None
+        max_jobs_per_owner: Jobs one browser session may have queued or running at once (joined ones count).
+        available_devices: Normalised device names jobs may ask for, or a function returning them (the
+            server's list becomes exact once the backend has been imported); any well-formed name when None
             (the worker then reports a missing device as a failure).
         cancel_grace_s: Seconds a worker gets to stop after SIGTERM before it is killed.
+        warm_workers: Keep a spare worker with Keras imported for the next job; off starts each job cold.
     """
 
     def __init__(
@@ -144,8 +106,9 @@ class JobRunner:
         env: Mapping[str, str] | None = None,
         *,
         max_jobs_per_owner: int = 1,
-        available_devices: Sequence[str] | None = None,
+        available_devices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
         cancel_grace_s: float = CANCEL_GRACE_S,
+        warm_workers: bool = True,
     ):
         if max_concurrent < 1 or max_jobs_per_owner < 1:
             raise ValueError("max_concurrent and max_jobs_per_owner must be at least 1.")
@@ -154,22 +117,22 @@ class JobRunner:
         self.max_concurrent = max_concurrent
         self.max_jobs_per_owner = max_jobs_per_owner
         self.cancel_grace_s = cancel_grace_s
-        self._worker_command = list(worker_command or DEFAULT_WORKER_COMMAND)
         self._worker_env = {**os.environ, **(env or {})}
-        self._available_devices = None if available_devices is None else tuple(available_devices)
-        self._hardware = describe_hardware()
-        self._versions = library_versions()
+        # A KERAS_BACKEND given for the workers wins over this process's own (fixed once it imported Keras).
+        self._default_backend = (env or {}).get("KERAS_BACKEND") or backend_name()
+        self._available_devices = available_devices
+        command = list(worker_command or DEFAULT_WORKER_COMMAND)
+        self._pool = WorkerPool(command, self._worker_env, cwd=REPO_ROOT, warm=warm_workers)
         self._cond = threading.Condition()
-        self._jobs: dict[str, _Job] = {}
-        self._queue: deque[str] = deque()
+        self._jobs: dict[str, RunnerJob] = {}
+        self._queue = FairQueue()
         self._closed = False
         self._overheads: dict[str, list[float]] = {}  # backend -> measured overhead seconds of this runner's jobs
-        self._past_runs: tuple[_PastRun, ...] = ()
-        self.interrupted_at_start = store.interrupt_running(
-            "The server restarted while this job was running; it did not finish."
-        )
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-store-writer")
-        self._writer.submit(self._refresh_past_runs).result()
+        self._records = JobRecords(store)
+        self._finished_runs: pd.DataFrame = self._records.finished_runs().result()
+        with self._cond:
+            self.interrupted_at_start = self._restore()
+        self._start_spare()  # the first job finds it warm
         self._supervisor = threading.Thread(target=self._supervise, name="job-supervisor", daemon=True)
         self._supervisor.start()
 
@@ -186,118 +149,193 @@ class JobRunner:
         synthetic: bool = False,
         preset: str | None = None,
         backend: str | None = None,
+        client: str | None = None,
     ) -> JobSnapshot:
-        """Checks a training request against the server limits and queues it.
+        """Checks a training request against the server limits and queues it, or joins an identical one.
 
         Args:
             owner: The browser session asking (one job at a time per owner by default).
             spec: What to train.
-            devices: Devices to train on, one after the other ("cpu:0", "gpu:0").
+            devices: Devices to train on, one after the other ("cpu:0", "gpu:0", "gpu:all").
             sample_limit: Training samples to use; None means the whole training set.
-            test_limit: Test samples to evaluate; None means the whole test set.
+            test_limit: Test samples to evaluate (0 skips the test); None means the whole test set.
             synthetic: Train on generated data of the dataset's shape instead of the real data.
             preset: The preset name the spec came from, stored with the runs.
             backend: Keras backend of the worker; None uses the server's (`KERAS_BACKEND`).
+            client: Who is asking, for the fair queue: the browser's address; None means the owner.
 
         Returns:
-            A snapshot of the queued job (its id, position and estimated start).
+            A snapshot of the job for this owner: its id, position, estimated start and requesters.
 
         Raises:
             SpecError: The spec is invalid or over a limit (parameters, layers, units, epochs, batch size).
-            LimitError: Too many training samples, or a bad sample count.
+            LimitError: Too many training samples, a bad sample count, or a batch that does not split.
             DeviceNotFoundError: No devices, a malformed or repeated device name, or one this server lacks.
             BackendUnavailableError: The backend is unknown or not installed.
             OwnerBusyError: This owner already has a job queued or running.
-            QueueFullError: The queue holds `limits.queue` jobs.
+            QueueFullError: The queue holds `limits.queue` jobs, or this client its `limits.jobs_per_client`.
             RunnerClosedError: The runner has been shut down.
         """
+        available = self._device_list()
         request = JobRequest(
             spec=spec,
-            devices=self._check_devices(devices),
+            devices=check_devices(devices, available),
             sample_limit=sample_limit,
             test_limit=test_limit,
             synthetic=bool(synthetic),
             backend=backend,
         )
-        num_train = check_request(request, self.limits)
-        params = count_params(spec)
-        job_backend = backend or backend_name(self._worker_env)
+        num_train = check_request(request, self.limits, available)
+        backend = self._backend_of(request)
+        estimated_duration_s = self._estimate(request, num_train, backend)  # outside the lock: it reads many runs
         with self._cond:
-            self._check_capacity(owner)
-            job = _Job(
-                id=uuid.uuid4().hex[:12],
-                owner=owner,
-                request=request,
-                preset=preset,
-                num_train=num_train,
-                params=params,
-                estimated_duration_s=self._estimate_duration(request, params, num_train, job_backend),
-                submitted_at=time.time(),
-                backend=job_backend,
-            )
-            self._jobs[job.id] = job
-            self._queue.append(job.id)
-            self._cond.notify_all()
-            return self._snapshot(job, self._eta_table(time.time()))
+            self._check_open()
+            self._check_owner_free(owner)
+            job = self._joinable(request_key(request, num_train, backend))
+            if job is not None:
+                job.owners.append(owner)
+                written = self._records.update_job(job.id, owners=tuple(job.owners))
+            else:
+                self._check_capacity(client or owner)
+                record = JobRecord(
+                    job_id=_new_job_id(),
+                    seq=0,  # the store numbers jobs in submission order
+                    submitted_at=time.time(),
+                    state=JobState.QUEUED,
+                    client=client or owner,
+                    owners=(owner,),
+                    preset=preset,
+                    request=request,
+                )
+                job = self._job_of(record, num_train, estimated_duration_s)
+                self._add_to_queue(job)
+                written = self._records.save_job(job.record())
+            snapshot = self._snapshot(job, self._queue_view(time.time()), owner)
+        _wait_quietly(written)  # the job is in the store before the page hears it was accepted
+        return snapshot
 
     def cancel(self, job_id: str, owner: str | None = None) -> JobSnapshot:
-        """Cancels a job: a queued one leaves the queue, a running one's worker is ended.
+        """Cancels an owner's request: the job stops only when no other session still wants it.
 
-        The job's runs are stored as "cancelled" with the epochs that finished. Cancelling a job that
-        already ended changes nothing.
+        A job several sessions asked for drops `owner` and keeps running for the others; the last owner's
+        cancel (or `owner=None`) cancels the job itself: a queued one leaves the queue, a running one's
+        worker is ended, and its runs are stored as "cancelled" with the epochs that finished. Cancelling
+        a job that already ended changes nothing.
 
         Args:
             job_id: The job to cancel.
-            owner: When given, only this owner's job can be cancelled.
+            owner: The session asking; None (the server, tests) cancels for everyone.
 
         Returns:
-            A snapshot after the request: final for a queued job; a running job becomes final once its
-            worker has ended (see `wait`).
+            A snapshot after the request, for `owner`. When other sessions still own the job, it is not
+            final and `owner` no longer owns it (its `requesters` counts the others); a cancelled queued job
+            is final at once; a running one becomes final once its worker has ended (see `wait`).
 
         Raises:
-            JobNotFoundError: No such job (or it belongs to another owner).
+            JobNotFoundError: No such job, or `owner` does not own it.
         """
         with self._cond:
             job = self._find(job_id, owner)
-            if job.state == JobState.QUEUED:
-                self._queue.remove(job.id)
-                message = "Cancelled before it started."
-                self._set_final(job, JobState.CANCELLED, message, self._unstarted_runs(job, "cancelled", message))
-                pending = True
+            if owner is not None and job.active and len(job.owners) > 1:
+                job.owners.remove(owner)
+                written = self._records.update_job(job.id, owners=tuple(job.owners))
+                snapshot = self._snapshot(job, self._queue_view(time.time()), owner)
             else:
-                pending = False
-                if job.state == JobState.RUNNING:
-                    self._stop(job, JobState.CANCELLED, "Cancelled while running.")
-        if pending:
-            self._writer.submit(self._record_new, job).result()
-        return self.get(job_id)
+                written = self._cancel_for_everyone(job)
+                snapshot = None
+        _wait_quietly(written)
+        return snapshot or self.get(job_id)
 
-    def get(self, job_id: str) -> JobSnapshot:
+    def get(self, job_id: str, owner: str | None = None) -> JobSnapshot:
         """Returns an immutable snapshot of one job.
 
+        Args:
+            job_id: The job.
+            owner: When given, only a job this session owns is returned.
+
         Raises:
-            JobNotFoundError: No job has this id.
+            JobNotFoundError: No job has this id, or `owner` does not own it.
         """
         with self._cond:
-            job = self._find(job_id, None)
-            return self._snapshot(job, self._eta_table(time.time()))
+            job = self._find(job_id, owner)
+            return self._snapshot(job, self._queue_view(time.time()), owner)
+
+    def adopt(self, job_id: str, owner: str) -> JobSnapshot:
+        """Makes a session an owner of a job it has the id of (its link after a reload or a server restart).
+
+        A job that ended before this server started is read back from the store, with its results.
+
+        Args:
+            job_id: The job's id, from the session's link.
+            owner: The session.
+
+        Returns:
+            A snapshot of the job for `owner`.
+
+        Raises:
+            JobNotFoundError: No job has this id (here or in the store).
+            OwnerBusyError: The job is still active and `owner` already has another active job.
+        """
+        if not isinstance(job_id, str) or not JOB_ID_PATTERN.fullmatch(job_id):
+            raise JobNotFoundError(NOT_FOUND_MESSAGE)
+        with self._cond:
+            job = self._jobs.get(job_id)
+        if job is None:
+            job = self._job_from_store(job_id)
+        with self._cond:
+            job = self._jobs.setdefault(job.id, job)
+            written = None
+            if owner not in job.owners:
+                if job.active:
+                    self._check_owner_free(owner)
+                job.owners.append(owner)
+                written = self._records.update_job(job.id, owners=tuple(job.owners))
+            snapshot = self._snapshot(job, self._queue_view(time.time()), owner)
+        _wait_quietly(written)
+        return snapshot
 
     def jobs(self, owner: str | None = None) -> list[JobSnapshot]:
-        """Returns snapshots of all jobs this runner knows (or one owner's), oldest first."""
+        """Returns snapshots of all jobs this runner knows (or those one session owns), oldest first."""
         with self._cond:
-            etas = self._eta_table(time.time())
-            return [self._snapshot(job, etas) for job in self._jobs.values() if owner is None or job.owner == owner]
+            view = self._queue_view(time.time())
+            return [
+                self._snapshot(job, view, owner) for job in self._jobs.values() if owner is None or owner in job.owners
+            ]
+
+    def board(self) -> BoardSnapshot:
+        """Returns what the class board shows everyone: running jobs and the queue, without ids or owners."""
+        with self._cond:
+            now = time.time()
+            view = self._queue_view(now)
+            running = [job for job in self._jobs.values() if job.state == JobState.RUNNING]
+            return BoardSnapshot(
+                running=tuple(job.board_entry(0, 0.0) for job in sorted(running, key=lambda job: job.started_at)),
+                queued=tuple(self._jobs[job_id].board_entry(*place) for job_id, place in view.items()),
+                taken_at=now,
+            )
 
     def queue_length(self) -> int:
         """Returns how many jobs are queued or running: what `limits.queue` bounds."""
         with self._cond:
             return len(self._queue) + self._running_count()
 
-    def estimated_wait_s(self) -> float:
-        """Returns how long a job submitted now would wait before it starts, in seconds."""
+    def estimated_wait_s(self, client: str | None = None) -> float:
+        """Returns how long a new job would wait before it starts, in seconds.
+
+        Args:
+            client: Who would submit it; its place in the fair queue depends on who waits already. None
+                assumes it would be served last.
+        """
         with self._cond:
-            now = time.time()
-            return _next_free_slot(self._slot_free_times(now), list(self._queued_durations()))
+            if client is None:
+                ahead = self._queue.order()
+            else:
+                queue = self._queue.copy()
+                queue.push(PROBE_JOB_ID, client)
+                order = queue.order()
+                ahead = order[: order.index(PROBE_JOB_ID)]
+            durations = [self._jobs[job_id].estimated_duration_s for job_id in ahead]
+            return _next_free_slot(self._slot_free_times(time.time()), durations)
 
     def wait(self, job_id: str, timeout_s: float | None = None) -> JobSnapshot:
         """Blocks until a job is final (or the timeout passes) and returns its snapshot.
@@ -308,108 +346,212 @@ class JobRunner:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
             job = self._find(job_id, None)
-            while job.state not in FINAL_STATES:
+            while job.active:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            return self._snapshot(job, self._eta_table(time.time()))
+            return self._snapshot(job, self._queue_view(time.time()), None)
 
     def shutdown(self, timeout_s: float = JOIN_TIMEOUT_S) -> None:
-        """Stops accepting jobs, records queued and running ones as interrupted, and ends every worker."""
+        """Stops accepting jobs, ends every worker and records running jobs as interrupted.
+
+        Queued jobs stay queued in the store: the next `JobRunner` on the same database runs them.
+        """
         with self._cond:
             if self._closed:
                 return
             self._closed = True
-            message = "The server shut down before this job finished."
-            queued = [self._jobs[job_id] for job_id in self._queue]
-            self._queue.clear()
-            for job in queued:
-                self._set_final(job, JobState.INTERRUPTED, message, self._unstarted_runs(job, "interrupted", message))
             running = [job for job in self._jobs.values() if job.state == JobState.RUNNING]
             for job in running:
-                self._stop(job, JobState.INTERRUPTED, message)
+                self._stop(job, JobState.INTERRUPTED, SHUTDOWN_MESSAGE)
             self._cond.notify_all()
-        for job in queued:
-            self._writer.submit(self._record_new, job).result()
         for job in running:
             if job.reader is not None:
                 job.reader.join(timeout_s)
         self._supervisor.join(timeout_s)
-        self._writer.shutdown(wait=True)
+        self._pool.close()
+        self._records.close()
 
     # --- checks ---
 
-    def _check_devices(self, devices: Sequence[str]) -> tuple[str, ...]:
-        if isinstance(devices, str) or not devices:
-            raise DeviceNotFoundError("Choose at least one device to train on, e.g. ['cpu:0'].")
-        names = []
-        for device in devices:
-            name = canonical_name(device) if is_data_parallel(device) else normalize_device_name(str(device))
-            if name is None:
-                raise DeviceNotFoundError(f"Device {device!r} is not a device name; use names such as 'cpu:0'.")
-            if self._available_devices is not None and name not in self._available_devices:
-                present = ", ".join(self._available_devices)
-                raise DeviceNotFoundError(f"Device {device!r} is not present on this server. Choose from: {present}.")
-            if name in names:
-                raise DeviceNotFoundError(f"Device {name!r} is listed twice; list each device once.")
-            names.append(name)
-        return tuple(names)
+    def _device_list(self) -> tuple[str, ...] | None:
+        devices = self._available_devices() if callable(self._available_devices) else self._available_devices
+        return None if devices is None else tuple(devices)
 
-    def _check_capacity(self, owner: str) -> None:
+    def _backend_of(self, request: JobRequest) -> str:
+        return request.backend or self._default_backend
+
+    def _check_open(self) -> None:
         if self._closed:
             raise RunnerClosedError("The server is shutting down and accepts no new jobs; try again after it restarts.")
-        owned = [job for job in self._jobs.values() if job.owner == owner and job.state not in FINAL_STATES]
+
+    def _check_owner_free(self, owner: str) -> None:
+        owned = [job for job in self._jobs.values() if job.active and owner in job.owners]
         if len(owned) >= self.max_jobs_per_owner:
             raise OwnerBusyError(
-                f"You already have a job {owned[0].state.value} (job {owned[0].id}). "
-                "Wait for it to finish or cancel it before starting another."
-            )
-        waiting = len(self._queue) + self._running_count()
-        if waiting >= self.limits.queue:
-            minutes = math.ceil(_next_free_slot(self._slot_free_times(time.time()), []) / 60)
-            raise QueueFullError(
-                f"The server's queue is full ({waiting} jobs; limit {self.limits.queue}, {LIMIT_ENV_VARS['queue']}). "
-                f"Try again in about {minutes} minute{'s' if minutes != 1 else ''}."
+                f"You already have a job {owned[0].state.value}. Wait for it to finish or cancel it before "
+                "starting another."
             )
 
-    # --- supervisor: start queued jobs in order ---
+    def _check_capacity(self, client: str) -> None:
+        now = time.time()
+        waiting = len(self._queue) + self._running_count()
+        if waiting >= self.limits.queue:
+            first_free = min(self._slot_free_times(now), default=0.0)
+            raise QueueFullError(
+                f"The queue is full: {waiting} jobs are waiting or running, the most this server takes. A place "
+                f"should free up {_in_about(first_free)}; try again then ({LIMIT_ENV_VARS['queue']})."
+            )
+        cap = self.limits.jobs_per_client
+        mine = [job for job in self._jobs.values() if job.active and job.client == client]
+        if cap and len(mine) >= cap:
+            first_done = min(self._finish_times(now)[job.id] for job in mine)
+            raise QueueFullError(
+                f"Your network address already has {len(mine)} job{'s' if len(mine) != 1 else ''} waiting or "
+                f"running, the most this server allows per address. Try again when one has finished, "
+                f"{_in_about(first_done)} ({LIMIT_ENV_VARS['jobs_per_client']})."
+            )
+
+    def _joinable(self, key: str) -> RunnerJob | None:
+        """An active job asking for exactly this run, that nobody has asked to stop."""
+        return next(
+            (job for job in self._jobs.values() if job.active and job.key == key and job.stop_reason is None), None
+        )
+
+    # --- jobs in memory ---
+
+    def _job_of(self, record: JobRecord, num_train: int, estimated_duration_s: float) -> RunnerJob:
+        """The runner's job for a stored (or about to be stored) job record."""
+        backend = self._backend_of(record.request)
+        return RunnerJob(
+            id=record.job_id,
+            owners=list(record.owners),
+            client=record.client,
+            name=anonymous_name(record.owners[0]),
+            request=record.request,
+            preset=record.preset,
+            num_train=num_train,
+            params=count_params(record.request.spec),
+            backend=backend,
+            key=request_key(record.request, num_train, backend),
+            estimated_duration_s=estimated_duration_s,
+            submitted_at=record.submitted_at,
+            state=record.state,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            error=record.error,
+        )
+
+    def _add_to_queue(self, job: RunnerJob) -> None:
+        self._jobs[job.id] = job
+        self._queue.push(job.id, job.client)
+        self._cond.notify_all()
+
+    def _cancel_for_everyone(self, job: RunnerJob) -> Future | None:
+        """Cancels a queued or running job; returns the pending store write of a queued one."""
+        if job.state == JobState.QUEUED:
+            self._queue.remove(job.id)
+            message = "Cancelled before it started."
+            runs = job.unstarted_runs("cancelled", message)
+            self._set_final(job, JobState.CANCELLED, message, runs, time.time())
+            self._records.update_job(job.id, state=job.state, finished_at=job.finished_at, error=message)
+            return self._records.runs_ended(job.labels, runs)
+        if job.state == JobState.RUNNING:
+            self._stop(job, JobState.CANCELLED, "Cancelled while running.")
+        return None
+
+    def _find(self, job_id: str, owner: str | None) -> RunnerJob:
+        job = self._jobs.get(job_id)
+        if job is None or (owner is not None and owner not in job.owners):
+            raise JobNotFoundError(NOT_FOUND_MESSAGE)
+        return job
+
+    # --- the durable queue ---
+
+    def _restore(self) -> int:
+        """Takes over the jobs a previous server left: re-queues the waiting ones, interrupts the running ones.
+
+        Returns:
+            How many stored runs were marked interrupted.
+        """
+        records = self._records.call(self.store.unfinished_jobs).result()
+        now = time.time()
+        for record in records:
+            if record.state == JobState.RUNNING:
+                self._records.update_job(
+                    record.job_id, state=JobState.INTERRUPTED, finished_at=now, error=RESTART_MESSAGE
+                )
+        interrupted = self._records.call(lambda: self.store.interrupt_running(RESTART_MESSAGE)).result()
+        for record in records:
+            try:
+                if record.state == JobState.RUNNING:
+                    record = replace(record, state=JobState.INTERRUPTED, finished_at=now, error=RESTART_MESSAGE)
+                    self._jobs[record.job_id] = self._ended_job(record, stored_results(self.store, record.job_id))
+                else:
+                    self._requeue(record)
+            except Exception as error:  # one unreadable job must not keep the server from starting
+                message = f"This job could not be taken over after a server restart: {error}"
+                self._records.update_job(record.job_id, state=JobState.FAILED, finished_at=now, error=message)
+        return interrupted
+
+    def _requeue(self, record: JobRecord) -> None:
+        try:
+            num_train = check_limits(record.request, self.limits)
+        except (SpecError, LimitError, DeviceNotFoundError, BackendUnavailableError) as error:
+            message = f"This job waited through a server restart, and the server's limits now refuse it: {error}"
+            failed = replace(record, state=JobState.FAILED, finished_at=time.time(), error=message)
+            self._records.update_job(failed.job_id, state=failed.state, finished_at=failed.finished_at, error=message)
+            self._jobs[record.job_id] = self._ended_job(failed, ())
+            return
+        estimated_duration_s = self._estimate(record.request, num_train, self._backend_of(record.request))
+        self._add_to_queue(self._job_of(record, num_train, estimated_duration_s))
+
+    def _job_from_store(self, job_id: str) -> RunnerJob:
+        """A job that ended before this runner started, read back from the store."""
+        try:
+            record = stored_job(self.store, job_id)
+            results = () if record is None else stored_results(self.store, job_id)
+        except StoreError as error:
+            raise JobNotFoundError(f"{NOT_FOUND_MESSAGE} ({error})") from error
+        if record is None or record.state not in FINAL_STATES:
+            raise JobNotFoundError(NOT_FOUND_MESSAGE)
+        return self._ended_job(record, results)
+
+    def _ended_job(self, record: JobRecord, results: tuple[DeviceRun, ...]) -> RunnerJob:
+        """A final job from its record; its "estimate" is how long it took."""
+        info = get_info(record.request.spec.dataset)
+        num_train = min(record.request.sample_limit or info.num_train, info.num_train)
+        took_s = (record.finished_at or 0.0) - (record.started_at or record.finished_at or 0.0)
+        job = self._job_of(record, num_train, max(took_s, 0.0))
+        job.final_runs = results
+        return job
+
+    # --- supervisor: start queued jobs in serving order ---
 
     def _supervise(self) -> None:
         with self._cond:
             while not self._closed:
                 while self._queue and self._running_count() < self.max_concurrent:
-                    self._start(self._jobs[self._queue.popleft()])
+                    self._start(self._jobs[self._queue.pop()])
                 self._cond.wait()
 
     def _running_count(self) -> int:
         return sum(1 for job in self._jobs.values() if job.state == JobState.RUNNING)
 
-    def _start(self, job: _Job) -> None:
+    def _start(self, job: RunnerJob) -> None:
         job.state = JobState.RUNNING
         job.started_at = time.time()
-        row_ids = self._writer.submit(self._record_running, job)
-        env = {**self._worker_env, WORKER_PARENT_ENV: str(os.getpid())}
-        if job.request.backend:
-            env["KERAS_BACKEND"] = job.request.backend
-        job.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _read_tail when the job ends)
+        self._records.update_job(job.id, state=JobState.RUNNING, started_at=job.started_at)
+        row_ids = self._records.runs_started(job.labels, job.unstarted_runs("running", ""))
         try:
-            job.process = subprocess.Popen(
-                self._worker_command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=job.stderr,
-                cwd=REPO_ROOT,
-                env=env,
-                start_new_session=True,  # its own process group, so a cancel ends the worker and its children
-                text=True,
-                encoding="utf-8",
-            )
+            worker = self._launch(job)
         except OSError as error:
             job.worker_error = f"The worker process could not be started ({error}); check the server's Python."
             job.reader = threading.Thread(target=self._finish, args=(job, row_ids), daemon=True)
             job.reader.start()
             return
+        job.process, job.stderr = worker.popen, worker.stderr
         job.reader = threading.Thread(target=self._read_worker, args=(job, row_ids), name=f"job-{job.id}", daemon=True)
         job.reader.start()
         timer = threading.Timer(self.limits.job_seconds, self._on_time_limit, args=(job,))
@@ -417,7 +559,16 @@ class JobRunner:
         timer.start()
         job.timers.append(timer)
 
-    def _on_time_limit(self, job: _Job) -> None:
+    def _start_spare(self) -> None:
+        """Starts a warm spare worker of the server's backend, unless one is waiting."""
+        backend = self._default_backend
+        self._pool.start_spare(backend, {"KERAS_BACKEND": backend})
+
+    def _launch(self, job: RunnerJob) -> WorkerProcess:
+        """A worker process for the job: a warm spare of its backend when there is one."""
+        return self._pool.launch(job.backend, {"KERAS_BACKEND": job.backend})
+
+    def _on_time_limit(self, job: RunnerJob) -> None:
         with self._cond:
             if job.state == JobState.RUNNING:
                 self._stop(
@@ -427,7 +578,7 @@ class JobRunner:
                     f"({LIMIT_ENV_VARS['job_seconds']}); use fewer epochs or samples, or a smaller model.",
                 )
 
-    def _stop(self, job: _Job, reason: JobState, message: str) -> None:
+    def _stop(self, job: RunnerJob, reason: JobState, message: str) -> None:
         """Asks a running worker to stop (SIGTERM), and kills it if it has not ended after the grace period."""
         if job.stop_reason is not None:
             return
@@ -439,11 +590,11 @@ class JobRunner:
         timer.start()
         job.timers.append(timer)
 
-    def _kill(self, job: _Job) -> None:
+    def _kill(self, job: RunnerJob) -> None:
         with self._cond:
             self._signal(job, signal.SIGKILL)
 
-    def _signal(self, job: _Job, signum: signal.Signals) -> None:
+    def _signal(self, job: RunnerJob, signum: signal.Signals) -> None:
         process = job.process
         if process is None or process.returncode is not None or job.state != JobState.RUNNING:
             return
@@ -452,7 +603,7 @@ class JobRunner:
 
     # --- reader: one thread per running worker ---
 
-    def _read_worker(self, job: _Job, row_ids: Any) -> None:
+    def _read_worker(self, job: RunnerJob, row_ids: Future) -> None:
         process = job.process
         try:
             process.stdin.write(json.dumps(job.request.to_worker_dict()))
@@ -464,169 +615,85 @@ class JobRunner:
         process.wait()
         self._finish(job, row_ids)
 
-    def _on_line(self, job: _Job, line: str) -> None:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return  # not an event (the worker sends stray output to stderr, so this is rare)
-        kind = event.get("type") if isinstance(event, dict) else None
+    def _on_line(self, job: RunnerJob, line: str) -> None:
         with self._cond:
-            if kind in ("started", "ready"):
-                job.worker[kind] = event
-                job.backend = event.get("backend", job.backend)
-                job.num_train = int(event.get("num_train", job.num_train))
-            elif kind == "progress":
-                self._on_progress(job, progress_event_from_dict(event["event"]))
-            elif kind == "result":
-                run = DeviceRun.from_dict(event["run"])
-                job.results[run.device] = run
-            elif kind == "error":
-                job.worker_error = str(event.get("message", "The worker reported an error."))
+            job.apply_event(line)
             self._cond.notify_all()
 
-    @staticmethod
-    def _on_progress(job: _Job, event: ProgressEvent) -> None:
-        job.progress[event.device] = event
-        if event.kind == "device_start":
-            job.device_start[event.device] = event.elapsed_s
-            job.epoch_events[event.device] = []
-        elif event.kind == "epoch":
-            job.epoch_events.setdefault(event.device, []).append(event)
-
-    def _finish(self, job: _Job, row_ids: Any) -> None:
-        stderr_tail = _read_tail(job.stderr)
+    def _finish(self, job: RunnerJob, row_ids: Future) -> None:
+        stderr_tail = read_tail(job.stderr)
         with self._cond:
             for timer in job.timers:
                 timer.cancel()
             returncode = job.process.returncode if job.process is not None else None
-            state, error = _final_state(job, returncode, stderr_tail)
-            runs = self._final_runs(job, state, error)
+            state, error = job.final_state(returncode, stderr_tail)
+            runs = job.runs_at_end(state, error)
+        finished_at = time.time()
         try:
-            self._writer.submit(self._record_outcome, job, runs, row_ids).result()
+            self._records.runs_ended(job.labels, runs, row_ids).result()
         except Exception as store_error:  # the job still ends; say why its result is missing
             error = f"{error} The result could not be saved: {store_error}".strip()
+        _wait_quietly(self._records.update_job(job.id, state=state, finished_at=finished_at, error=error))
         with self._cond:
-            self._set_final(job, state, error, runs)
+            self._set_final(job, state, error, runs, finished_at)
             self._note_overhead(job)
             if not self._closed:
-                self._writer.submit(self._refresh_past_runs)
+                self._records.finished_runs().add_done_callback(self._on_finished_runs)
+                if self._running_count() == 0:  # a spare imports only while nothing trains (lib.worker_pool)
+                    self._start_spare()
 
-    def _final_runs(self, job: _Job, state: JobState, error: str) -> tuple[DeviceRun, ...]:
-        """One run per requested device: the worker's result, else what its finished epochs show."""
-        runs = []
-        for device in job.request.devices:
-            run = job.results.get(device)
-            if run is not None:
-                runs.append(run if run.status == "done" else replace(run, status=state.value, error=run.error or error))
-                continue
-            run = run_from_epoch_events(
-                device,
-                job.backend,
-                synthetic=job.request.synthetic,
-                num_train=job.num_train,
-                epoch_events=job.epoch_events.get(device, []),
-                status=state.value,
-                error=error,
-                start_elapsed_s=job.device_start.get(device, 0.0),
-            )
-            runs.append(run)
-        return tuple(runs)
-
-    def _unstarted_runs(self, job: _Job, status: str, message: str) -> tuple[DeviceRun, ...]:
-        return tuple(
-            DeviceRun(
-                device=device,
-                backend=job.backend,
-                synthetic=job.request.synthetic,
-                status=status,
-                error=message,
-                num_train=job.num_train,
-            )
-            for device in job.request.devices
-        )
-
-    def _set_final(self, job: _Job, state: JobState, error: str, runs: tuple[DeviceRun, ...]) -> None:
+    def _set_final(
+        self, job: RunnerJob, state: JobState, error: str, runs: tuple[DeviceRun, ...], finished_at: float
+    ) -> None:
+        """Marks a job final in memory (the caller writes the store first, or right after under the lock)."""
         job.state = state
         job.error = error
         job.final_runs = runs
-        job.finished_at = time.time()
+        job.finished_at = finished_at
         job.process = None
         self._forget_old_jobs()
         self._cond.notify_all()
 
     def _forget_old_jobs(self) -> None:
         # A server runs for weeks: keep only the newest finished jobs in memory (all of them are in the store).
-        finished = [job_id for job_id, job in self._jobs.items() if job.state in FINAL_STATES]
+        finished = [job_id for job_id, job in self._jobs.items() if not job.active]
         for job_id in finished[: max(len(finished) - KEEP_FINISHED_JOBS, 0)]:
             del self._jobs[job_id]
 
-    def _note_overhead(self, job: _Job) -> None:
+    # --- estimates ---
+
+    def _note_overhead(self, job: RunnerJob) -> None:
         # Wall time of the job minus the training the worker timed: process start, imports, data, model build.
         trained = sum(run.total_s or 0.0 for run in job.final_runs)
         if job.state == JobState.DONE and job.started_at is not None:
             overhead = max(job.finished_at - job.started_at - trained, 0.0)
             self._overheads.setdefault(job.backend, []).append(overhead)
 
-    # --- writer: the only thread that writes the store ---
+    def _on_finished_runs(self, future: Future) -> None:
+        if future.exception() is None:
+            with self._cond:
+                self._finished_runs = future.result()
 
-    def _record_running(self, job: _Job) -> dict[str, int]:
-        runs = self._unstarted_runs(job, "running", "")
-        return {run.device: self._record(job, run) for run in runs}
+    def expected_overhead_s(self, backend: str | None = None) -> float:
+        """Seconds a job of this backend spends outside training (worker, imports, data), as measured here.
 
-    def _record_new(self, job: _Job) -> None:
-        for run in job.final_runs:
-            self._record(job, run)
-
-    def _record_outcome(self, job: _Job, runs: tuple[DeviceRun, ...], row_ids: Any) -> None:
-        ids = row_ids.result()
-        for run in runs:
-            run_id = ids.get(run.device)
-            if run_id is None:
-                self._record(job, run)
-            else:
-                self.store.update_status(run_id, run.status, error=run.error, run=run)
-
-    def _record(self, job: _Job, run: DeviceRun) -> int:
-        return self.store.record(
-            job.request.spec,
-            run,
-            preset=job.preset,
-            job_id=job.id,
-            started_at=None if job.started_at is None else _utc(job.started_at),
-            hardware=self._hardware,
-            versions=self._versions,
-            params=job.params,
-        )
-
-    def _refresh_past_runs(self) -> None:
-        frame = self.store.runs(status="done", limit=PAST_RUNS_READ)
-        past = []
-        for row in frame.itertuples(index=False):
-            size = _job_size(row.params, row.num_train, row.epochs)
-            if size > 0 and row.total_s and row.total_s > 0 and len(row.epoch_s or []) == row.epochs:
-                past.append(_PastRun(row.device, row.backend, math.log(size), row.total_s / size))
+        Args:
+            backend: The Keras backend; the server's when None. Other backends' jobs count when it has none.
+        """
+        backend = backend or self._default_backend
         with self._cond:
-            self._past_runs = tuple(past)
+            overheads = list(self._overheads.get(backend) or [x for values in self._overheads.values() for x in values])
+        return median_overhead(overheads)
 
-    # --- estimates ---
-
-    def _estimate_duration(self, request: JobRequest, params: int, num_train: int, backend: str) -> float:
-        """Expected seconds for a job: this backend's measured overhead plus training scaled from past runs."""
-        size = _job_size(params, num_train, request.spec.epochs)
-        overheads = self._overheads.get(backend) or [x for values in self._overheads.values() for x in values]
-        overhead = statistics.median(overheads[-20:]) if overheads else DEFAULT_JOB_OVERHEAD_S
-        training = sum(size * self._seconds_per_unit(device, backend, size) for device in request.devices)
-        return overhead + training
-
-    def _seconds_per_unit(self, device: str, backend: str, size: float) -> float:
-        same_device = [run for run in self._past_runs if run.device == device]
-        same_backend = [run for run in same_device if run.backend == backend]
-        candidates = same_backend or same_device or list(self._past_runs)
-        if not candidates or size <= 0:
-            return FALLBACK_S_PER_PARAM_SAMPLE
-        log_size = math.log(size)
-        nearest = sorted(candidates, key=lambda run: abs(run.log_size - log_size))[:NEAREST_RUNS]
-        return statistics.median(run.seconds_per_unit for run in nearest)
+    def _estimate(self, request: JobRequest, num_train: int, backend: str) -> float:
+        """Expected seconds for a job: the one estimator's training time plus this backend's measured overhead."""
+        overhead_s = self.expected_overhead_s(backend)
+        with self._cond:
+            finished_runs = self._finished_runs
+        estimate = estimate_job(
+            request.spec, num_train, request.devices, finished_runs, overhead_s=overhead_s, backend=backend
+        )
+        return estimate.total_s
 
     def _slot_free_times(self, now: float) -> list[float]:
         """Seconds from now until each worker slot is free, from the running jobs' estimates."""
@@ -634,138 +701,52 @@ class JobRunner:
         times = [max(job.estimated_duration_s - (now - job.started_at), 0.0) for job in running]
         return times + [0.0] * max(self.max_concurrent - len(times), 0)
 
-    def _queued_durations(self) -> list[float]:
-        return [self._jobs[job_id].estimated_duration_s for job_id in self._queue]
-
-    def _eta_table(self, now: float) -> dict[str, float]:
-        """Seconds from now until each queued job should start, slot by slot in FIFO order."""
+    def _queue_view(self, now: float) -> dict[str, tuple[int, float]]:
+        """Each queued job's place in serving order (1-based) and seconds from now until it should start."""
         free = self._slot_free_times(now)
         heapq.heapify(free)
-        etas = {}
-        for job_id in self._queue:
+        view = {}
+        for position, job_id in enumerate(self._queue.order(), start=1):
             start = heapq.heappop(free)
-            etas[job_id] = start
+            view[job_id] = (position, start)
             heapq.heappush(free, start + self._jobs[job_id].estimated_duration_s)
-        return etas
+        return view
+
+    def _finish_times(self, now: float) -> dict[str, float]:
+        """Seconds from now until each active job should end."""
+        queued = self._queue_view(now).items()
+        times = {job_id: start + self._jobs[job_id].estimated_duration_s for job_id, (_, start) in queued}
+        for job in self._jobs.values():
+            if job.state == JobState.RUNNING:
+                times[job.id] = max(job.estimated_duration_s - (now - job.started_at), 0.0)
+        return times
 
     # --- snapshots ---
 
-    def _find(self, job_id: str, owner: str | None) -> _Job:
-        job = self._jobs.get(job_id)
-        if job is None or (owner is not None and job.owner != owner):
-            raise JobNotFoundError(f"No job {job_id!r} for this session; it may belong to an earlier server run.")
-        return job
-
-    def _snapshot(self, job: _Job, etas: dict[str, float]) -> JobSnapshot:
-        position = self._queue.index(job.id) + 1 if job.state == JobState.QUEUED else 0
-        if job.state == JobState.QUEUED:
-            estimated_start_s = etas.get(job.id)
-        else:
-            estimated_start_s = 0.0 if job.state == JobState.RUNNING else None
-        return JobSnapshot(
-            id=job.id,
-            owner=job.owner,
-            state=job.state,
-            position=position,
-            request=job.request,
-            preset=job.preset,
-            submitted_at=job.submitted_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            estimated_start_s=estimated_start_s,
-            estimated_duration_s=job.estimated_duration_s,
-            progress=MappingProxyType(dict(job.progress)),
-            results=tuple(_copy_run(run) for run in job.final_runs),
-            error=job.error,
-            pid=job.process.pid if job.process is not None else None,
-            worker=MappingProxyType({key: dict(value) for key, value in job.worker.items()}),
-            stop_requested=job.stop_reason is not None,
-        )
+    def _snapshot(self, job: RunnerJob, view: dict[str, tuple[int, float]], viewer: str | None) -> JobSnapshot:
+        position, estimated_start_s = view.get(job.id, (0, None))
+        return job.snapshot(position, estimated_start_s, viewer)
 
 
-def check_request(request: JobRequest, limits: ServerLimits) -> int:
-    """Checks a request against the server limits, as the server does before queueing it.
-
-    Args:
-        request: The request.
-        limits: The limits in force.
-
-    Returns:
-        The training samples per epoch the job will use.
-
-    Raises:
-        SpecError: The spec is invalid or over a limit.
-        LimitError: Bad or too many samples.
-        BackendUnavailableError: The backend is unknown or not installed.
-    """
-    validate_spec(request.spec, limits)
-    info = get_info(request.spec.dataset)
-    for name, value in (("sample_limit", request.sample_limit), ("test_limit", request.test_limit)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise LimitError(f"{name}: {value!r} must be a whole number of 1 or more, or None for the whole set.")
-    num_train = min(request.sample_limit or info.num_train, info.num_train)
-    if num_train > limits.samples:
-        raise LimitError(
-            f"sample_limit: {num_train:,} training samples is over this server's limit of {limits.samples:,} "
-            f"({LIMIT_ENV_VARS['samples']}); choose at most {limits.samples:,} samples."
-        )
-    check_backend(request.backend)
-    return num_train
+# --- helpers ---
 
 
-def check_backend(backend: str | None) -> None:
-    """Checks that a requested Keras backend is known and installed (None: the server's default).
-
-    Raises:
-        BackendUnavailableError: The backend is unknown or its library is not installed.
-    """
-    if backend is None:
-        return
-    if backend not in KNOWN_BACKENDS:
-        raise BackendUnavailableError(f"Unknown Keras backend {backend!r}; choose one of {', '.join(KNOWN_BACKENDS)}.")
-    if importlib.util.find_spec(BACKEND_PACKAGES[backend]) is None:
-        raise BackendUnavailableError(
-            f"The Keras backend {backend!r} is not installed on this server; install the "
-            f"{BACKEND_PACKAGES[backend]!r} package or choose another backend."
-        )
+def _new_job_id() -> str:
+    return secrets.token_hex(JOB_ID_HEX_DIGITS // 2)
 
 
-def _final_state(job: _Job, returncode: int | None, stderr_tail: str) -> tuple[JobState, str]:
-    """Decides how a job ended from why it was stopped, its events and its worker's exit status."""
-    if job.stop_reason is not None:
-        return job.stop_reason, job.stop_message
-    if job.worker_error:
-        return JobState.FAILED, job.worker_error
-    if returncode is not None and returncode < 0:
-        return JobState.FAILED, _signal_reason(-returncode)
-    if returncode:
-        last_line = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else "no error output"
-        return JobState.FAILED, f"The worker process exited with code {returncode}: {last_line}"
-    missing = [device for device in job.request.devices if device not in job.results]
-    if missing:
-        return JobState.FAILED, f"The worker ended without a result for {', '.join(missing)}."
-    failed = [run for run in job.results.values() if run.status != "done"]
-    if failed:
-        return JobState.FAILED, failed[0].error or f"Training on {failed[0].device} ended as {failed[0].status}."
-    return JobState.DONE, ""
+def _wait_quietly(written: Future | None) -> None:
+    """Waits for a store write; a failed one does not undo what the runner already did in memory."""
+    if written is not None:
+        with contextlib.suppress(Exception):
+            written.result()
 
 
-def _signal_reason(signum: int) -> str:
-    try:
-        name = signal.Signals(signum).name
-    except ValueError:
-        name = f"signal {signum}"
-    if signum == signal.SIGKILL:
-        return (
-            "The worker process was killed (SIGKILL), most often because the machine ran out of memory; "
-            "try a smaller model, batch size or sample count."
-        )
-    if signum == signal.SIGSEGV:
-        return (
-            "The worker process crashed (SIGSEGV, a segmentation fault in native code); "
-            "try again, or use another backend."
-        )
-    return f"The worker process was ended by {name}."
+def _in_about(seconds: float) -> str:
+    if seconds < 60:
+        return "within a minute"
+    minutes = math.ceil(seconds / 60)
+    return f"in about {minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _next_free_slot(free_times: list[float], queued_durations: list[float]) -> float:
@@ -774,30 +755,3 @@ def _next_free_slot(free_times: list[float], queued_durations: list[float]) -> f
     for duration in queued_durations:
         heapq.heappush(free_times, heapq.heappop(free_times) + duration)
     return free_times[0] if free_times else 0.0
-
-
-def _job_size(params: Any, num_train: Any, epochs: Any) -> float:
-    try:
-        size = float(params) * float(num_train) * float(epochs)
-    except (TypeError, ValueError):
-        return 0.0
-    return size if math.isfinite(size) else 0.0
-
-
-def _read_tail(stream: IO[bytes] | None) -> str:
-    if stream is None:
-        return ""
-    try:
-        stream.seek(0, os.SEEK_END)
-        stream.seek(max(stream.tell() - STDERR_TAIL_CHARS, 0))
-        return stream.read().decode("utf-8", errors="replace")
-    finally:
-        stream.close()
-
-
-def _copy_run(run: DeviceRun) -> DeviceRun:
-    return DeviceRun.from_dict(run.to_dict())
-
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)

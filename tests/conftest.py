@@ -14,6 +14,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # Quiet TensorFlow's C++ logging in test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every job runner starts a warm spare worker (Keras imported, hundreds of MB); page tests make one runner per
+# test database, so spares are off unless a test asks for them (the worker-pool and runner tests do).
+os.environ.setdefault("GPUX_WARM_WORKER", "0")
 
 # The scaling benchmark as the GPU machine runs it: JAX, with TensorFlow, Streamlit and Altair unimportable.
 SCALING_BENCHMARK_SCRIPT = """

@@ -1,12 +1,15 @@
 """JobRunner with real worker processes: queue order, one job at a time, cancel, limits, crashes, persistence.
 
 Most jobs use the worker's "fake" test hook (a real `python -m lib.worker` process that sends the same
-events as training, with short waits instead of Keras), so the queue logic is exercised in seconds. Two
-jobs train for real: one on the TensorFlow backend end to end, one on JAX cancelled mid-run.
+events as training, with short waits instead of Keras), so the queue logic is exercised in seconds; these
+runners start every worker cold (`warm_workers=False`), except the test of the warm spare. Two jobs train
+for real: one on the TensorFlow backend end to end, one on JAX cancelled mid-run. The class-server
+behaviour (coalescing, the fair queue, the durable queue, the board) is in tests/test_runner_class.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -15,11 +18,14 @@ import sys
 import textwrap
 import threading
 import time
+import zlib
+from collections.abc import Iterator
 
 import pytest
 
 from lib.backend import BackendUnavailableError
 from lib.devices import DeviceNotFoundError
+from lib.estimates import DEFAULT_OVERHEAD_S, estimate_job
 from lib.jobs import (
     TEST_HOOK_KEY,
     WORKER_TEST_HOOKS_ENV,
@@ -32,7 +38,7 @@ from lib.jobs import (
 )
 from lib.limits import ServerLimits
 from lib.results import DeviceRun
-from lib.runner import DEFAULT_JOB_OVERHEAD_S, JobRunner
+from lib.runner import JobRunner
 from lib.spec import ModelSpec, SpecError
 from lib.store import RunStore
 
@@ -53,24 +59,36 @@ def store(tmp_path) -> RunStore:
     return RunStore(tmp_path / "runs.sqlite")
 
 
-@pytest.fixture
-def make_runner(store):
-    runners = []
+@contextlib.contextmanager
+def runners(default_store: RunStore) -> Iterator:
+    """Yields a function that makes test runners (fake-hook env, cold workers); shuts them all down after."""
+    made = []
 
     def make(limits: ServerLimits | None = None, **kwargs) -> JobRunner:
         kwargs.setdefault("env", TEST_ENV)
-        runner = JobRunner(kwargs.pop("store", store), limits or ServerLimits(), **kwargs)
-        runners.append(runner)
+        kwargs.setdefault("warm_workers", False)
+        runner = JobRunner(kwargs.pop("store", default_store), limits or ServerLimits(), **kwargs)
+        made.append(runner)
         return runner
 
-    yield make
-    for runner in runners:
-        runner.shutdown()
+    try:
+        yield make
+    finally:
+        for runner in made:
+            runner.shutdown()
 
 
-def submit_fake(runner: JobRunner, owner: str, **hook):
+@pytest.fixture
+def make_runner(store):
+    with runners(store) as make:
+        yield make
+
+
+def submit_fake(runner: JobRunner, owner: str, client: str | None = None, **hook):
+    """Submits a fake job; each owner's spec differs (its seed), so jobs of different owners never coalesce."""
     epochs = hook.pop("epochs", 2)
-    return runner.submit(owner, fake_spec(epochs, **hook), ["cpu:0"], sample_limit=100, synthetic=True)
+    spec = fake_spec(epochs, **hook).with_changes(seed=zlib.crc32(owner.encode()))
+    return runner.submit(owner, spec, ["cpu:0"], sample_limit=100, synthetic=True, client=client)
 
 
 def wait_until(condition, timeout_s: float = WAIT_S, what: str = "condition"):
@@ -234,8 +252,9 @@ def test_full_queue_refuses_new_jobs(make_runner):
     blocker = submit_fake(runner, "a", sleep_before_s=LONG_S)
     submit_fake(runner, "b")
 
-    with pytest.raises(QueueFullError, match="GPUX_MAX_QUEUE"):
+    with pytest.raises(QueueFullError, match="GPUX_MAX_QUEUE") as refused:
         submit_fake(runner, "c")
+    assert "try again" in str(refused.value) and "minute" in str(refused.value)
     assert runner.queue_length() == 2
 
     runner.cancel(blocker.id)
@@ -279,7 +298,7 @@ def test_requests_over_limits_are_refused_before_queueing(make_runner, store, ch
         runner.submit("a", fake_spec().with_changes(**changes), args.pop("devices"), **args)
 
     assert runner.queue_length() == 0 and runner.jobs() == []
-    assert store.count() == 0
+    assert store.count() == 0 and store.jobs() == []
 
 
 def test_results_survive_a_new_runner_on_the_same_database(make_runner, store):
@@ -298,7 +317,7 @@ def test_results_survive_a_new_runner_on_the_same_database(make_runner, store):
     assert reopened.count() == 2
 
 
-def test_job_running_when_the_server_dies_is_recorded_as_interrupted(tmp_path, make_runner):
+def test_a_server_that_dies_leaves_its_running_job_interrupted_and_its_queue_for_the_next(tmp_path, make_runner):
     db = tmp_path / "runs.sqlite"
     server = textwrap.dedent(
         f"""
@@ -306,17 +325,18 @@ def test_job_running_when_the_server_dies_is_recorded_as_interrupted(tmp_path, m
         from lib.limits import ServerLimits
         from lib.runner import JobRunner
         from lib.store import RunStore
-        from tests.test_runner import TEST_ENV, fake_spec
-        runner = JobRunner(RunStore({str(db)!r}), ServerLimits(), env=TEST_ENV)
-        job = runner.submit("a", fake_spec(sleep_before_s={LONG_S}), ["cpu:0"], sample_limit=100, synthetic=True)
+        from tests.test_runner import TEST_ENV, fake_spec, submit_fake
+        runner = JobRunner(RunStore({str(db)!r}), ServerLimits(), env=TEST_ENV, warm_workers=False)
+        job = submit_fake(runner, "a", sleep_before_s={LONG_S})
+        queued = [submit_fake(runner, owner, client="10.0.0." + owner) for owner in ("b", "c")]
         while runner.get(job.id).pid is None or "ready" not in runner.get(job.id).worker:
             time.sleep(0.05)
-        print(job.id, runner.get(job.id).pid, flush=True)
+        print(job.id, runner.get(job.id).pid, *(q.id for q in queued), flush=True)
         time.sleep({LONG_S})
         """
     )
     process = subprocess.Popen([sys.executable, "-c", server], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-    job_id, worker_pid = process.stdout.readline().split()
+    job_id, worker_pid, *queued_ids = process.stdout.readline().split()
     store = RunStore(db)
     assert list(store.runs(job_id=job_id)["status"]) == ["running"]
 
@@ -328,6 +348,14 @@ def test_job_running_when_the_server_dies_is_recorded_as_interrupted(tmp_path, m
     assert runner.interrupted_at_start == 1
     rows = store.runs(job_id=job_id)
     assert list(rows["status"]) == ["interrupted"] and "restarted" in rows["error"].iloc[0]
+    interrupted = runner.adopt(job_id, "a-after-reload")
+    assert interrupted.state == JobState.INTERRUPTED and "restarted" in interrupted.error
+    finals = [runner.wait(queued_id, WAIT_S) for queued_id in queued_ids]
+    assert [job.state for job in finals] == [JobState.DONE, JobState.DONE]
+    assert finals[0].started_at < finals[1].started_at
+    assert [runner.get(queued_id, owner).id for queued_id, owner in zip(queued_ids, "bc", strict=True)] == queued_ids
+    clients = {record.job_id: record.client for record in store.jobs()}
+    assert [clients[queued_id] for queued_id in queued_ids] == ["10.0.0.b", "10.0.0.c"]
 
 
 def _alive(pid: int) -> bool:
@@ -340,7 +368,7 @@ def _alive(pid: int) -> bool:
         return stat.read().split(")")[-1].split()[0] != "Z"
 
 
-def test_shutdown_records_running_and_queued_jobs_as_interrupted(make_runner, store):
+def test_shutdown_interrupts_the_running_job_and_keeps_the_queue_for_the_next_server(make_runner, store):
     runner = make_runner()
     running = submit_fake(runner, "a", sleep_before_s=LONG_S)
     queued = submit_fake(runner, "b")
@@ -349,8 +377,8 @@ def test_shutdown_records_running_and_queued_jobs_as_interrupted(make_runner, st
     runner.shutdown()
 
     assert runner.get(running.id).state == JobState.INTERRUPTED
-    assert runner.get(queued.id).state == JobState.INTERRUPTED
-    assert sorted(store.runs()["status"]) == ["interrupted", "interrupted"]
+    assert list(store.runs()["status"]) == ["interrupted"]
+    assert [(job.job_id, job.state) for job in store.unfinished_jobs()] == [(queued.id, JobState.QUEUED)]
     with pytest.raises(RunnerClosedError):
         submit_fake(runner, "c")
 
@@ -392,17 +420,29 @@ def test_backend_is_chosen_per_job(make_runner):
     assert final.worker["ready"]["backend"] == "jax"
 
 
-def test_estimate_scales_from_the_nearest_past_run(make_runner, store):
+def test_the_runner_estimates_with_the_same_estimator_as_the_pages(make_runner, store):
     spec = ModelSpec(hidden_units=(32,), epochs=2)
-    past = DeviceRun(device="cpu:0", backend="tensorflow", synthetic=True, num_train=1000, epoch_s=[5.0, 5.0])
-    past.total_s = 10.0
+    past = DeviceRun(device="cpu:0", backend="tensorflow", synthetic=True, num_train=1000, epoch_s=[6.0, 5.0])
+    past.first_epoch_s, past.steady_epoch_s, past.total_s = 6.0, 5.0, 11.0
+    past.achieved_flops_per_s = 1e8
     store.record(spec, past)
     runner = make_runner()
     blocker = submit_fake(runner, "blocker", sleep_before_s=LONG_S)
 
-    doubled = runner.submit("a", spec.with_changes(epochs=4), ["cpu:0"], sample_limit=1000, synthetic=True)
+    job = runner.submit(
+        "a", spec.with_changes(epochs=4), ["cpu:0"], sample_limit=1000, synthetic=True, backend="tensorflow"
+    )
 
-    assert doubled.estimated_duration_s == pytest.approx(DEFAULT_JOB_OVERHEAD_S + 20.0)
+    expected = estimate_job(
+        spec.with_changes(epochs=4),
+        1000,
+        ["cpu:0"],
+        store.runs(status="done"),
+        overhead_s=DEFAULT_OVERHEAD_S,
+        backend="tensorflow",
+    )
+    assert expected.based_on == 1  # the stored run, not a first guess
+    assert job.estimated_duration_s == pytest.approx(expected.total_s)
     runner.cancel(blocker.id)
 
 
