@@ -24,6 +24,14 @@ for number, (page, label, what) in enumerate(steps, start=1):
         st.page_link(page, label=f"{number}. {label}", icon=":material/arrow_forward:")
         st.caption(what)
 
+st.subheader("Teaching a class on one server?")
+with st.container(border=True):
+    st.page_link("app_pages/board.py", label="Class board", icon=":material/co_present:")
+    st.caption(
+        "Project it: the queue with anonymous names, the run training now, and today's finished runs with "
+        "their speedups, large enough to read from the back of the room."
+    )
+
 st.subheader("The tutorial's two experiments, one click each")
 st.markdown(
     "On **Build a model**, the presets reproduce a well-known tutorial: "

@@ -31,6 +31,10 @@ from lib.ui_state import default_comparison, history_table, run_filters, run_lab
 from ui import runtime
 
 st.title("Results")
+st.caption(
+    "Everyone using this server shares one run history: the runs below include other people's, "
+    "and yours are visible to them (no names are stored with a run)."
+)
 
 
 def chart_box(chart, caption: str) -> None:

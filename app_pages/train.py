@@ -1,18 +1,41 @@
 """Train: choose devices, epochs and a sample limit, then time the model on each device through the job queue.
 
-Training never runs in this script: the shared job runner queues the job and runs it in a worker
-process, and a fragment polls the job's snapshot every second, so every other page stays responsive.
+Training never runs in this script: the shared job runner queues the job (or joins an identical one that
+is already queued or running) and runs it in a worker process; a fragment polls the job every second.
+
+What the page shows is what the job trains. The choices live in the session's own state (devices and the
+sample limit in `RunSettings`, epochs in the model spec); the widgets only show them, and Train sends
+exactly those values. Two ways a widget's value went astray under load are closed here:
+
+- A widget whose value the page set through session state was drawn with an empty default. When the
+  browser's rerun requests went out before it had recorded that value, it later sent the widget's own
+  default (an empty Devices box) as if the user had cleared it. Each widget is now drawn with the session's
+  value as its default, and set through session state only in a run where it shows something else.
+- While a job runs the widgets are disabled, and Streamlit drops a disabled widget's browser value and
+  shows its value from before the last full rerun, which was the value from before the user's edits when
+  Train was pressed in the same request as an edit. Disabled widgets are therefore always set from the
+  session's state.
+
+The sample limit starts at a class-sized suggestion (about 45 s here, `lib.estimates.suggest_sample_limit`),
+kept as shown until the model or the devices change; a number the user typed, or a link's `samples`, wins
+over it and is never replaced by a suggestion.
 """
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from lib.backend import BackendUnavailableError
+from lib.backend import BackendUnavailableError, backend_name
 from lib.charts import device_runs_to_frame, run_summary_frame, total_time_chart
+from lib.class_board import model_text, progress_fraction
 from lib.datasets import DATASETS, available_sources, resolve_locations, unavailable_fix
 from lib.devices import DeviceNotFoundError, has_gpu
-from lib.estimates import format_seconds
-from lib.jobs import JobError, JobNotFoundError, JobSnapshot, JobState
+from lib.estimates import SampleSuggestion, estimate_job, format_seconds, suggest_sample_limit
+from lib.jobs import JobError, JobNotFoundError, JobSnapshot, JobState, QueueFullError
 from lib.keys import Key
 from lib.limits import LIMIT_ENV_VARS
 from lib.links import RunSettings
@@ -23,6 +46,7 @@ from lib.ui_state import matching_preset
 from ui import runtime, session
 
 POLL_S = 1.0  # seconds between two looks at a running job
+SAMPLE_STEP = 1000  # the samples input's +/- step
 JOB_STATE_TEXT = {
     JobState.DONE: "finished",
     JobState.FAILED: "failed",
@@ -30,53 +54,172 @@ JOB_STATE_TEXT = {
     JobState.TIMED_OUT: "hit the server's time limit",
     JobState.INTERRUPTED: "was interrupted by a server restart",
 }
+NO_DEVICE_MESSAGE = (
+    "Choose at least one device in the Devices box above (cpu:0 is this server's processor), then press Train again."
+)
+JOB_GONE_MESSAGE = (
+    "The job in this link is no longer on this server: it may have ended before the server restarted. "
+    "Your settings are still here; press Train to run them again."
+)
+CHANGED_WHILE_CLICKED_MESSAGE = (
+    "Your settings changed while you pressed Train, so nothing was started: check them above and press Train again."
+)
 
 limits = runtime.server_limits()
-device_names = runtime.device_names()
 training_devices = runtime.training_device_names()
 spec = session.current_spec(limits, training_devices)
-settings = session.run_settings()
 info = DATASETS[spec.dataset]
 max_samples = min(limits.samples, info.num_train)
 
 
-def seed_widgets() -> None:
-    """Fills the widgets from the session's spec and run settings before they are drawn."""
-    if st.session_state.get(Key.EPOCHS) != spec.epochs:
-        st.session_state[Key.EPOCHS] = spec.epochs
-    if Key.DEVICES not in st.session_state:
-        st.session_state[Key.DEVICES] = list(settings.devices) or device_names
-    samples = min(settings.sample_limit or max_samples, max_samples)
-    if st.session_state.get(Key.SAMPLE_LIMIT) != samples:
-        st.session_state[Key.SAMPLE_LIMIT] = samples
+def add_message(kind: str, text: str) -> None:
+    """Keeps a message for the page to show once ("info", "success", "warning" or "error")."""
+    st.session_state[Key.TRAIN_MESSAGES] = [*st.session_state.get(Key.TRAIN_MESSAGES, []), (kind, text)]
 
 
-def save_settings() -> None:
-    """Widget callback: keeps epochs in the spec and devices/samples in the run settings (and the link)."""
-    current = session.current_spec(limits, device_names)
-    session.set_spec(current.with_changes(epochs=st.session_state[Key.EPOCHS]))
-    session.set_run_settings(RunSettings(tuple(st.session_state[Key.DEVICES]), st.session_state[Key.SAMPLE_LIMIT]))
+def show_messages() -> None:
+    """Shows (once) the messages kept by `add_message`."""
+    for kind, text in st.session_state.pop(Key.TRAIN_MESSAGES, []):
+        getattr(st, kind)(text)
+
+
+def session_settings() -> RunSettings:
+    """The session's run settings, its devices filled in on the first view and limited to this server's.
+
+    The first view takes the link's devices, else every device of this server (not data parallel). A device
+    that is no longer offered (the server's list becomes exact once the backend has loaded) leaves the
+    session's choice with a message, never silently.
+    """
+    settings = session.run_settings()
+    if not st.session_state.get(Key.DEVICES_RESOLVED):
+        st.session_state[Key.DEVICES_RESOLVED] = True
+        if not settings.devices:
+            settings = replace(settings, devices=tuple(runtime.device_names()))
+    offered = tuple(device for device in settings.devices if device in training_devices)
+    gone = [device_label(device) for device in settings.devices if device not in training_devices]
+    if gone:
+        verb, pronoun = ("is", "it") if len(gone) == 1 else ("are", "they")
+        add_message("warning", f"{', '.join(gone)} {verb} not on this server now, so {pronoun} left your devices.")
+        settings = replace(settings, devices=offered)
+    session.set_run_settings(settings)
+    return settings
+
+
+def job_overhead_s() -> float:
+    """Seconds a job spends outside training here (worker start, imports, data), for the estimates."""
+    return runtime.runner().expected_overhead_s()
+
+
+def estimate_devices(devices: tuple[str, ...]) -> tuple[str, ...]:
+    """The devices an estimate is made for: the chosen ones, else this server's (while none is chosen)."""
+    return devices or tuple(runtime.device_names())
+
+
+def sample_suggestion(devices: tuple[str, ...]) -> SampleSuggestion:
+    """The class-sized sample limit for this model and these devices, kept as shown until either changes.
+
+    Past runs come in all the time; a suggestion that moved between the view and the click would train a
+    number the user never saw, so one is made once per model, devices and dataset size.
+    """
+    made_for = (spec, estimate_devices(devices), max_samples)
+    kept = st.session_state.get(Key.SAMPLE_SUGGESTION)
+    if kept is not None and kept[0] == made_for:
+        return kept[1]
+    suggestion = suggest_sample_limit(
+        spec,
+        made_for[1],
+        runtime.finished_runs(),
+        overhead_s=job_overhead_s(),
+        max_samples=max_samples,
+        backend=backend_name(),
+    )
+    st.session_state[Key.SAMPLE_SUGGESTION] = (made_for, suggestion)
+    return suggestion
+
+
+def shown_samples(settings: RunSettings, suggestion: SampleSuggestion) -> int:
+    """The sample limit the page shows and Train sends: the user's (or link's) choice, else the suggestion."""
+    if settings.sample_limit is None:
+        return suggestion.samples
+    return min(settings.sample_limit, max_samples)
+
+
+def widget_default(key: str, value: Any, busy: bool) -> Any:
+    """Makes a widget show `value`; returns the default to draw it with (None when it was set through state).
+
+    The default is the value itself, so a browser that lost the widget's value falls back to it. The value
+    goes through session state only when the widget would show something else (a page switch dropped it,
+    or the session's state changed), and always while the widget is disabled.
+    """
+    if busy or st.session_state.get(key) != value:
+        st.session_state[key] = value
+        return None
+    return value
+
+
+def on_devices_change() -> None:
+    """Devices box callback: the session's devices become what the box shows."""
+    session.set_run_settings(replace(session.run_settings(), devices=tuple(st.session_state[Key.DEVICES])))
+
+
+def on_epochs_change() -> None:
+    """Epochs slider callback: the session's spec trains that many epochs."""
+    session.set_spec(session.current_spec(limits, training_devices).with_changes(epochs=st.session_state[Key.EPOCHS]))
+
+
+def on_samples_change() -> None:
+    """Samples input callback: the typed number becomes the session's choice (a suggestion no longer applies)."""
+    session.set_run_settings(replace(session.run_settings(), sample_limit=int(st.session_state[Key.SAMPLE_LIMIT])))
+
+
+def choose_samples(samples: int | None) -> None:
+    """Button callback: trains on `samples` (None: back to the suggestion)."""
+    session.set_run_settings(replace(session.run_settings(), sample_limit=samples))
+
+
+def client_address() -> str | None:
+    """The browser's network address, for the fair queue; None when Streamlit does not know it."""
+    return st.context.ip_address or None
+
+
+def adopt_linked_job(settings: RunSettings) -> None:
+    """On a session's first view of a link with a job (a reload, a server restart), follows that job."""
+    job_id = settings.job_id
+    if job_id is None or job_id == st.session_state.get(Key.JOB_ID):
+        return
+    if st.session_state.get(Key.LINKED_JOB_CHECKED) == job_id:
+        return
+    st.session_state[Key.LINKED_JOB_CHECKED] = job_id
+    try:
+        job = runtime.runner().adopt(job_id, session.owner_id())
+    except JobNotFoundError:
+        add_message("warning", JOB_GONE_MESSAGE)
+        session.set_run_settings(replace(settings, job_id=None))
+        return
+    except JobError as error:
+        add_message("error", str(error))
+        return
+    st.session_state[Key.JOB_ID] = job.id
 
 
 def current_job() -> JobSnapshot | None:
-    """This session's latest job, or None (also when the server restarted and forgot it)."""
+    """This session's latest job, or None (none yet, or it left or lost it)."""
     job_id = st.session_state.get(Key.JOB_ID)
     if job_id is None:
         return None
     try:
-        return runtime.runner().get(job_id)
+        return runtime.runner().get(job_id, session.owner_id())
     except JobNotFoundError:
+        st.session_state.pop(Key.JOB_ID, None)
         return None
 
 
 def describe_model() -> str:
     """One line naming the model and its training settings."""
-    widths = spec.hidden_units
-    layers = f"{len(widths)} x Dense {widths[0]}" if len(set(widths)) == 1 else " -> ".join(map(str, widths))
     preset = matching_preset(spec, PRESETS)
     origin = f" (preset: {PRESETS[preset].title})" if preset else ""
     return (
-        f"**{info.title}**, {layers} {spec.hidden_activation}, {spec.optimizer} "
+        f"**{info.title}**, {model_text(spec.hidden_units, spec.hidden_activation)}, {spec.optimizer} "
         f"(learning rate {spec.learning_rate:g}), batch {spec.batch_size}{origin}."
     )
 
@@ -86,68 +229,116 @@ def dataset_is_local() -> bool:
     return bool(available_sources(spec.dataset))
 
 
-def start_job(synthetic: bool) -> bool:
-    """Sends the request to the job runner and remembers the job, or shows why it was refused.
+def start_job(settings: RunSettings, samples: int, synthetic: bool) -> bool:
+    """Sends the session's request to the job runner and remembers the job, or shows why it was refused.
 
     Returns:
-        True when the job was accepted.
+        True when the job was accepted (queued, or joined to an identical one).
     """
+    if not settings.devices:
+        st.error(NO_DEVICE_MESSAGE, icon=":material/block:")
+        return False
     try:
         job = runtime.runner().submit(
             session.owner_id(),
             spec,
-            st.session_state[Key.DEVICES],
-            sample_limit=st.session_state[Key.SAMPLE_LIMIT],
+            settings.devices,
+            sample_limit=samples,
             synthetic=synthetic,
             preset=matching_preset(spec, PRESETS),
+            client=client_address(),
         )
     except SpecError as error:
         st.error("The model passes a limit; fix it on the Build page:\n" + "\n".join(f"- {p}" for p in error.problems))
+        return False
+    except QueueFullError as error:
+        st.error(str(error), icon=":material/hourglass_disabled:")
         return False
     except (JobError, DeviceNotFoundError, BackendUnavailableError) as error:
         st.error(str(error), icon=":material/block:")
         return False
     st.session_state[Key.JOB_ID] = job.id
+    session.set_run_settings(replace(settings, job_id=job.id))
     return True
 
 
-def draw_settings(busy: bool) -> None:
+def draw_samples(settings: RunSettings, samples: int, suggestion: SampleSuggestion, busy: bool) -> int:
+    """The samples input, how long that takes here, and the suggestion and the whole dataset a click away."""
+    typed = st.number_input(
+        "Training samples (fewer = a quicker run)",
+        min_value=1,
+        max_value=max_samples,
+        value=widget_default(Key.SAMPLE_LIMIT, samples, busy) or "min",
+        step=SAMPLE_STEP,
+        key=Key.SAMPLE_LIMIT,
+        on_change=on_samples_change,
+        disabled=busy,
+        help=f"{info.title} has {info.num_train:,} training images; this server allows {limits.samples:,} per job "
+        f"({LIMIT_ENV_VARS['samples']}).",
+    )
+    if settings.sample_limit is not None and settings.sample_limit > max_samples:
+        st.caption(f"You chose {settings.sample_limit:,}; {info.title} has {max_samples:,} here, so all of them train.")
+    devices = estimate_devices(settings.devices)
+    if samples == suggestion.samples:
+        label = "the whole training set" if suggestion.whole_dataset else "suggested for a class"
+        st.caption(f"{samples:,} samples, {label}: {suggestion.text}.")
+    else:
+        estimate = estimate_job(
+            spec, samples, devices, runtime.finished_runs(), overhead_s=job_overhead_s(), backend=backend_name()
+        )
+        st.caption(f"{samples:,} samples: {estimate.seconds_text} here ({estimate.source_text}).")
+        st.button(
+            f"Back to the suggested {suggestion.samples:,} ({format_seconds(suggestion.seconds)})",
+            key=Key.USE_SUGGESTED_SAMPLES,
+            on_click=choose_samples,
+            args=(None,),
+            disabled=busy,
+        )
+    if samples < max_samples:
+        whole = estimate_job(
+            spec, max_samples, devices, runtime.finished_runs(), overhead_s=job_overhead_s(), backend=backend_name()
+        )
+        st.button(
+            f"Use all {max_samples:,} samples",
+            key=Key.USE_ALL_SAMPLES,
+            on_click=choose_samples,
+            args=(max_samples,),
+            disabled=busy,
+            help=f"The whole training set: {whole.seconds_text} here ({whole.source_text}).",
+        )
+    return typed
+
+
+def draw_settings(settings: RunSettings, samples: int, suggestion: SampleSuggestion, busy: bool) -> None:
     """The device, epoch and sample widgets, the data choice and the Train button."""
-    st.multiselect(
+    chosen = st.multiselect(
         "Devices (trained one after the other, same model and data)",
         options=training_devices,
+        default=widget_default(Key.DEVICES, list(settings.devices), busy),
         format_func=device_label,
         key=Key.DEVICES,
-        on_change=save_settings,
+        on_change=on_devices_change,
         disabled=busy,
     )
-    if ALL_GPUS in st.session_state[Key.DEVICES]:
+    if ALL_GPUS in chosen:
         gpus = sum(device.kind == "GPU" for device in runtime.devices())
         st.caption(f"{device_label(ALL_GPUS)}: {describe_data_parallel(spec.batch_size, gpus)}")
         exchange = describe_gradient_exchange(count_params(spec), flops_per_sample(spec), spec.batch_size, gpus)
         if exchange:
             st.caption(exchange)
     left, right = st.columns(2)
-    left.slider(
+    epochs = left.slider(
         "Epochs",
         min_value=1,
         max_value=limits.epochs,
+        value=widget_default(Key.EPOCHS, spec.epochs, busy),
         key=Key.EPOCHS,
-        on_change=save_settings,
+        on_change=on_epochs_change,
         disabled=busy,
         help=f"Server limit: {limits.epochs} ({LIMIT_ENV_VARS['epochs']}).",
     )
-    right.number_input(
-        "Training samples (fewer = a quicker run)",
-        min_value=1,
-        max_value=max_samples,
-        step=1000,
-        key=Key.SAMPLE_LIMIT,
-        on_change=save_settings,
-        disabled=busy,
-        help=f"{info.title} has {info.num_train:,} training images; this server allows {limits.samples:,} per job "
-        f"({LIMIT_ENV_VARS['samples']}).",
-    )
+    with right:
+        typed = draw_samples(settings, samples, suggestion, busy)
     local = dataset_is_local()
     if not local:
         st.warning(
@@ -162,12 +353,28 @@ def draw_settings(busy: bool) -> None:
         disabled=busy or not local,
     )
     clicked = st.button("Train", key=Key.TRAIN, type="primary", icon=":material/play_arrow:", disabled=busy)
-    if clicked and start_job(synthetic or not local):
+    if not clicked:
+        return
+    if (tuple(chosen), epochs, typed) != (settings.devices, spec.epochs, samples):
+        st.error(CHANGED_WHILE_CLICKED_MESSAGE, icon=":material/sync_problem:")
+    elif start_job(settings, samples, synthetic or not local):
         st.rerun()
+
+
+def draw_shared(job: JobSnapshot) -> None:
+    """Says so when one run serves several sessions: it is one measurement, shared."""
+    if job.requesters > 1:
+        verb = "serves" if not job.is_final else "served"
+        st.info(
+            f"One run {verb} {job.requesters} requests: {job.requesters} sessions asked for exactly this model "
+            "and these settings, so they share this one measurement (it is timed once, not once per session).",
+            icon=":material/group:",
+        )
 
 
 def draw_progress(job: JobSnapshot) -> None:
     """Queue position, or each device's epoch, batch, elapsed time and loss."""
+    draw_shared(job)
     if job.state == JobState.QUEUED:
         start = format_seconds(job.estimated_start_s or 0.0)
         st.info(
@@ -182,27 +389,53 @@ def draw_progress(job: JobSnapshot) -> None:
         if event is None:
             st.progress(0.0, text=f"`{device}`: waiting (starting the worker, loading the data)")
             continue
-        done = (max(event.epoch - 1, 0) + (event.batch / event.batches if event.batches else 0)) / max(event.epochs, 1)
-        if event.kind in ("epoch", "device_done"):
-            done = event.epoch / max(event.epochs, 1)
         loss = "" if event.loss is None else f", loss {event.loss:.4f}"
         st.progress(
-            min(done, 1.0),
+            progress_fraction(event),
             text=f"`{device}`: epoch {event.epoch}/{event.epochs}, batch {event.batch}/{event.batches}, "
             f"{format_seconds(event.elapsed_s)} elapsed{loss}",
         )
 
 
+def cancel(job: JobSnapshot) -> None:
+    """Takes back this session's request; a shared run goes on for the other sessions that asked for it."""
+    runner = runtime.runner()
+    owner = session.owner_id()
+    runner.cancel(job.id, owner=owner)
+    try:
+        runner.get(job.id, owner)
+    except JobNotFoundError:  # the run is shared and goes on for the others
+        st.session_state.pop(Key.JOB_ID, None)
+        session.set_run_settings(replace(session.run_settings(), job_id=None))
+        add_message("info", "You took back your request. The run goes on for the other sessions that asked for it.")
+
+
+def draw_cancel(job: JobSnapshot) -> None:
+    """The cancel button; for a shared run it says that it stops only this session's request."""
+    shared = job.requesters > 1
+    if shared:
+        others = job.requesters - 1
+        st.caption(
+            f"{others} other session{'s' if others != 1 else ''} also wait for this run: cancelling takes back "
+            "only your request, and the run goes on for them."
+        )
+    label = "Cancel my request" if shared else "Cancel"
+    if st.button(label, key=Key.CANCEL, icon=":material/stop:", disabled=job.stop_requested):
+        cancel(job)
+        st.rerun()
+
+
 @st.fragment(run_every=POLL_S)
 def live_job(job_id: str) -> None:
     """Polls this session's job: progress and a cancel button while it is active, then redraws the page."""
-    job = runtime.runner().get(job_id)
+    try:
+        job = runtime.runner().get(job_id, session.owner_id())
+    except JobNotFoundError:
+        st.rerun()
     if job.is_final:
         st.rerun()
     draw_progress(job)
-    if st.button("Cancel", key=Key.CANCEL, icon=":material/stop:", disabled=job.stop_requested):
-        runtime.runner().cancel(job_id, owner=session.owner_id())
-        st.rerun()
+    draw_cancel(job)
 
 
 def result_table(job: JobSnapshot) -> pd.DataFrame:
@@ -228,6 +461,7 @@ def draw_result(job: JobSnapshot) -> None:
         st.success(text, icon=":material/check_circle:")
     else:
         st.warning(f"{text} {job.error}", icon=":material/warning:")
+    draw_shared(job)
     if not job.results:
         return
     seconds = st.column_config.NumberColumn(format="%.2f")
@@ -251,6 +485,17 @@ def draw_result(job: JobSnapshot) -> None:
     st.page_link("app_pages/results.py", label="See all charts on the Results page", icon=":material/bar_chart:")
 
 
+def draw_queue_note(busy: bool) -> None:
+    """How many other jobs wait, and when a job started now would begin."""
+    runner = runtime.runner()
+    others = runner.queue_length() - (1 if busy else 0)
+    if others > 0 and not busy:
+        st.caption(
+            f"{others} job(s) from other users are queued or running; yours would start in about "
+            f"{format_seconds(runner.estimated_wait_s(client_address()))}."
+        )
+
+
 st.title("Train")
 session.show_link_notices()
 st.markdown(f"Model: {describe_model()}")
@@ -263,21 +508,19 @@ if not has_gpu(runtime.devices()):
         icon=":material/info:",
     )
 
+adopt_linked_job(session_settings())
+settings = session.run_settings()
+show_messages()
 job = current_job()
 busy = job is not None and not job.is_final
-seed_widgets()
+suggestion = sample_suggestion(settings.devices)
 with st.container(border=True):
-    draw_settings(busy)
-    others = runtime.runner().queue_length() - (1 if busy else 0)
-    if others > 0 and not busy:
-        st.caption(
-            f"{others} job(s) from other users are queued or running; yours would start in about "
-            f"{format_seconds(runtime.runner().estimated_wait_s())}."
-        )
+    draw_settings(settings, shown_samples(settings, suggestion), suggestion, busy)
+    draw_queue_note(busy)
 
 if busy:
     live_job(job.id)
 elif job is not None:
     draw_result(job)
 
-session.write_link(session.current_spec(limits, device_names), session.run_settings())
+session.write_link(session.current_spec(limits, training_devices), session.run_settings())

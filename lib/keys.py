@@ -51,6 +51,14 @@ class Key(StrEnum):
 
     # Train page widgets
     SYNTHETIC = "synthetic"
+    USE_ALL_SAMPLES = "use_all_samples"  # button: train on the whole training set
+    USE_SUGGESTED_SAMPLES = "use_suggested_samples"  # button: back to the suggested sample limit
+
+    # Train page session state
+    DEVICES_RESOLVED = "devices_resolved"  # set once the session's devices were filled in (link or default)
+    SAMPLE_SUGGESTION = "sample_suggestion"  # (what it was made for, lib.estimates.SampleSuggestion), kept as shown
+    LINKED_JOB_CHECKED = "linked_job_checked"  # the link's job id this session already tried to adopt
+    TRAIN_MESSAGES = "train_messages"  # (kind, text) messages the Train page shows once
 
     # Results page widgets
     RESULTS_DATASET = "results_dataset"

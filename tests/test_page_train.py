@@ -1,6 +1,10 @@
-"""AppTest of the Train page: a tiny real training on CPU through the job runner, the queue, cancel and bad links.
+"""AppTest of the Train page: a tiny real training on CPU, then the queue, coalescing, links and lost settings.
 
-Each test uses its own run database (the `runs_db` fixture), so it gets its own job runner.
+Each test uses its own run database (the `runs_db` fixture), so it gets its own job runner. Apart from the
+first test, jobs are the worker's "fake" test hook (same events as a real job, no Keras): the `fake_jobs`
+fixture enables it, turns off the warm spare and the server's background import of Keras, and shuts the
+runner down at the end. Two AppTests on one database are two browser sessions of one server: they share
+its runner.
 """
 
 from __future__ import annotations
@@ -8,17 +12,42 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.backend import backend_name
 from lib.datasets import available_sources
 from lib.devices import has_gpu, list_devices
+from lib.estimates import median_overhead, suggest_sample_limit
+from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobSnapshot
 from lib.keys import Key
+from lib.links import RunSettings
+from lib.presets import PRESETS
 from lib.spec import ModelSpec
 from tests.conftest import REPO_ROOT
+from ui import runtime
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 TINY_SPEC = ModelSpec(hidden_units=(32,), epochs=1, batch_size=64)
 JOB_WAIT_S = 240  # upper bound for a tiny job: a worker process imports TensorFlow on a 2-core machine
+FAKE_WAIT_S = 60  # upper bound for a fake job to reach a state (no Keras, a 2-core machine shared by others)
+
+
+def fake_spec(epochs: int = 40, epoch_s: float = 0.5) -> ModelSpec:
+    """The tutorial's Fashion-MNIST model, trained by the worker's fake hook (`epochs` x `epoch_s` seconds)."""
+    return PRESETS["fashion-seed"].spec.with_changes(
+        epochs=epochs, extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": epoch_s}}
+    )
+
+
+@pytest.fixture
+def fake_jobs(runs_db, monkeypatch):
+    """Workers honour the fake hook and start cold, nothing imports Keras in the background; the runner ends."""
+    monkeypatch.setenv(WORKER_TEST_HOOKS_ENV, "1")
+    monkeypatch.setenv("GPUX_WARM_WORKER", "0")
+    monkeypatch.setenv("GPUX_WARMUP", "0")
+    yield runs_db
+    runtime.runner().shutdown()
 
 
 def open_train(spec: ModelSpec | None = None, query: dict[str, str] | None = None) -> AppTest:
@@ -43,15 +72,30 @@ def job_state(at: AppTest) -> str:
     return "running"
 
 
-def wait_until_final(at: AppTest) -> None:
-    deadline = time.monotonic() + JOB_WAIT_S
-    while job_state(at) != "final":
-        assert time.monotonic() < deadline, f"job did not finish within {JOB_WAIT_S} s"
-        time.sleep(1.0)
+def wait_until(at: AppTest, state: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while job_state(at) != state:
+        assert time.monotonic() < deadline, f"the job did not become {state} within {timeout_s} s"
+        time.sleep(0.5)
+
+
+def wait_until_final(at: AppTest, timeout_s: float = JOB_WAIT_S) -> None:
+    wait_until(at, "final", timeout_s)
+
+
+def session_job(at: AppTest) -> JobSnapshot:
+    """The job this session follows, as the server's runner has it."""
+    return runtime.runner().get(at.session_state[Key.JOB_ID])
 
 
 def charts(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page wrote in markdown, captions and alerts, as one string."""
+    elements = [*at.markdown, *at.caption, *at.info, *at.warning, *at.error, *at.success]
+    return "\n".join(element.value for element in elements)
 
 
 def test_tiny_cpu_training_ends_with_results_on_both_pages(runs_db):
@@ -84,64 +128,241 @@ def test_tiny_cpu_training_ends_with_results_on_both_pages(runs_db):
     history = next(frame.value for frame in at.dataframe if "Run" in frame.value.columns)
     assert list(history["Device"]) == ["cpu:0"]
     assert 0 < history["Samples"][0] <= 300  # the engine may drop a last partial batch
+    runtime.runner().shutdown()
 
 
-def test_second_session_waits_in_the_queue_and_both_cancel(runs_db):
-    big = ModelSpec(hidden_units=(64,), epochs=50, batch_size=32)
-    first = open_train(big)
+def test_a_class_sized_sample_limit_is_suggested_and_trained(fake_jobs):
+    at = open_train(fake_spec())
+    expected = suggest_sample_limit(
+        fake_spec(),
+        ["cpu:0"],
+        runtime.finished_runs(),
+        overhead_s=median_overhead(()),
+        max_samples=60_000,
+        backend=backend_name(),
+    )
+    samples = at.number_input(key=Key.SAMPLE_LIMIT)
+    assert samples.value == expected.samples
+    assert fake_spec().batch_size <= expected.samples < 60_000
+    assert f"{expected.samples:,} samples, suggested for a class:" in texts(at)
+    assert " s here (" in texts(at)
+    assert at.button(key=Key.USE_ALL_SAMPLES).label == "Use all 60,000 samples"
+
+    at.button(key=Key.TRAIN).click().run()
+    assert not at.exception and not at.error
+    job = session_job(at)
+    assert job.request.sample_limit == expected.samples
+    assert job.request.devices == ("cpu:0",)
+    assert job.request.spec.epochs == 40
+    assert at.query_params["job"] == job.id  # a reload finds the job again
+    at.button(key=Key.CANCEL).click().run()
+    wait_until_final(at, FAKE_WAIT_S)
+
+
+def test_the_whole_dataset_is_one_click_away_and_the_suggestion_one_more(fake_jobs):
+    at = open_train(fake_spec())
+    suggested = at.number_input(key=Key.SAMPLE_LIMIT).value
+    at.button(key=Key.USE_ALL_SAMPLES).click().run()
+    assert at.number_input(key=Key.SAMPLE_LIMIT).value == 60_000
+    assert at.query_params["samples"] == "60000"
+    assert "60,000 samples: " in texts(at)
+    at.button(key=Key.USE_SUGGESTED_SAMPLES).click().run()
+    assert at.number_input(key=Key.SAMPLE_LIMIT).value == suggested
+    assert "samples" not in at.query_params
+
+
+def test_a_links_samples_and_a_typed_number_win_over_the_suggestion(fake_jobs):
+    at = open_train(query={"preset": "fashion-seed", "epochs": "40", "samples": "1234"})
+    at.session_state[Key.MODEL_SPEC] = fake_spec()  # the link's model, trained by the fake hook
+    at.run()
+    assert at.number_input(key=Key.SAMPLE_LIMIT).value == 1234
+    assert "1,234 samples: " in texts(at)
+    assert at.button(key=Key.USE_SUGGESTED_SAMPLES).label.startswith("Back to the suggested ")
+
+    at.number_input(key=Key.SAMPLE_LIMIT).set_value(777).run()
+    at.slider(key=Key.EPOCHS).set_value(7).run()  # a new suggestion for 7 epochs, but a typed number stays
+    at.switch_page("app_pages/build.py").run()
+    at.switch_page("app_pages/train.py").run()
+    assert at.number_input(key=Key.SAMPLE_LIMIT).value == 777
+    assert at.slider(key=Key.EPOCHS).value == 7
+    at.button(key=Key.TRAIN).click().run()
+    job = session_job(at)
+    assert (job.request.sample_limit, job.request.spec.epochs) == (777, 7)
+    at.button(key=Key.CANCEL).click().run()
+
+
+def test_what_the_page_shows_is_what_the_job_trains_when_train_comes_with_an_edit(fake_jobs):
+    # Issue 18's lost setting: an edit and the Train click reach the server in one request (the browser
+    # commits a typed number when the click takes the focus). The disabled widgets of the next run used to
+    # show the values from before the edit (60,000 samples, 5 epochs) while the job trained 3,000 and 6.
+    at = open_train(fake_spec(epochs=5))
+    at.number_input(key=Key.SAMPLE_LIMIT).set_value(3000)
+    at.slider(key=Key.EPOCHS).set_value(6)
+    at.button(key=Key.TRAIN).click().run()
+    assert not at.exception and not at.error
+    job = session_job(at)
+    assert (job.request.sample_limit, job.request.spec.epochs, job.request.devices) == (3000, 6, ("cpu:0",))
+    assert at.number_input(key=Key.SAMPLE_LIMIT).disabled
+    assert at.number_input(key=Key.SAMPLE_LIMIT).value == 3000
+    assert at.slider(key=Key.EPOCHS).value == 6
+    assert at.multiselect(key=Key.DEVICES).value == ["cpu:0"]
+    at.button(key=Key.CANCEL).click().run()
+
+
+def test_a_browser_that_lost_a_widget_value_falls_back_to_the_sessions_choice(fake_jobs):
+    # Issue 18's emptied Devices box: under load the browser sometimes sent a rerun without the box's value
+    # and the next one with the box's own default, an empty list, which the page took as the user's choice.
+    # Each widget's default must be what the session chose, so falling back to it changes nothing.
+    at = open_train(fake_spec(epochs=5))
+    at.number_input(key=Key.SAMPLE_LIMIT).set_value(3000).run()
+    at.slider(key=Key.EPOCHS).set_value(6).run()
+    at.switch_page("app_pages/build.py").run()  # another page drops the Train widgets' state
+    at.switch_page("app_pages/train.py").run()
+    at.run()
+
+    devices = at.multiselect(key=Key.DEVICES)
+    epochs = at.slider(key=Key.EPOCHS)
+    samples = at.number_input(key=Key.SAMPLE_LIMIT)
+    devices.set_value([devices.options[index] for index in devices.proto.default])  # what the browser falls back to
+    epochs.set_value(int(epochs.proto.default[0]))
+    samples.set_value(int(samples.proto.default))
+    at.button(key=Key.TRAIN).click().run()
+    assert not at.exception and not at.error
+    job = session_job(at)
+    assert (job.request.devices, job.request.sample_limit, job.request.spec.epochs) == (("cpu:0",), 3000, 6)
+    at.button(key=Key.CANCEL).click().run()
+
+
+def test_second_session_waits_in_the_queue_and_both_cancel(fake_jobs):
+    first = open_train(fake_spec())
     first.button(key=Key.TRAIN).click().run()
-    second = open_train(big)
+    second = open_train(fake_spec())
+    second.number_input(key=Key.SAMPLE_LIMIT).set_value(2000).run()  # another request: it queues, not joins
     second.button(key=Key.TRAIN).click().run()
     assert not second.exception
     assert any("Waiting in the queue: position 1" in info.value for info in second.info)
 
     second.button(key=Key.CANCEL).click().run()
     assert not second.exception
-    wait_until_final(second)
+    wait_until_final(second, FAKE_WAIT_S)
     assert "was cancelled" in second.warning[-1].value
 
     assert job_state(first) != "final"
     first.button(key=Key.CANCEL).click().run()
-    wait_until_final(first)
+    wait_until_final(first, FAKE_WAIT_S)
     assert "was cancelled" in first.warning[-1].value
     assert first.session_state[Key.JOB_ID] != second.session_state[Key.JOB_ID]
 
 
-def test_progress_is_shown_while_running(runs_db):
-    at = open_train(ModelSpec(hidden_units=(64,), epochs=50, batch_size=32))
-    at.button(key=Key.TRAIN).click().run()
-    deadline = time.monotonic() + JOB_WAIT_S
-    texts: list[str] = []
-    while not any("epoch" in text for text in texts):
-        assert time.monotonic() < deadline, texts
-        time.sleep(1.0)
+def test_identical_requests_share_one_run_and_a_cancel_takes_back_one_request(fake_jobs):
+    first = open_train(fake_spec())
+    second = open_train(fake_spec())
+    first.button(key=Key.TRAIN).click().run()
+    second.button(key=Key.TRAIN).click().run()
+    assert not second.exception and not second.error
+    assert first.session_state[Key.JOB_ID] == second.session_state[Key.JOB_ID]
+    for at in (first, second):
         at.run()
-        texts = [bar.proto.text for bar in at.get("progress")]
-    assert texts[0].startswith("`cpu:0`: epoch ")
-    assert "elapsed" in texts[0]
+        assert "One run serves 2 requests" in texts(at)
+        assert "share this one measurement" in texts(at)
+        assert at.button(key=Key.CANCEL).label == "Cancel my request"
+        assert "cancelling takes back only your request" in texts(at)
+
+    second.button(key=Key.CANCEL).click().run()
+    assert not second.exception
+    assert Key.JOB_ID not in second.session_state
+    assert "The run goes on for the other sessions" in texts(second)
+    assert not second.button(key=Key.TRAIN).disabled
+    assert "job" not in second.query_params
+    assert job_state(first) != "final"
+    assert "One run serves" not in texts(first)
+    assert first.button(key=Key.CANCEL).label == "Cancel"
+    first.button(key=Key.CANCEL).click().run()
+    wait_until_final(first, FAKE_WAIT_S)
+    assert "was cancelled" in first.warning[-1].value
+
+
+def test_progress_is_shown_while_running(fake_jobs):
+    at = open_train(fake_spec())
+    at.button(key=Key.TRAIN).click().run()
+    deadline = time.monotonic() + FAKE_WAIT_S
+    texts_seen: list[str] = []
+    while not any("epoch 1/" in text for text in texts_seen):
+        assert time.monotonic() < deadline, texts_seen
+        time.sleep(0.5)
+        at.run()
+        texts_seen = [bar.proto.text for bar in at.get("progress")]
+    assert texts_seen[0].startswith("`cpu:0`: epoch ")
+    assert "elapsed" in texts_seen[0]
     at.button(key=Key.CANCEL).click().run()
-    wait_until_final(at)
+    wait_until_final(at, FAKE_WAIT_S)
     assert at.warning[-1].value.startswith("Job `")
 
 
-def test_bad_link_settings_are_ignored_with_a_notice(runs_db):
+def test_a_link_with_the_job_finds_it_after_a_reload(fake_jobs):
+    first = open_train(fake_spec())
+    first.button(key=Key.TRAIN).click().run()
+    job_id = first.session_state[Key.JOB_ID]
+    link = dict(first.query_params)
+    assert link["job"] == job_id
+
+    reloaded = open_train(query=link)  # a new session on the same link, as after a reload
+    assert reloaded.session_state[Key.JOB_ID] == job_id
+    assert reloaded.button(key=Key.TRAIN).disabled
+    assert job_state(reloaded) in ("queued", "running")
+    reloaded.button(key=Key.CANCEL).click().run()  # it takes back only its own request
+    assert job_state(first) != "final"
+    first.button(key=Key.CANCEL).click().run()
+    wait_until_final(first, FAKE_WAIT_S)
+
+
+def test_a_link_with_an_unknown_job_says_so_in_a_few_words(fake_jobs):
+    at = open_train(query={"job": "0123456789ab"})
+    assert not at.exception
+    assert Key.JOB_ID not in at.session_state
+    message = next(warning.value for warning in at.warning if "no longer on this server" in warning.value)
+    assert len(message) < 200
+    assert "job" not in at.query_params
+    assert not at.button(key=Key.TRAIN).disabled
+
+
+def test_a_choice_the_server_cannot_train_is_changed_with_a_message_never_silently(fake_jobs):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state[Key.MODEL_SPEC] = TINY_SPEC.with_changes(dataset="cifar10")  # 50,000 training images
+    at.session_state[Key.RUN_SETTINGS] = RunSettings(devices=("cpu:0", "gpu:7"), sample_limit=60_000)
+    at.session_state[Key.DEVICES_RESOLVED] = True  # as after an earlier view that listed gpu:7
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception
+    assert at.multiselect(key=Key.DEVICES).value == ["cpu:0"]
+    assert any("gpu:7 is not on this server now" in warning.value for warning in at.warning)
+    assert at.number_input(key=Key.SAMPLE_LIMIT).value == 50_000
+    assert "You chose 60,000; CIFAR-10 has 50,000 here, so all of them train." in texts(at)
+
+
+def test_bad_link_settings_are_ignored_with_a_notice(fake_jobs):
     at = open_train(query={"devices": "gpu:7,tpu:0", "samples": "lots", "epochs": "0"})
     notice = at.warning[0].value
-    assert "gpu:7" in notice and "tpu:0" in notice and "samples='lots'" in notice and "epochs='0'" in notice
+    assert "gpu:7" in notice and "tpu:0" in notice and "samples=lots" in notice and "epochs=0" in notice
     assert at.multiselect(key=Key.DEVICES).value == ["cpu:0"]
-    assert at.number_input(key=Key.SAMPLE_LIMIT).value == 60_000
+    suggested = at.session_state[Key.SAMPLE_SUGGESTION][1].samples
+    assert at.number_input(key=Key.SAMPLE_LIMIT).value == suggested
 
 
-def test_no_device_chosen_gives_a_message_not_a_traceback(runs_db):
+def test_no_device_chosen_gives_a_message_not_a_traceback(fake_jobs):
     at = open_train(TINY_SPEC)
     at.multiselect(key=Key.DEVICES).set_value([]).run()
     at.button(key=Key.TRAIN).click().run()
     assert not at.exception
-    assert "at least one device" in at.error[0].value
+    message = at.error[0].value
+    assert "at least one device" in message and "Devices box" in message
+    assert "[" not in message and "]" not in message  # no Python list
     assert Key.JOB_ID not in at.session_state
+    at.switch_page("app_pages/build.py").run()
+    at.switch_page("app_pages/train.py").run()
+    assert at.multiselect(key=Key.DEVICES).value == []  # an emptied box stays the user's choice
 
 
-def test_missing_dataset_trains_on_generated_images(runs_db):
+def test_missing_dataset_trains_on_generated_images(fake_jobs):
     at = open_train(TINY_SPEC.with_changes(dataset="cifar10"))
     checkbox = at.checkbox(key=Key.SYNTHETIC)
     missing = not available_sources("cifar10")
@@ -150,7 +371,7 @@ def test_missing_dataset_trains_on_generated_images(runs_db):
     assert checkbox.value == missing
 
 
-def test_gpu_notice_matches_the_devices(runs_db):
+def test_gpu_notice_matches_the_devices(fake_jobs):
     at = open_train()
     no_gpu_notice = any("has no GPU" in info.value for info in at.info)
     assert no_gpu_notice == (not has_gpu(list_devices()))

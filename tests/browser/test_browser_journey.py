@@ -31,6 +31,7 @@ CHART = '[data-testid="stVegaLiteChart"]'
 SIDEBAR = '[data-testid="stSidebar"]'
 JOB_TIMEOUT_MS = 300_000  # a queued tiny job waits for the ones ahead; each worker imports TensorFlow
 TINY_LINK = "train?layers=1&units=32&epochs=1&batch=64&samples=300&devices=cpu:0"
+OTHER_TINY_LINK = "train?layers=1&units=32&epochs=1&batch=64&samples=320&devices=cpu:0"  # not joined to TINY_LINK
 # The first of three queued jobs trains for ~25 s (40 epochs of 20,000 samples), so the third is still waiting
 # when looked at even on a loaded machine; tiny jobs alone (~8 s, mostly the worker's imports) finished before
 # the third session had submitted in one clean-clone run.
@@ -126,7 +127,7 @@ def test_three_sessions_queue_and_all_finish(chromium, journey):
     contexts = [chromium.new_context(viewport={"width": 1200, "height": 900}) for _ in range(3)]
     try:
         pages = []
-        for context, link in zip(contexts, [QUEUE_HEAD_LINK, TINY_LINK, TINY_LINK], strict=True):
+        for context, link in zip(contexts, [QUEUE_HEAD_LINK, TINY_LINK, OTHER_TINY_LINK], strict=True):
             context.set_default_timeout(180_000)
             page = context.new_page()
             page.goto(f"{url}/{link}")

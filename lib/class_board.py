@@ -1,0 +1,174 @@
+"""What the class board and the Train page say about jobs, as plain data: progress, models and today's speedups.
+
+The class board (`app_pages/board.py`) shows everyone the queue, the running job and the jobs that finished
+today, read from the run store. Nothing here names a session or a job id: finished jobs are described by
+what they trained (preset or model, dataset, samples, epochs) and how long each device took.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from lib.results import ProgressEvent
+
+EPOCH_DONE_KINDS = ("epoch", "device_done")  # progress events sent when an epoch (or the device) is complete
+
+
+def progress_fraction(event: ProgressEvent) -> float:
+    """How much of one device's training is done, from 0 to 1, after a progress event.
+
+    Args:
+        event: The device's latest progress event.
+    """
+    epochs = max(event.epochs, 1)
+    if event.kind in EPOCH_DONE_KINDS:
+        return min(event.epoch / epochs, 1.0)
+    within = event.batch / event.batches if event.batches else 0.0
+    return min((max(event.epoch - 1, 0) + within) / epochs, 1.0)
+
+
+def model_text(hidden_units: Sequence[int], activation: str) -> str:
+    """A model in a few words: "2 x Dense 512, relu" or "Dense 256 -> 128, relu".
+
+    Args:
+        hidden_units: Units per hidden layer.
+        activation: Activation of the hidden layers.
+    """
+    widths = [int(width) for width in hidden_units]
+    if not widths:
+        return f"no hidden layer, {activation}"
+    if len(set(widths)) == 1:
+        return f"{len(widths)} x Dense {widths[0]}, {activation}"
+    return "Dense " + " -> ".join(str(width) for width in widths) + f", {activation}"
+
+
+@dataclass(frozen=True)
+class DeviceTime:
+    """How long one device took to train a job."""
+
+    device: str  # normalised device name, "cpu:0", "gpu:all"
+    total_s: float  # seconds of training, all epochs
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    """One job that finished, as the class board lists it: what it trained and each device's time."""
+
+    preset: str | None  # preset name the spec came from, if any
+    dataset: str  # dataset name, "fashion_mnist"
+    hidden_units: tuple[int, ...]  # units per hidden layer
+    hidden_activation: str  # activation of the hidden layers
+    batch_size: int  # samples per training step
+    samples: int  # training samples per epoch
+    epochs: int  # epochs trained
+    finished_at: datetime.datetime  # when its last run was stored (UTC)
+    times: tuple[DeviceTime, ...]  # one per device that finished, fastest first
+
+    @property
+    def model_text(self) -> str:
+        """The model in a few words, as `model_text` writes it."""
+        return model_text(self.hidden_units, self.hidden_activation)
+
+    @property
+    def fastest(self) -> DeviceTime:
+        """The device that trained fastest."""
+        return self.times[0]
+
+    @property
+    def slowest(self) -> DeviceTime:
+        """The device that trained slowest."""
+        return self.times[-1]
+
+    @property
+    def speedup(self) -> float | None:
+        """Slowest device's time over the fastest's; None when only one device finished."""
+        if len(self.times) < 2 or self.fastest.total_s <= 0:
+            return None
+        return self.slowest.total_s / self.fastest.total_s
+
+
+FINISHED_COLUMNS = (
+    "id",
+    "job_id",
+    "created_at",
+    "status",
+    "preset",
+    "dataset",
+    "device",
+    "total_s",
+    "num_train",
+    "epochs",
+    "batch_size",
+    "hidden_units",
+    "hidden_activation",
+)
+
+
+def finished_jobs(runs: pd.DataFrame) -> list[FinishedJob]:
+    """Groups stored runs into finished jobs, newest first; runs that did not finish are left out.
+
+    Args:
+        runs: Stored runs, as `RunStore.runs()` returns them (needs the columns in `FINISHED_COLUMNS`).
+            Runs without a job id (the command line's) each count as a job of their own.
+
+    Returns:
+        One entry per job with at least one finished run, the most recently finished first.
+    """
+    if runs.empty or not set(FINISHED_COLUMNS) <= set(runs.columns):
+        return []
+    done = runs[(runs["status"] == "done") & runs["total_s"].notna()]
+    if done.empty:
+        return []
+    groups = [_job_key(row) for row in done.itertuples(index=False)]
+    jobs = [_finished_job(frame) for _, frame in done.groupby(groups, sort=False)]
+    return sorted(jobs, key=lambda job: job.finished_at, reverse=True)
+
+
+def start_of_today(now: datetime.datetime | None = None) -> datetime.datetime:
+    """Midnight of today on this server's clock, as an aware datetime (what "today" means on the board).
+
+    Args:
+        now: The time to take the day of; the current local time when None.
+    """
+    local = (now or datetime.datetime.now()).astimezone()
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _job_key(row: Any) -> str:
+    job_id = row.job_id
+    if isinstance(job_id, str) and job_id:
+        return f"job:{job_id}"
+    return f"run:{row.id}"
+
+
+def _finished_job(frame: pd.DataFrame) -> FinishedJob:
+    first = frame.iloc[0]
+    times = sorted(
+        (DeviceTime(device=str(row.device), total_s=float(row.total_s)) for row in frame.itertuples(index=False)),
+        key=lambda time: time.total_s,
+    )
+    preset = first["preset"]
+    return FinishedJob(
+        preset=preset if isinstance(preset, str) and preset else None,
+        dataset=str(first["dataset"]),
+        hidden_units=_units(first["hidden_units"]),
+        hidden_activation=str(first["hidden_activation"]),
+        batch_size=int(first["batch_size"]),
+        samples=int(first["num_train"]),
+        epochs=int(first["epochs"]),
+        finished_at=pd.Timestamp(frame["created_at"].max()).to_pydatetime(),
+        times=tuple(times),
+    )
+
+
+def _units(value: Any) -> tuple[int, ...]:
+    """Units per hidden layer from a stored value (a list, or something unreadable)."""
+    if isinstance(value, list | tuple):
+        return tuple(int(width) for width in value if isinstance(width, int | float) and math.isfinite(width))
+    return ()

@@ -1,0 +1,77 @@
+"""Tests of lib.class_board: progress fractions, model names and today's finished jobs from stored runs."""
+
+from __future__ import annotations
+
+import datetime
+
+import pandas as pd
+import pytest
+
+from lib.class_board import finished_jobs, model_text, progress_fraction, start_of_today
+from lib.results import ProgressEvent
+
+
+@pytest.mark.parametrize(
+    ("event", "fraction"),
+    [
+        (ProgressEvent(kind="device_start", device="cpu:0", epochs=4), 0.0),
+        (ProgressEvent(kind="batch", device="cpu:0", epoch=2, epochs=4, batch=50, batches=100), 0.375),
+        (ProgressEvent(kind="epoch", device="cpu:0", epoch=3, epochs=4), 0.75),
+        (ProgressEvent(kind="device_done", device="cpu:0", epoch=4, epochs=4), 1.0),
+        (ProgressEvent(kind="batch", device="cpu:0", epoch=9, epochs=4, batch=1, batches=1), 1.0),
+    ],
+)
+def test_progress_fraction(event, fraction):
+    assert progress_fraction(event) == pytest.approx(fraction)
+
+
+def test_model_text():
+    assert model_text((512, 512), "relu") == "2 x Dense 512, relu"
+    assert model_text([256, 128], "tanh") == "Dense 256 -> 128, tanh"
+
+
+def run_row(run_id: int, job_id: str | None, device: str, total_s: float, status: str = "done", minute: int = 0):
+    return {
+        "id": run_id,
+        "job_id": job_id,
+        "created_at": pd.Timestamp(2026, 1, 5, 10, minute, tz="UTC"),
+        "status": status,
+        "preset": "fashion-seed" if job_id == "a" else None,
+        "dataset": "fashion_mnist",
+        "device": device,
+        "total_s": total_s,
+        "num_train": 3000,
+        "epochs": 5,
+        "batch_size": 32,
+        "hidden_units": [64],
+        "hidden_activation": "relu",
+    }
+
+
+def test_finished_jobs_group_runs_by_job_newest_first_with_their_speedup():
+    runs = pd.DataFrame(
+        [
+            run_row(1, "a", "cpu:0", 20.0, minute=1),
+            run_row(2, "a", "gpu:0", 2.5, minute=2),
+            run_row(3, None, "cpu:0", 7.0, minute=3),  # a command-line run: a job of its own
+            run_row(4, "b", "cpu:0", 9.0, status="cancelled", minute=4),  # did not finish: left out
+            run_row(5, "c", "gpu:0", 1.0, minute=5),
+            run_row(6, "c", "cpu:0", 4.0, status="failed", minute=6),
+        ]
+    )
+    jobs = finished_jobs(runs)
+    assert [(job.fastest.device, job.speedup) for job in jobs] == [("gpu:0", None), ("cpu:0", None), ("gpu:0", 8.0)]
+    assert jobs[2].preset == "fashion-seed" and jobs[2].slowest.device == "cpu:0"
+    assert jobs[1].preset is None and jobs[1].model_text == "1 x Dense 64, relu"
+    assert (jobs[2].samples, jobs[2].epochs) == (3000, 5)
+
+
+def test_no_runs_no_jobs():
+    assert finished_jobs(pd.DataFrame()) == []
+
+
+def test_start_of_today_is_local_midnight():
+    now = datetime.datetime(2026, 3, 4, 15, 30, tzinfo=datetime.UTC)
+    midnight = start_of_today(now)
+    assert (midnight.hour, midnight.minute, midnight.second) == (0, 0, 0)
+    assert midnight <= now < midnight + datetime.timedelta(days=1)
