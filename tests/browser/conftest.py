@@ -10,98 +10,35 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from benchmarks.harness import CHROMIUM, CHROMIUM_ARGS, SERVER_FLAGS, ServerStartError, launch_streamlit
 
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SERVER_START_TIMEOUT_S = 120  # the first start imports TensorFlow on a small machine
 PAGE_TIMEOUT_MS = 180_000  # a page's first run may load a dataset and import Keras
 
 
 RUNS_DB_NAME = "runs.sqlite"  # the run store of a test server, inside its log folder
-
-
-def free_port() -> int:
-    """Asks the operating system for a TCP port nobody listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen, log_path: pathlib.Path) -> None:
-    """Polls Streamlit's health endpoint until it answers "ok", failing if the server dies or takes too long."""
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"streamlit exited with code {server.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().decode().strip() == "ok":
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"streamlit did not answer {url}/_stcore/health within {SERVER_START_TIMEOUT_S} s")
+SERVER_LOG_NAME = "server.log"  # the server's output, inside its log folder
 
 
 @contextlib.contextmanager
-def streamlit_server(log_dir: pathlib.Path) -> Iterator[str]:
+def streamlit_server(log_dir: pathlib.Path, flags: Sequence[str] = SERVER_FLAGS) -> Iterator[str]:
     """Runs `streamlit run streamlit_app.py` from the repository root on a free port; always terminates it.
 
-    The server keeps its run history in `log_dir/runs.sqlite` (`RUNS_DB_NAME`), never in the repository.
+    The server keeps its run history in `log_dir/runs.sqlite` (`RUNS_DB_NAME`), never in the repository, and
+    writes its output to `log_dir/server.log` (`SERVER_LOG_NAME`). `flags=()` starts it as `make run` does.
     """
-    port = free_port()
-    log_path = log_dir / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "streamlit_app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    with log_path.open("w") as log:
-        env = {**os.environ, "GPUX_RUNS_DB": str(log_dir / RUNS_DB_NAME)}
-        server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until_healthy(url, server, log_path)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+    env = {**os.environ, "GPUX_RUNS_DB": str(log_dir / RUNS_DB_NAME)}
+    try:
+        with launch_streamlit(
+            log_dir / SERVER_LOG_NAME, env, flags=flags, start_timeout_s=SERVER_START_TIMEOUT_S
+        ) as server:
+            yield server.url
+    except ServerStartError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")
