@@ -46,6 +46,7 @@ from lib.backend import BackendUnavailableError, backend_name
 from lib.datasets import get_info
 from lib.devices import DeviceNotFoundError
 from lib.estimates import estimate_job, median_overhead
+from lib.hardware import usable_cores
 from lib.job_queue import FairQueue
 from lib.job_records import JobRecords, stored_job, stored_results
 from lib.jobs import (
@@ -69,6 +70,10 @@ from lib.spec import ModelSpec, SpecError, count_params
 from lib.store import RunStore, StoreError
 from lib.worker_pool import DEFAULT_WORKER_COMMAND, REPO_ROOT, WorkerPool, WorkerProcess
 
+# On a server with this many cores the next spare imports while a job trains (its one import thread took no
+# measurable time from a job on a 16-core host); on fewer, it waits until nothing trains: on 2 cores it slowed
+# a running job by 20-26 % (BENCHMARKS.md, "Warm worker").
+SPARE_BESIDE_JOB_MIN_CORES = 8
 CANCEL_GRACE_S = 3.0  # after SIGTERM, seconds a worker gets to stop by itself before SIGKILL
 JOIN_TIMEOUT_S = 10.0  # how long shutdown waits for running workers to end
 KEEP_FINISHED_JOBS = 1000  # finished jobs kept in memory for `get`; older ones are only in the store
@@ -554,6 +559,8 @@ class JobRunner:
         job.process, job.stderr = worker.popen, worker.stderr
         job.reader = threading.Thread(target=self._read_worker, args=(job, row_ids), name=f"job-{job.id}", daemon=True)
         job.reader.start()
+        if usable_cores() >= SPARE_BESIDE_JOB_MIN_CORES:
+            self._start_spare()
         timer = threading.Timer(self.limits.job_seconds, self._on_time_limit, args=(job,))
         timer.daemon = True
         timer.start()
@@ -639,7 +646,7 @@ class JobRunner:
             self._note_overhead(job)
             if not self._closed:
                 self._records.finished_runs().add_done_callback(self._on_finished_runs)
-                if self._running_count() == 0:  # a spare imports only while nothing trains (lib.worker_pool)
+                if self._running_count() == 0:  # with few cores a spare imports only while nothing trains
                     self._start_spare()
 
     def _set_final(

@@ -321,3 +321,15 @@ def _running(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_on_a_many_core_server_the_next_spare_imports_while_a_job_trains(make_runner, monkeypatch):
+    monkeypatch.setattr("lib.runner.usable_cores", lambda: 16)
+    runner = make_runner(warm_workers=True, env={**TEST_ENV, "KERAS_BACKEND": "jax", "GPUX_WARM_WORKER": "1"})
+    spare = runner._pool.spare_pid("jax")
+
+    submitted = submit_fake(runner, "a", sleep_before_s=LONG_S)
+    wait_until(lambda: runner.get(submitted.id).state == JobState.RUNNING, what="the job to start")
+
+    assert spare is not None and runner._pool.spare_pid("jax") not in (None, spare)
+    runner.cancel(submitted.id)
