@@ -104,8 +104,11 @@ def thread_priorities(pid: int) -> list[tuple[int, int]]:
     """The (scheduling policy, nice value) of each of a process's threads, from /proc."""
     pairs = []
     for thread_id in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{thread_id}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()  # fields 3.. of proc(5), after the command name
+        try:
+            with open(f"/proc/{pid}/task/{thread_id}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()  # fields 3.. of proc(5), after the command name
+        except FileNotFoundError:
+            continue  # the thread ended after it was listed
         pairs.append((int(fields[38]), int(fields[16])))  # field 41 policy, field 19 nice
     return pairs
 
