@@ -7,6 +7,8 @@ import pathlib
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -45,6 +47,26 @@ def run_on_two_host_devices(args: list[str], backend: str, timeout_s: float = 30
     return subprocess.run(
         [sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s
     )
+
+
+def process_alive(pid: int) -> bool:
+    """Tells whether a process is still running; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str = "condition") -> object:
+    """Polls `condition` every 50 ms until it returns something true (returned), failing after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"Timed out waiting for {what}.")
 
 
 @pytest.fixture

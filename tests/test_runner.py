@@ -17,7 +17,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 
@@ -42,7 +41,8 @@ from lib.runner import JobRunner
 from lib.spec import ModelSpec, SpecError
 from lib.store import RunStore
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, process_alive
+from .conftest import wait_until as wait_for
 
 TEST_ENV = {WORKER_TEST_HOOKS_ENV: "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 WAIT_S = 120  # upper bound for one job to end; only reached when something is broken
@@ -92,13 +92,7 @@ def submit_fake(runner: JobRunner, owner: str, client: str | None = None, **hook
 
 
 def wait_until(condition, timeout_s: float = WAIT_S, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"Timed out waiting for {what}.")
+    return wait_for(condition, timeout_s, what)
 
 
 def wait_for_epoch(runner: JobRunner, job_id: str, epoch: int = 1) -> None:
@@ -342,7 +336,7 @@ def test_a_server_that_dies_leaves_its_running_job_interrupted_and_its_queue_for
 
     process.kill()
     process.wait()
-    wait_until(lambda: not _alive(int(worker_pid)), what="the orphaned worker to exit")
+    wait_until(lambda: not process_alive(int(worker_pid)), what="the orphaned worker to exit")
     runner = make_runner(store=store)
 
     assert runner.interrupted_at_start == 1
@@ -356,16 +350,6 @@ def test_a_server_that_dies_leaves_its_running_job_interrupted_and_its_queue_for
     assert [runner.get(queued_id, owner).id for queued_id, owner in zip(queued_ids, "bc", strict=True)] == queued_ids
     clients = {record.job_id: record.client for record in store.jobs()}
     assert [clients[queued_id] for queued_id in queued_ids] == ["10.0.0.b", "10.0.0.c"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by init) counts as gone.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
 
 
 def test_shutdown_interrupts_the_running_job_and_keeps_the_queue_for_the_next_server(make_runner, store):

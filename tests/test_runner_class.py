@@ -5,7 +5,6 @@ Jobs use the worker's fake test hook (see tests/test_runner.py), with workers st
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -16,6 +15,7 @@ from lib.runner import JobRunner
 from lib.runner_job import anonymous_name
 from lib.store import RunStore
 
+from .conftest import process_alive
 from .test_runner import LONG_S, TEST_ENV, WAIT_S, fake_spec, runners, submit_fake, wait_until
 
 SAME_SPEC = fake_spec(epochs=2, sleep_before_s=0.3)
@@ -311,16 +311,7 @@ def test_a_warm_spare_takes_the_job_the_next_starts_after_it_and_shutdown_ends_i
     next_spare = runner._pool.spare_pid("jax")
     assert next_spare not in (None, spare)
     runner.shutdown()
-    wait_until(lambda: not _running(next_spare), what="the spare to end")
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
+    wait_until(lambda: not process_alive(next_spare), what="the spare to end")
 
 
 def test_on_a_many_core_server_the_next_spare_imports_while_a_job_trains(make_runner, monkeypatch):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
 
@@ -20,7 +19,7 @@ from lib.spec import ModelSpec
 from lib.worker import MAX_NICE, WORKER_NICE, WORKER_NICE_ENV
 from lib.worker_pool import DEFAULT_WORKER_COMMAND, WARM_WORKER_ENV, WorkerPool, WorkerProcess
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, process_alive, wait_until
 
 BACKEND = "jax"  # the quickest backend to import, so spares warm up quickly
 BACKEND_ENV = {"KERAS_BACKEND": BACKEND}
@@ -113,24 +112,6 @@ def thread_priorities(pid: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_until(condition, what: str):
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"Timed out waiting for {what}.")
-
-
 def test_spare_warms_up_then_runs_a_real_job_with_the_same_events_as_a_cold_worker(make_pool):
     cold_code, cold_events = run_to_end(make_pool(warm=False).launch(BACKEND, BACKEND_ENV), real_request())
     pool = make_pool()
@@ -175,7 +156,7 @@ def test_a_dead_spare_is_replaced_by_a_cold_start(make_pool):
     pool = make_pool()
     dead_pid = pool.start_spare(BACKEND, BACKEND_ENV)
     os.killpg(dead_pid, signal.SIGKILL)
-    wait_until(lambda: pool.spare_pid(BACKEND) is None, "the killed spare to be noticed")
+    wait_until(lambda: pool.spare_pid(BACKEND) is None, WAIT_S, "the killed spare to be noticed")
 
     worker = pool.launch(BACKEND, BACKEND_ENV)
     code, events = run_to_end(worker, fake_request())
@@ -191,7 +172,7 @@ def test_a_spare_started_with_other_settings_does_not_serve_the_job(make_pool):
 
     worker = pool.launch(BACKEND, {**BACKEND_ENV, "GPUX_EXTRA": "1"})
 
-    assert not worker.warm and not alive(old_pid)
+    assert not worker.warm and not process_alive(old_pid)
     end(worker)
 
 
@@ -204,7 +185,7 @@ def test_close_ends_every_spare_and_starts_no_more(make_pool):
     later = pool.launch(BACKEND, BACKEND_ENV)
 
     assert None not in spare_pids
-    assert [alive(pid) for pid in spare_pids] == [False, False]
+    assert [process_alive(pid) for pid in spare_pids] == [False, False]
     assert pool.spare_pid(BACKEND) is None and pool.start_spare(BACKEND, BACKEND_ENV) is None
     for handed_out in (worker, later):
         code, _ = run_to_end(handed_out, fake_request())
