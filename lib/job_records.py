@@ -125,8 +125,3 @@ def stored_results(store: RunStore, job_id: str) -> tuple[DeviceRun, ...]:
         run.status, run.error = status, error
         runs.append(run)
     return tuple(runs)
-
-
-def stored_job(store: RunStore, job_id: str) -> JobRecord | None:
-    """The stored job with this id, or None."""
-    return next((record for record in store.jobs() if record.job_id == job_id), None)

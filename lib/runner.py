@@ -48,7 +48,7 @@ from lib.devices import DeviceNotFoundError
 from lib.estimates import estimate_job, median_overhead
 from lib.hardware import usable_cores
 from lib.job_queue import FairQueue
-from lib.job_records import JobRecords, stored_job, stored_results
+from lib.job_records import JobRecords, stored_results
 from lib.jobs import (
     FINAL_STATES,
     BoardSnapshot,
@@ -215,7 +215,7 @@ class JobRunner:
                 job = self._job_of(record, num_train, estimated_duration_s)
                 self._add_to_queue(job)
                 written = self._records.save_job(job.record())
-            snapshot = self._snapshot(job, self._queue_view(time.time()), owner)
+            snapshot = self._snapshot(job, owner)
         _wait_quietly(written)  # the job is in the store before the page hears it was accepted
         return snapshot
 
@@ -244,7 +244,7 @@ class JobRunner:
             if owner is not None and job.active and len(job.owners) > 1:
                 job.owners.remove(owner)
                 written = self._records.update_job(job.id, owners=tuple(job.owners))
-                snapshot = self._snapshot(job, self._queue_view(time.time()), owner)
+                snapshot = self._snapshot(job, owner)
             else:
                 written = self._cancel_for_everyone(job)
                 snapshot = None
@@ -263,7 +263,7 @@ class JobRunner:
         """
         with self._cond:
             job = self._find(job_id, owner)
-            return self._snapshot(job, self._queue_view(time.time()), owner)
+            return self._snapshot(job, owner)
 
     def adopt(self, job_id: str, owner: str) -> JobSnapshot:
         """Makes a session an owner of a job it has the id of (its link after a reload or a server restart).
@@ -295,7 +295,7 @@ class JobRunner:
                     self._check_owner_free(owner)
                 job.owners.append(owner)
                 written = self._records.update_job(job.id, owners=tuple(job.owners))
-            snapshot = self._snapshot(job, self._queue_view(time.time()), owner)
+            snapshot = self._snapshot(job, owner)
         _wait_quietly(written)
         return snapshot
 
@@ -304,7 +304,7 @@ class JobRunner:
         with self._cond:
             view = self._queue_view(time.time())
             return [
-                self._snapshot(job, view, owner) for job in self._jobs.values() if owner is None or owner in job.owners
+                self._snapshot(job, owner, view) for job in self._jobs.values() if owner is None or owner in job.owners
             ]
 
     def board(self) -> BoardSnapshot:
@@ -356,7 +356,7 @@ class JobRunner:
                 if remaining is not None and remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            return self._snapshot(job, self._queue_view(time.time()), None)
+            return self._snapshot(job, None)
 
     def shutdown(self, timeout_s: float = JOIN_TIMEOUT_S) -> None:
         """Stops accepting jobs, ends every worker and records running jobs as interrupted.
@@ -515,7 +515,7 @@ class JobRunner:
     def _job_from_store(self, job_id: str) -> RunnerJob:
         """A job that ended before this runner started, read back from the store."""
         try:
-            record = stored_job(self.store, job_id)
+            record = self.store.job(job_id)
             results = () if record is None else stored_results(self.store, job_id)
         except StoreError as error:
             raise JobNotFoundError(f"{NOT_FOUND_MESSAGE} ({error})") from error
@@ -730,7 +730,12 @@ class JobRunner:
 
     # --- snapshots ---
 
-    def _snapshot(self, job: RunnerJob, view: dict[str, tuple[int, float]], viewer: str | None) -> JobSnapshot:
+    def _snapshot(
+        self, job: RunnerJob, viewer: str | None, view: dict[str, tuple[int, float]] | None = None
+    ) -> JobSnapshot:
+        """A job's snapshot; the queue view (every queued job's place and start) is built only for a queued job."""
+        if view is None:
+            view = self._queue_view(time.time()) if job.state == JobState.QUEUED else {}
         position, estimated_start_s = view.get(job.id, (0, None))
         return job.snapshot(position, estimated_start_s, viewer)
 

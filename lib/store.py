@@ -428,6 +428,11 @@ class RunStore:
             return self._job_records("", [])
         return self._job_records("WHERE submitted_at >= ?", [_epoch_seconds(since)])
 
+    def job(self, job_id: str) -> JobRecord | None:
+        """Returns the stored job with this id, or None."""
+        records = self._job_records("WHERE job_id = ?", [job_id])
+        return records[0] if records else None
+
     # --- reading ---
 
     def runs(

@@ -342,6 +342,8 @@ def test_job_round_trip_and_store_assigned_seq(store):
     stored = store.jobs()[0]
     assert stored.request.backend == "jax" and stored.request.spec.device_resident
     assert stored.owners == ("session-a", "session-b") and isinstance(stored.state, JobState)
+    assert store.job("bbbbbbbbbbbb") == dataclasses.replace(second, seq=2)
+    assert store.job("cccccccccccc") is None
 
 
 def test_saving_a_job_again_replaces_it_and_keeps_its_seq(store):
