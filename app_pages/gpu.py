@@ -88,8 +88,9 @@ def show_this_machine(devices) -> None:
     """The device table and how the backend was built; until the backend is loaded, where the list comes from."""
     st.subheader("This machine")
     st.dataframe(device_table(devices), hide_index=True)
-    if runtime.backend_error() is not None:
-        st.error(runtime.backend_error(), icon=":material/error:")
+    error = runtime.backend_error()
+    if error is not None:
+        st.error(error, icon=":material/error:")
     if not runtime.backend_ready():
         st.caption(runtime.device_list_note())
         return

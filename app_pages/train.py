@@ -279,13 +279,12 @@ def draw_samples(settings: RunSettings, samples: int, suggestion: SampleSuggesti
     if settings.sample_limit is not None and settings.sample_limit > max_samples:
         st.caption(f"You chose {settings.sample_limit:,}; {info.title} has {max_samples:,} here, so all of them train.")
     devices = estimate_devices(settings.devices)
+    runs, overhead_s = runtime.finished_runs(), job_overhead_s()  # read once for both estimates below
     if samples == suggestion.samples:
         label = "the whole training set" if suggestion.whole_dataset else "suggested for a class"
         st.caption(f"{samples:,} samples, {label}: {suggestion.text}.")
     else:
-        estimate = estimate_job(
-            spec, samples, devices, runtime.finished_runs(), overhead_s=job_overhead_s(), backend=backend_name()
-        )
+        estimate = estimate_job(spec, samples, devices, runs, overhead_s=overhead_s, backend=backend_name())
         st.caption(f"{samples:,} samples: {estimate.seconds_text} here ({estimate.source_text}).")
         st.button(
             f"Back to the suggested {suggestion.samples:,} ({format_seconds(suggestion.seconds)})",
@@ -295,9 +294,7 @@ def draw_samples(settings: RunSettings, samples: int, suggestion: SampleSuggesti
             disabled=busy,
         )
     if samples < max_samples:
-        whole = estimate_job(
-            spec, max_samples, devices, runtime.finished_runs(), overhead_s=job_overhead_s(), backend=backend_name()
-        )
+        whole = estimate_job(spec, max_samples, devices, runs, overhead_s=overhead_s, backend=backend_name())
         st.button(
             f"Use all {max_samples:,} samples",
             key=Key.USE_ALL_SAMPLES,
