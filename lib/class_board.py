@@ -64,16 +64,10 @@ class FinishedJob:
     dataset: str  # dataset name, "fashion_mnist"
     hidden_units: tuple[int, ...]  # units per hidden layer
     hidden_activation: str  # activation of the hidden layers
-    batch_size: int  # samples per training step
     samples: int  # training samples per epoch
     epochs: int  # epochs trained
     finished_at: datetime.datetime  # when its last run was stored (UTC)
     times: tuple[DeviceTime, ...]  # one per device that finished, fastest first
-
-    @property
-    def model_text(self) -> str:
-        """The model in a few words, as `model_text` writes it."""
-        return model_text(self.hidden_units, self.hidden_activation)
 
     @property
     def fastest(self) -> DeviceTime:
@@ -104,7 +98,6 @@ FINISHED_COLUMNS = (
     "total_s",
     "num_train",
     "epochs",
-    "batch_size",
     "hidden_units",
     "hidden_activation",
 )
@@ -159,7 +152,6 @@ def _finished_job(frame: pd.DataFrame) -> FinishedJob:
         dataset=str(first["dataset"]),
         hidden_units=_units(first["hidden_units"]),
         hidden_activation=str(first["hidden_activation"]),
-        batch_size=int(first["batch_size"]),
         samples=int(first["num_train"]),
         epochs=int(first["epochs"]),
         finished_at=pd.Timestamp(frame["created_at"].max()).to_pydatetime(),

@@ -62,7 +62,8 @@ def test_finished_jobs_group_runs_by_job_newest_first_with_their_speedup():
     jobs = finished_jobs(runs)
     assert [(job.fastest.device, job.speedup) for job in jobs] == [("gpu:0", None), ("cpu:0", None), ("gpu:0", 8.0)]
     assert jobs[2].preset == "fashion-seed" and jobs[2].slowest.device == "cpu:0"
-    assert jobs[1].preset is None and jobs[1].model_text == "1 x Dense 64, relu"
+    assert jobs[1].preset is None
+    assert model_text(jobs[1].hidden_units, jobs[1].hidden_activation) == "1 x Dense 64, relu"
     assert (jobs[2].samples, jobs[2].epochs) == (3000, 5)
 
 
