@@ -14,6 +14,7 @@ from lib.datasets import (
     available_sources,
     get_info,
     load_dataset,
+    synthetic_dataset,
 )
 from lib.keys import Key
 from ui import runtime
@@ -23,6 +24,8 @@ HISTOGRAM_BINS = 32  # intensity bins of 8 levels each
 ENLARGE_FACTOR = 3  # 28 px -> 84 px, 32 px -> 96 px on screen
 FIRST_LABELS = 10  # labels shown with their class names, as the tutorial printed y_train[:10]
 CROP = slice(10, 16)  # rows and columns of the pixel-value example (the image centre)
+PREVIEW_IMAGES = 16  # generated images shown when the real dataset is missing
+TUTORIAL = "Purnendu Shukla's CPU-vs-GPU tutorial (Analytics Vidhya, November 2021)"
 
 
 @st.cache_resource(show_spinner="Loading the dataset with its Keras loader...")
@@ -41,25 +44,85 @@ def cached_mean_images(name: str) -> np.ndarray:
     return eda.to_display_uint8(means)
 
 
-def show_unavailable(info: DatasetInfo, error: DatasetUnavailableError) -> None:
-    """Explains why a dataset cannot be shown and how to get it."""
-    st.error(error.reason or str(error), icon=":material/error:")
-    if error.fix:
-        st.info(error.fix, icon=":material/build:")
-    st.caption(
-        f"The other pages keep working; pick another dataset above to explore real data instead of {info.title}."
+def show_generated_stand_in(info: DatasetInfo, error: DatasetUnavailableError) -> None:
+    """What the dataset would be, and what training uses instead, when this server has no readable copy."""
+    if available_sources(info.name):
+        st.warning(
+            f"This server's {info.title} copy cannot be read, so training on it fails until it is replaced; on the "
+            'Train page, tick "Use generated images of the same shape" to time the model meanwhile.',
+            icon=":material/broken_image:",
+        )
+    else:
+        st.info(
+            f"This server has no {info.title} copy, so training uses generated images of the same shape: "
+            "timings are real, accuracy is meaningless.",
+            icon=":material/cloud_off:",
+        )
+    show_expected_shapes(info)
+    show_class_names(info)
+    show_generated_preview(info)
+    st.subheader("What is in the data")
+    st.markdown(
+        f"The class balance, pixel histogram, mean image per class and preprocessing example need the real "
+        f"{info.title} images; they appear here once this server has them."
     )
+    with st.expander(f"For the server's owner: how to add {info.title}", icon=":material/build:"):
+        st.markdown(error.reason or str(error))
+        if error.fix:
+            st.markdown(error.fix)
+
+
+def show_expected_shapes(info: DatasetInfo) -> None:
+    """The shapes Keras returns for this dataset, known without the files."""
+    st.subheader("What Keras gives us")
+    show_size_metrics(info, info.num_train, info.num_test, info.image_shape)
+    image = ", ".join(str(size) for size in info.image_shape)
+    st.code(
+        f"x_train.shape  = ({info.num_train}, {image})  # dtype uint8\n"
+        f"y_train.shape  = ({info.num_train},)  # dtype uint8\n"
+        f"x_test.shape   = ({info.num_test}, {image})\n"
+        f"y_test.shape   = ({info.num_test},)",
+        language="python",
+    )
+    st.caption(f"What keras.datasets.{info.name}.load_data() returns once this server has {info.title}.")
+
+
+def show_class_names(info: DatasetInfo) -> None:
+    """The label of each class and its name."""
+    st.markdown(f"The {info.num_classes} classes, by label:")
+    st.dataframe(eda.class_table(info), hide_index=True)
+
+
+def show_generated_preview(info: DatasetInfo) -> None:
+    """Images from the generator training uses without the real data, labelled as such."""
+    st.subheader("What training uses here instead")
+    generated = synthetic_dataset(info.name, PREVIEW_IMAGES, 1, seed=0)
+    st.caption(
+        f"{PREVIEW_IMAGES} generated images (random pixels), not {info.title}. Each gets a random label, so "
+        "nothing in an image tells its class, and a model trained on them scores chance: "
+        f"about {1 / info.num_classes:.0%} on the test images."
+    )
+    st.image(
+        [eda.enlarge(image, ENLARGE_FACTOR) for image in generated.x_train],
+        caption=[f"generated, random label: {info.class_names[label]}" for label in generated.y_train],
+        width=info.image_shape[1] * ENLARGE_FACTOR,
+    )
+
+
+def show_size_metrics(info: DatasetInfo, num_train: int, num_test: int, image_shape: tuple[int, ...]) -> None:
+    """Training and test image counts, one image's shape, and the number of classes."""
+    columns = st.columns(4)
+    columns[0].metric("Training images", f"{num_train:,}")
+    columns[1].metric("Test images", f"{num_test:,}")
+    columns[2].metric("One image", " x ".join(str(size) for size in image_shape))
+    columns[3].metric("Classes", info.num_classes)
 
 
 def show_shapes(dataset: Dataset) -> None:
     """What the tutorial printed after loading: array shapes and the first labels."""
     st.subheader("What Keras gives us")
     st.caption(f"Source: {dataset.source}")
-    columns = st.columns(4)
-    columns[0].metric("Training images", f"{len(dataset.x_train):,}")
-    columns[1].metric("Test images", f"{len(dataset.x_test):,}")
-    columns[2].metric("One image", " x ".join(str(size) for size in dataset.x_train[0].shape))
-    columns[3].metric("Classes", dataset.info.num_classes)
+    show_size_metrics(dataset.info, len(dataset.x_train), len(dataset.x_test), dataset.x_train[0].shape)
     st.code(
         f"x_train.shape  = {dataset.x_train.shape}  # dtype {dataset.x_train.dtype}\n"
         f"y_train.shape  = {dataset.y_train.shape}  # dtype {dataset.y_train.dtype}\n"
@@ -90,7 +153,7 @@ def show_samples(dataset: Dataset) -> None:
     st.caption(f"{len(indices)} random training images of {classes}.")
     st.image(
         [eda.enlarge(dataset.x_train[index], ENLARGE_FACTOR) for index in indices],
-        caption=[f"{info.class_names[dataset.y_train[index]]} (#{index})" for index in indices],
+        caption=[f"{info.class_names[dataset.y_train[index]]} (#{index:,})" for index in indices],
         width=info.image_shape[1] * ENLARGE_FACTOR,
     )
 
@@ -140,9 +203,9 @@ def show_preprocessing(dataset: Dataset) -> None:
     image = dataset.x_train[0]
     channel = image[..., 0] if info.is_rgb else image
     channel_note = " (red channel)" if info.is_rgb else ""
+    first_class = eda.with_article(info.class_names[dataset.y_train[0]])
     st.markdown(
-        f"Training image #0 is a **{info.class_names[dataset.y_train[0]]}**. Its centre pixels{channel_note}, "
-        "before and after scaling to [0, 1]:"
+        f"Training image #0 is **{first_class}**. Its centre pixels{channel_note}, before and after scaling to [0, 1]:"
     )
     before, after = st.columns(2)
     before.caption(f"As loaded: {image.dtype}, values {image.min()} to {image.max()}")
@@ -154,18 +217,21 @@ def show_preprocessing(dataset: Dataset) -> None:
     label = int(dataset.y_train[0])
     encoded = eda.one_hot(dataset.y_train[:1], info.num_classes)[0]
     st.markdown(
-        f"Its label **{label}** ({info.class_names[label]}) as a one-hot row (float32), for a categorical loss:"
+        f"Its label **{label}** ({info.class_names[label]}) as a one-hot row (float32): the target that the model's "
+        f"softmax output, {info.num_classes} probabilities that add up to 1, is compared with by categorical "
+        "cross-entropy. The tutorial used sigmoid outputs; softmax fits data where each image has exactly one class."
     )
     st.dataframe({name: [value] for name, value in zip(info.class_names, encoded, strict=True)}, hide_index=True)
 
     st.markdown("Memory of the whole training set in each dtype:")
+    footprint = eda.memory_footprint(dataset)
     st.dataframe(
-        eda.memory_footprint(dataset),
+        footprint.assign(bytes=footprint["bytes"].map("{:,}".format)),
         hide_index=True,
         column_config={
             "dtype": st.column_config.TextColumn("dtype"),
             "bytes_per_value": st.column_config.NumberColumn("Bytes per pixel", format="%d"),
-            "bytes": st.column_config.NumberColumn("Bytes", format="%d"),
+            "bytes": st.column_config.TextColumn("Bytes"),
             "mib": st.column_config.NumberColumn("MiB", format="%.1f"),
             "ratio": st.column_config.NumberColumn("x uint8", format="%.0fx"),
             "note": st.column_config.TextColumn("When"),
@@ -186,15 +252,16 @@ def show_preprocessing(dataset: Dataset) -> None:
 
 st.title("Datasets")
 st.markdown(
-    "The tutorial trained the same kind of model on two small image datasets. Here is what is in them "
+    f"{TUTORIAL} trained the same kind of model on two small image datasets. Here is what is in them "
     "and how their pixels become the numbers a model trains on."
 )
 name = st.selectbox("Dataset", DATASET_NAMES, format_func=lambda n: get_info(n).title, key=Key.DATASET)
 info = get_info(name)
+st.markdown(info.description)
 try:
     dataset = cached_dataset(name)
 except DatasetUnavailableError as error:
-    show_unavailable(info, error)
+    show_generated_stand_in(info, error)
     st.stop()
 except BackendUnavailableError as error:
     st.error(str(error), icon=":material/error:")

@@ -7,11 +7,16 @@ Run `python -m lib.bench --help` for the options. Examples:
     KERAS_BACKEND=jax python -m lib.bench --preset fashion-tuned --hidden-units 3000,1000 --csv runs.csv
 
 It starts from a preset (`--preset`, default fashion-seed), applies the spec options given, checks the
-spec against the server limits (`lib.limits`), loads the dataset (or generates one of the same shapes
-with `--synthetic`), trains on each device with `lib.engine.train_on_devices`, prints one table per
-device and, when several devices ran, how many times faster each was than the first CPU. Every run,
-done or failed, is stored in the run store (`--db`, default `$GPUX_RUNS_DB` or `runs/runs.sqlite`)
-unless `--no-store`. Progress (one line per epoch) goes to standard error unless `--quiet`.
+spec against the server limits (`lib.limits`), loads the dataset (or, with `--synthetic`, generates
+images of the same shapes with random pixels and random labels), trains on each device with
+`lib.engine.train_on_devices`, prints one table per device and, when several devices ran, how many
+times faster each was than the first CPU. Every run, done or failed, is stored in the run store
+(`--db`, default `$GPUX_RUNS_DB` or `runs/runs.sqlite`) unless `--no-store`. Progress (one line per
+epoch) goes to standard error unless `--quiet`.
+
+Generated data (`--synthetic`) times the real computation, but its labels are random, so a model scores
+chance on it (about 10 %): the tables, progress lines, JSON and CSV label such runs as generated and
+never show their accuracy as a score.
 
 Exit status: 0 when every device finished; 1 when a device failed or training raised (the runs are
 still stored and written); 2 for bad arguments, an unknown preset or device, a spec over the server
@@ -23,6 +28,8 @@ interrupted with Ctrl-C (finished epochs are kept and stored as "cancelled").
     preset     the preset the spec started from
     changed_from_preset   names of the spec fields the options changed
     synthetic  true when the data was generated, not the real dataset
+    data       "real", or "generated (random pixels and labels, not the real dataset)"
+    accuracy_note  null for real data; for generated data, why its accuracy is not reported
     backend    the Keras backend ("tensorflow", "jax", "torch")
     sample_limit, test_limit   the --limit and --test-limit given (null: whole split)
     hardware   `lib.hardware.describe_hardware()`: cpu_model, logical_cores, ram_bytes, gpus, ...
@@ -42,8 +49,10 @@ interrupted with Ctrl-C (finished epochs are kept and stored as "cancelled").
         achieved_flops_per_s  training FLOPs per epoch / steady_epoch_s, in FLOP/s (not scaled)
         train_loss, train_accuracy   lists, one value per finished epoch
         test_loss, test_accuracy     on the test samples (null when not evaluated)
+        For generated data, train_accuracy and test_accuracy are null: its labels are random, so the
+        accuracy is chance, not a score (the run store keeps the measured values).
 Numbers that are not finite (a diverged loss) are written as null. `--csv PATH` writes the same
-results as one row per device, lists as JSON text.
+results as one row per device, lists as JSON text, with the `data` and `accuracy_note` columns.
 """
 
 from __future__ import annotations
@@ -84,6 +93,9 @@ EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+REAL_DATA = "real"
+GENERATED_DATA = "generated (random pixels and labels, not the real dataset)"
+GENERATED_ACCURACY_FIELDS = ("train_accuracy", "test_accuracy")  # not reported for generated data
 SPEC_OPTIONS = {  # argparse destination -> ModelSpec field
     "dataset": "dataset",
     "activation": "hidden_activation",
@@ -189,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Train one model spec on each chosen device and compare honest per-epoch timings. Starts from a "
             "preset, applies the spec options given, checks the server limits, loads the dataset (or generates "
-            "data of the same shapes with --synthetic), trains on each device in turn with the same seed, prints "
-            "a table per device (epoch 1 includes compilation) and the speedup, and stores every run."
+            "random images and labels of the same shapes with --synthetic: real timings, chance accuracy), trains "
+            "on each device in turn with the same seed, prints a table per device (epoch 1 includes compilation) "
+            "and the speedup, and stores every run."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -210,7 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--test-limit", type=_non_negative_int, metavar="N", help="test samples to evaluate (0 skips; default: all)"
     )
-    what.add_argument("--synthetic", action="store_true", help="generated data of the dataset's shapes (labelled)")
+    what.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="generated images of the dataset's shapes with random labels: real timings, no meaningful accuracy",
+    )
 
     model = parser.add_argument_group("model spec (each overrides the preset)")
     model.add_argument("--dataset", choices=DATASET_NAMES)
@@ -303,7 +320,7 @@ def spec_from_args(base: ModelSpec, args: argparse.Namespace) -> ModelSpec:
 def execute(plan: Plan, args: argparse.Namespace) -> int:
     """Trains, stores, prints and writes the results; returns the exit status."""
     started_at = datetime.now(UTC)
-    progress = None if args.quiet else ProgressPrinter(sys.stderr)
+    progress = None if args.quiet else ProgressPrinter(sys.stderr, generated=bool(plan.dataset.synthetic))
     if not args.quiet:
         print(format_header(plan), file=sys.stderr)
     failure = ""
@@ -383,8 +400,11 @@ def format_results(plan: Plan, runs: Sequence[DeviceRun]) -> str:
 
 
 def format_run_table(run: DeviceRun, spec: ModelSpec) -> str:
-    """Returns one device's epoch times and summary numbers as a text table."""
-    data = "SYNTHETIC data (generated, not the real dataset)" if run.synthetic else "real data"
+    """Returns one device's epoch times and summary numbers as a text table.
+
+    A run on generated data says so in its title and shows no accuracy: its labels are random.
+    """
+    data = "GENERATED data (random pixels and labels, not the real dataset)" if run.synthetic else "real data"
     title = (
         f"{run.device} ({run.backend}): {spec.dataset}, {data}, {run.num_train:,} training samples, "
         f"batch {spec.batch_size}"
@@ -393,14 +413,13 @@ def format_run_table(run: DeviceRun, spec: ModelSpec) -> str:
     if run.status != "done":
         lines.append(f"{run.status.upper()}: {run.error}")
     if run.epoch_s:
-        lines.append(f"{'epoch':>6}  {'time (s)':>9}  {'train loss':>10}  {'train acc':>9}")
+        lines.append(f"{'epoch':>6}  {'time (s)':>9}  {'train loss':>10}" + ("" if run.synthetic else "  train acc"))
         for index, seconds in enumerate(run.epoch_s):
             mark = "*" if index == 0 else " "
-            loss = _at(run.train_loss, index)
-            accuracy = _at(run.train_accuracy, index)
-            lines.append(
-                f"{index + 1:>5}{mark}  {seconds:>9.3f}  {_number(loss, '.4f'):>10}  {_number(accuracy, '.4f'):>9}"
-            )
+            row = f"{index + 1:>5}{mark}  {seconds:>9.3f}  {_number(_at(run.train_loss, index), '.4f'):>10}"
+            if not run.synthetic:
+                row += f"  {_number(_at(run.train_accuracy, index), '.4f'):>9}"
+            lines.append(row)
         lines.append("  * epoch 1 includes tracing and compilation")
         lines += [
             f"  steady epoch   {_number(run.steady_epoch_s, '.3f')} s ({_steady_note(len(run.epoch_s))})",
@@ -408,12 +427,20 @@ def format_run_table(run: DeviceRun, spec: ModelSpec) -> str:
             f"  samples/s      {_number(run.samples_per_s, ',.0f')}",
             f"  GFLOP/s        {_number(_scaled(run.achieved_flops_per_s, 1e-9), ',.2f')}",
         ]
-    if run.test_accuracy is not None:
+    if run.synthetic:
+        lines.append(f"  accuracy       not reported: {generated_accuracy_note(spec)}")
+    elif run.test_accuracy is not None:
         lines.append(
             f"  test accuracy  {run.test_accuracy:.4f} (loss {_number(run.test_loss, '.4f')}, "
             f"{run.num_test:,} test samples)"
         )
     return "\n".join(lines)
+
+
+def generated_accuracy_note(spec: ModelSpec) -> str:
+    """Says why a run on generated data has no accuracy to report."""
+    chance = 1 / DATASETS[spec.dataset].num_classes
+    return f"generated data has random labels, so accuracy is chance (about {chance:.0%}); the timings are real"
 
 
 def format_speedup(runs: Sequence[DeviceRun]) -> str:
@@ -435,10 +462,14 @@ def format_speedup(runs: Sequence[DeviceRun]) -> str:
 
 
 class ProgressPrinter:
-    """Prints one line per finished epoch (and one when a device starts) to a stream."""
+    """Prints one line per finished epoch (and one when a device starts) to a stream.
 
-    def __init__(self, stream: TextIO):
+    On generated data (`generated`), the lines show the loss but no accuracy: the labels are random.
+    """
+
+    def __init__(self, stream: TextIO, generated: bool = False):
         self.stream = stream
+        self.generated = generated
 
     def __call__(self, event: ProgressEvent) -> None:
         """Prints device_start and epoch events; batch and device_done events are skipped."""
@@ -446,9 +477,10 @@ class ProgressPrinter:
             print(f"[{event.device}] training: {event.epochs} epochs of {event.batches:,} steps", file=self.stream)
         elif event.kind == "epoch":
             note = " (includes compilation)" if event.epoch == 1 else ""
+            metrics = f"loss {_number(event.loss, '.4f')}"
+            metrics += ", generated data" if self.generated else f", accuracy {_number(event.accuracy, '.4f')}"
             print(
-                f"[{event.device}] epoch {event.epoch}/{event.epochs} done at {event.elapsed_s:.2f} s, "
-                f"loss {_number(event.loss, '.4f')}, accuracy {_number(event.accuracy, '.4f')}{note}",
+                f"[{event.device}] epoch {event.epoch}/{event.epochs} done at {event.elapsed_s:.2f} s, {metrics}{note}",
                 file=self.stream,
                 flush=True,
             )
@@ -465,26 +497,41 @@ def results_document(plan: Plan, runs: Sequence[DeviceRun], run_ids: Sequence[in
             "preset": plan.preset,
             "changed_from_preset": plan.changed,
             "synthetic": bool(plan.dataset.synthetic),
+            "data": GENERATED_DATA if plan.dataset.synthetic else REAL_DATA,
+            "accuracy_note": generated_accuracy_note(plan.spec) if plan.dataset.synthetic else None,
             "backend": plan.backend,
             "sample_limit": plan.sample_limit,
             "test_limit": plan.test_limit,
             "hardware": plan.hardware,
             "versions": plan.versions,
             "run_ids": list(run_ids),
-            "results": [run.to_dict() for run in runs],
+            "results": [reported_run(run) for run in runs],
         }
     )
 
 
+def reported_run(run: DeviceRun) -> dict[str, Any]:
+    """Returns `run.to_dict()` as the outputs report it: for generated data, no accuracy (random labels)."""
+    reported = run.to_dict()
+    if run.synthetic:
+        reported.update(dict.fromkeys(GENERATED_ACCURACY_FIELDS))
+    return reported
+
+
 def results_csv_rows(plan: Plan, runs: Sequence[DeviceRun]) -> list[dict[str, Any]]:
-    """Returns one flat row per device for --csv: the DeviceRun fields (lists as JSON) and the spec's."""
+    """Returns one flat row per device for --csv: the reported DeviceRun fields (lists as JSON) and the spec's.
+
+    A generated-data row says so in `data` and `accuracy_note`, and leaves its accuracy cells empty.
+    """
     rows = []
     for run in runs:
-        row = {"preset": plan.preset, **plan.spec.to_dict(), **run.to_dict()}
+        data = {"data": GENERATED_DATA if run.synthetic else REAL_DATA}
+        data["accuracy_note"] = generated_accuracy_note(plan.spec) if run.synthetic else ""
+        row = {"preset": plan.preset, **plan.spec.to_dict(), **data, **reported_run(run)}
         row["hidden_units"] = json.dumps(list(plan.spec.hidden_units))
         row["extra"] = json.dumps(plan.spec.extra)
         for name in ("epoch_s", "train_loss", "train_accuracy"):
-            row[name] = json.dumps(json_ready(row[name]))
+            row[name] = None if row[name] is None else json.dumps(json_ready(row[name]))
         rows.append(row)
     return rows
 
@@ -671,7 +718,8 @@ def _stop_on_ctrl_c() -> Iterator[Any]:
 
 def _data_label(plan: Plan) -> str:
     dataset = plan.dataset
-    kind = "SYNTHETIC (generated, not the real dataset)" if dataset.synthetic else dataset.source
+    generated = "GENERATED images (random pixels and labels, not the real dataset): timings real, accuracy not reported"
+    kind = generated if dataset.synthetic else dataset.source
     limit = f", first {plan.sample_limit:,} training samples" if plan.sample_limit else ""
     return f"{dataset.info.title}, {kind}{limit}"
 

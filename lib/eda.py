@@ -199,6 +199,21 @@ def first_labels(dataset: Dataset, count: int = 10) -> pd.DataFrame:
     )
 
 
+def class_table(info: DatasetInfo) -> pd.DataFrame:
+    """Every class of a dataset with its label, known without loading the data.
+
+    Returns:
+        Columns `label`, `class_name`, one row per class in label order.
+    """
+    return pd.DataFrame({"label": np.arange(info.num_classes), "class_name": list(info.class_names)})
+
+
+def with_article(noun: str) -> str:
+    """Puts "a" or "an" before a class name: "an Ankle boot", "a T-shirt/top", "an airplane"."""
+    article = "an" if noun[:1].lower() in tuple("aeiou") else "a"
+    return f"{article} {noun}"
+
+
 def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
     """Enlarges one image by repeating pixels (nearest neighbour), so small images display crisply."""
     return image.repeat(factor, axis=0).repeat(factor, axis=1)

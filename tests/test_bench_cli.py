@@ -151,20 +151,83 @@ def test_happy_path_json_csv_and_store(capsys, tmp_path):
 
     assert "epoch 1 includes tracing and compilation" in out
     assert "    1*" in out and "real data" in out and "GFLOP/s" in out
-    assert "[cpu:0] epoch 1/2" in err and "[cpu:0] epoch 2/2" in err
+    assert "train acc" in out and "  test accuracy  " in out and "GENERATED" not in out
+    assert document["data"] == "real" and document["accuracy_note"] is None
+    assert from_csv.loc[0, "data"] == "real"
+    assert from_csv.loc[0, "test_accuracy"] == pytest.approx(result["test_accuracy"])
+    assert "[cpu:0] epoch 1/2" in err and "[cpu:0] epoch 2/2" in err and ", accuracy 0." in err
 
 
-def test_synthetic_run_is_labelled_everywhere(capsys, runs_db, tmp_path):
-    out_json = tmp_path / "out.json"
-    code, out, err = run_cli(capsys, [*TINY, *TINY_DATA, "--synthetic", "--quiet", "--json", str(out_json)])
-    assert code == 0
-    assert err == ""  # --quiet: no progress lines
-    assert "SYNTHETIC data (generated, not the real dataset)" in out
+def test_generated_data_run_is_labelled_everywhere_and_reports_no_accuracy(capsys, runs_db, tmp_path):
+    out_json, out_csv = tmp_path / "out.json", tmp_path / "out.csv"
+    argv = [*TINY, *TINY_DATA, "--synthetic", "--json", str(out_json), "--csv", str(out_csv)]
+    code, out, err = run_cli(capsys, argv)
+    assert code == 0, err
+
+    # The table: labelled, loss and timings shown, no accuracy column and no test accuracy.
+    assert "cpu:0 (tensorflow): fashion_mnist, GENERATED data (random pixels and labels, not the real dataset)" in out
+    assert "train loss" in out and "steady epoch" in out and "GFLOP/s" in out
+    assert "train acc" not in out and "test accuracy" not in out
+    assert "accuracy       not reported: generated data has random labels, so accuracy is chance (about 10%)" in out
+    # Standard error: the header says what the data is, the epoch lines show no accuracy.
+    assert "data: Fashion-MNIST, GENERATED images (random pixels and labels, not the real dataset)" in err
+    epoch_lines = [line for line in err.splitlines() if line.startswith("[cpu:0] epoch")]
+    assert len(epoch_lines) == 2 and all(", generated data" in line for line in epoch_lines)
+    assert not any("accuracy" in line for line in epoch_lines)
+
     document = json.loads(out_json.read_text())
-    assert document["synthetic"] is True
-    assert [result["synthetic"] for result in document["results"]] == [True]
+    assert document["synthetic"] is True and document["data"] == bench.GENERATED_DATA
+    assert "random labels" in document["accuracy_note"] and "timings are real" in document["accuracy_note"]
+    (result,) = document["results"]
+    assert result["synthetic"] is True and result["status"] == "done"
+    assert result["train_accuracy"] is None and result["test_accuracy"] is None
+    assert len(result["train_loss"]) == 2 and result["test_loss"] > 0 and len(result["epoch_s"]) == 2
+
+    row = pd.read_csv(out_csv).iloc[0]
+    assert row["data"] == bench.GENERATED_DATA and "random labels" in row["accuracy_note"]
+    assert pd.isna(row["train_accuracy"]) and pd.isna(row["test_accuracy"])
+    assert len(json.loads(row["train_loss"])) == 2
+
     frame = RunStore(runs_db).runs()  # default store: $GPUX_RUNS_DB
     assert frame["synthetic"].tolist() == [True]
+
+
+def perfect_generated_run(spec, dataset, devices, **_):
+    """A finished run on generated data whose accuracy came out as 100 %, as the old pattern-based data gave."""
+    return [
+        DeviceRun(
+            device=devices[0],
+            backend="tensorflow",
+            synthetic=True,
+            num_train=512,
+            num_test=256,
+            epoch_s=[2.0, 1.0],
+            first_epoch_s=2.0,
+            steady_epoch_s=1.0,
+            total_s=3.0,
+            train_loss=[0.5, 0.02],
+            train_accuracy=[1.0, 1.0],
+            test_loss=0.02,
+            test_accuracy=1.0,
+        )
+    ]
+
+
+def test_a_perfect_score_on_generated_data_is_not_shown_as_accuracy(capsys, tmp_path, monkeypatch):
+    from lib import engine
+
+    monkeypatch.setattr(engine, "train_on_devices", perfect_generated_run)
+    out_json, out_csv = tmp_path / "out.json", tmp_path / "out.csv"
+    argv = [*TINY, *TINY_DATA, "--synthetic", "--quiet", "--no-store", "--json", str(out_json), "--csv", str(out_csv)]
+    code, out, _ = run_cli(capsys, argv)
+
+    assert code == 0
+    assert "GENERATED data" in out and "accuracy       not reported" in out
+    assert "1.0000" not in out and "100%" not in out and "100.0" not in out
+    (result,) = json.loads(out_json.read_text())["results"]
+    assert result["test_accuracy"] is None and result["train_accuracy"] is None
+    row = pd.read_csv(out_csv).iloc[0]
+    assert pd.isna(row["test_accuracy"]) and pd.isna(row["train_accuracy"])
 
 
 def failed_device_run(spec, dataset, devices, **_):
@@ -252,7 +315,7 @@ def test_speedup_line_compares_with_the_first_cpu():
 def test_run_table_marks_failed_runs_and_missing_numbers():
     failed = DeviceRun(device="gpu:0", backend="jax", synthetic=True, status="failed", error="Out of memory on gpu:0")
     table = bench.format_run_table(failed, ModelSpec())
-    assert "SYNTHETIC" in table and "FAILED: Out of memory on gpu:0" in table and "epoch 1 includes" not in table
+    assert "GENERATED data" in table and "FAILED: Out of memory on gpu:0" in table and "epoch 1 includes" not in table
 
 
 # Runs the CLI with KERAS_BACKEND=jax while any import of tensorflow, streamlit or altair fails, as on the GPU machine.
@@ -281,7 +344,7 @@ def test_jax_backend_without_tensorflow(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "cpu:0 (jax): fashion_mnist, SYNTHETIC data" in result.stdout
+    assert "cpu:0 (jax): fashion_mnist, GENERATED data" in result.stdout
     document = json.loads(out_json.read_text())
     assert document["backend"] == "jax" and document["synthetic"] is True
     (run,) = document["results"]

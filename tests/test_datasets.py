@@ -116,10 +116,13 @@ def write_cifar_batch(path: pathlib.Path, labels: np.ndarray, name: str) -> None
         pickle.dump(batch, file, protocol=4)
 
 
-@pytest.fixture(scope="module")
-def fake_cifar(tmp_path_factory) -> dict:
-    """A CIFAR-10 in the original format (full-size training batches, a small test batch), as folder and archive."""
-    root = tmp_path_factory.mktemp("fake-cifar")
+def write_fake_cifar(root: pathlib.Path) -> dict:
+    """Writes a CIFAR-10 in the original format (full-size training batches, a small test batch) under `root`.
+
+    Returns:
+        `folder` (the extracted cifar-10-batches-py), `archive` (cifar-10-python.tar.gz of it), its `sha256`,
+        and the labels written, `y_train` and `y_test`.
+    """
     folder = root / "cifar-10-batches-py"
     folder.mkdir()
     train_labels = cifar_labels(5 * CIFAR_BATCH_ROWS, offset=0)
@@ -136,6 +139,12 @@ def fake_cifar(tmp_path_factory) -> dict:
         tar.add(folder, arcname="cifar-10-batches-py")
     sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
     return {"folder": folder, "archive": archive, "sha256": sha256, "y_train": train_labels, "y_test": test_labels}
+
+
+@pytest.fixture(scope="module")
+def fake_cifar(tmp_path_factory) -> dict:
+    """A fake CIFAR-10 in the original format, as folder and archive (see write_fake_cifar)."""
+    return write_fake_cifar(tmp_path_factory.mktemp("fake-cifar"))
 
 
 def assert_fake_cifar_loaded(dataset: Dataset, fake: dict) -> None:
@@ -468,19 +477,46 @@ def test_subset_returns_views_of_the_first_samples():
 
 
 @pytest.mark.parametrize("name", DATASET_NAMES)
-def test_synthetic_dataset_has_real_shapes_and_learnable_labels(name):
+def test_generated_dataset_has_real_shapes_and_is_labelled(name):
     info = get_info(name)
     data = synthetic_dataset(name, num_train=500, num_test=200, seed=3)
 
-    assert data.synthetic is True and data.source == "synthetic (generated, not real data)"
+    assert data.synthetic is True and data.source == datasets.GENERATED_SOURCE
+    assert "generated" in data.source and "random labels" in data.source and "not real data" in data.source
     assert data.x_train.shape == (500, *info.image_shape) and data.x_test.shape == (200, *info.image_shape)
-    assert data.x_train.dtype == np.uint8 and data.y_train.dtype == np.uint8
-    assert data.y_train.shape == (500,) and set(np.unique(data.y_train)) == set(range(10))
-    # A nearest-class-mean classifier fitted on the training split scores far above chance (10 %).
+    for array in (data.x_train, data.y_train, data.x_test, data.y_test):
+        assert array.dtype == np.uint8
+    assert data.y_train.shape == (500,) and data.y_test.shape == (200,)
+
+
+@pytest.mark.parametrize("name", DATASET_NAMES)
+@pytest.mark.parametrize(("num_train", "num_test"), [(5_000, 1_000), (1_003, 17)])
+def test_generated_labels_are_balanced_so_a_constant_guess_scores_chance(name, num_train, num_test):
+    data = synthetic_dataset(name, num_train, num_test, seed=0)
+
+    for labels in (data.y_train, data.y_test):
+        counts = np.bincount(labels, minlength=10)
+        assert len(counts) == 10 and counts.max() - counts.min() <= 1  # every class, equally often
+        # The best constant prediction (the most common class) scores chance: 1 in 10, up to rounding.
+        assert counts.max() / len(labels) <= 0.1 + 1 / len(labels)
+    # Labels come in a random order, not 0, 1, 2, ... repeated.
+    assert not np.array_equal(data.y_train[:20], np.arange(20) % 10)
+
+
+@pytest.mark.parametrize("name", DATASET_NAMES)
+def test_generated_images_say_nothing_about_their_labels(name):
+    # A nearest-class-mean classifier fitted on the training split scores chance on the test split: the
+    # pixels are independent of the labels, so "accuracy" on generated data cannot be near 100 %.
+    data = synthetic_dataset(name, num_train=2_000, num_test=1_000, seed=3)
+
     means = np.stack([data.x_train[data.y_train == c].mean(axis=0) for c in range(10)]).reshape(10, -1)
-    distances = ((data.x_test.reshape(200, 1, -1).astype(np.float32) - means[None]) ** 2).sum(axis=2)
+    test = data.x_test.reshape(1_000, -1).astype(np.float32)
+    distances = (test**2).sum(axis=1)[:, None] - 2 * test @ means.T.astype(np.float32) + (means**2).sum(axis=1)
     accuracy = (distances.argmin(axis=1) == data.y_test).mean()
-    assert accuracy > 0.9
+    assert 0.05 < accuracy < 0.15
+    # The pixels span the whole uint8 range, with the same spread in every class.
+    assert data.x_train.min() == 0 and data.x_train.max() == 255
+    assert np.ptp(means.mean(axis=1)) < 2
 
 
 def test_synthetic_dataset_is_reproducible():

@@ -193,3 +193,28 @@ def test_chart_frames_are_tidy():
     histogram = eda.pixel_histogram(np.zeros((1, 2, 2), np.uint8), bins=4)
     assert isinstance(counts, pd.DataFrame) and counts["count"].dtype.kind == "i"
     assert histogram["count"].dtype.kind == "i" and histogram["bin_start"].tolist() == [0, 64, 128, 192]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Ankle boot", "an Ankle boot"),
+        ("T-shirt/top", "a T-shirt/top"),
+        ("airplane", "an airplane"),
+        ("automobile", "an automobile"),
+        ("truck", "a truck"),
+        ("", "a "),
+    ],
+)
+def test_with_article(name, expected):
+    assert eda.with_article(name) == expected
+
+
+def test_class_table_lists_every_class_without_loading_data():
+    info = get_info("cifar10")
+
+    table = eda.class_table(info)
+
+    assert table.columns.tolist() == ["label", "class_name"]
+    assert table["label"].tolist() == list(range(10))
+    assert table["class_name"].tolist() == list(info.class_names)
