@@ -213,3 +213,31 @@ def test_page_summary_uses_only_visits_while_the_job_ran_throughout():
     assert build["training_visits"] == 1 and build["training_interactive_s"] == 4.0
     assert build["target_interactive_s"] == 4.5 and build["meets_interactive_s"] is True
     assert home["training_content_s"] is None and home["meets_content_s"] is False  # it never drew
+
+
+def test_server_page_time_speaks_streamlits_protocol(tmp_path):
+    """benchmarks/server_page_time.py's client gets a real server's pages to their end (no browser)."""
+    import asyncio
+
+    from benchmarks import server_page_time
+
+    with class_load.streamlit_server(tmp_path) as server:
+        timings = [asyncio.run(server_page_time.visit(server.url, page)) for page in ("home", "results")]
+    for timing in timings:
+        assert 0 < timing["content_s"] <= timing["finished_s"]
+
+
+def test_server_page_time_summary_applies_the_target():
+    from benchmarks import server_page_time
+
+    visits = [
+        {"page": "build", "condition": "idle", "content_s": 0.1, "finished_s": 2.4},
+        {"page": "build", "condition": "training", "content_s": 0.2, "finished_s": 3.7},
+        {"page": "home", "condition": "idle", "content_s": 0.1, "finished_s": 0.2},
+        {"page": "home", "condition": "training", "content_s": 0.1, "finished_s": 3.1},
+    ]
+    rows = {row["page"]: row for row in server_page_time.summarize_pages(visits, ["build", "home"])}
+    assert rows["build"]["target_finished_s"] == pytest.approx(3.6)
+    assert rows["build"]["meets"] is False
+    assert rows["home"]["target_finished_s"] == 3.0
+    assert rows["home"]["meets"] is False
