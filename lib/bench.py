@@ -497,8 +497,7 @@ def results_document(plan: Plan, runs: Sequence[DeviceRun], run_ids: Sequence[in
             "preset": plan.preset,
             "changed_from_preset": plan.changed,
             "synthetic": bool(plan.dataset.synthetic),
-            "data": GENERATED_DATA if plan.dataset.synthetic else REAL_DATA,
-            "accuracy_note": generated_accuracy_note(plan.spec) if plan.dataset.synthetic else None,
+            **data_fields(plan.spec, bool(plan.dataset.synthetic)),
             "backend": plan.backend,
             "sample_limit": plan.sample_limit,
             "test_limit": plan.test_limit,
@@ -508,6 +507,14 @@ def results_document(plan: Plan, runs: Sequence[DeviceRun], run_ids: Sequence[in
             "results": [reported_run(run) for run in runs],
         }
     )
+
+
+def data_fields(spec: ModelSpec, synthetic: bool) -> dict[str, str | None]:
+    """The `data` and `accuracy_note` fields of the JSON document and of each CSV row (a null note: real data)."""
+    return {
+        "data": GENERATED_DATA if synthetic else REAL_DATA,
+        "accuracy_note": generated_accuracy_note(spec) if synthetic else None,
+    }
 
 
 def reported_run(run: DeviceRun) -> dict[str, Any]:
@@ -525,8 +532,7 @@ def results_csv_rows(plan: Plan, runs: Sequence[DeviceRun]) -> list[dict[str, An
     """
     rows = []
     for run in runs:
-        data = {"data": GENERATED_DATA if run.synthetic else REAL_DATA}
-        data["accuracy_note"] = generated_accuracy_note(plan.spec) if run.synthetic else ""
+        data = data_fields(plan.spec, run.synthetic)
         row = {"preset": plan.preset, **plan.spec.to_dict(), **data, **reported_run(run)}
         row["hidden_units"] = json.dumps(list(plan.spec.hidden_units))
         row["extra"] = json.dumps(plan.spec.extra)
