@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warm-s", type=float, default=25.0, help="seconds the trainer gets before a pass")
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args(argv)
-    pages = ["home" if page == "home" else page for page in router_pages(ROUTER.read_text())]
+    pages = router_pages(ROUTER.read_text())
     folder = pathlib.Path(tempfile.mkdtemp(prefix="server-page-time-"))
     with streamlit_server(folder) as server:
         visits, trainer_cores = asyncio.run(run_passes(server.url, pages, args.repeats, args.warm_s))
