@@ -6,12 +6,13 @@ rebuilds it from all of them, so presets, shared links and the Train page can ch
 
 import streamlit as st
 
+from lib.backend import backend_name
 from lib.datasets import DATASETS
 from lib.devices import format_bytes
-from lib.estimates import estimate_epoch_times
+from lib.estimates import estimate_job
 from lib.keys import Key, layer_units_key
 from lib.limits import LIMIT_ENV_VARS
-from lib.links import fit_to_limits
+from lib.links import fit_to_limits, limit_problems
 from lib.presets import PRESETS
 from lib.spec import (
     DEFAULT_LEARNING_RATES,
@@ -92,9 +93,8 @@ def load_preset() -> None:
 
 
 def limit_help(name: str, what: str) -> str:
-    """The tooltip naming a server limit and the environment variable that sets it."""
-    value = getattr(limits, name)
-    return f"Server limit: {value:,} {what} (set by {LIMIT_ENV_VARS[name]})."
+    """The tooltip naming a server limit (where it is set is in the server owner's expander)."""
+    return f"Server limit: {getattr(limits, name):,} {what}."
 
 
 def draw_layer_controls() -> None:
@@ -211,6 +211,8 @@ def draw_training_controls() -> None:
         st.markdown(SPEED_OPTIONS_EXPLAINED)
 
 
+BUILD_LIMITS = ("hidden_layers", "units", "params", "epochs", "batch_size")  # the limits this page's widgets meet
+
 SPEED_OPTIONS_EXPLAINED = """
 - **Larger batch**: each step does more work, so the device computes instead of waiting for Python.
 - **Steps per execution**: several training steps per call into the compiled function, which removes most of the
@@ -252,8 +254,11 @@ def draw_live_numbers() -> None:
     )
     try:
         validate_spec(spec, limits)
-    except SpecError as error:
-        st.error("This model passes a server limit:\n" + "\n".join(f"- {p}" for p in error.problems))
+    except SpecError:
+        problems = limit_problems(spec, limits) or [
+            "A setting is not one this app knows: load a preset to start again."
+        ]
+        st.error("This model passes a server limit:\n" + "\n".join(f"- {p}" for p in problems))
     draw_estimates(info.num_train)
     with st.container(border=True):
         st.markdown("**Layers**")
@@ -264,25 +269,29 @@ def draw_live_numbers() -> None:
 
 
 def draw_estimates(num_train: int) -> None:
-    """Estimated time per epoch on each device, from past runs of a similar size."""
+    """Estimated training time on each device: the estimator the Train page and the job queue use."""
     runs = runtime.finished_runs()
-    devices = list(dict.fromkeys([*runtime.device_names(), *sorted(set(runs["device"]))]))
-    estimates = estimate_epoch_times(spec, num_train, devices, runs)
-    present = set(runtime.device_names())
+    present = runtime.device_names()
+    devices = list(dict.fromkeys([*present, *sorted(set(runs["device"]))]))
+    estimate = estimate_job(spec, num_train, devices, runs, overhead_s=0.0, backend=backend_name())
     with st.container(border=True):
-        st.markdown("**Estimated time per epoch**")
+        st.markdown(f"**Estimated training time** (all {num_train:,} training images per epoch)")
         st.dataframe(
             {
-                "Device": [e.device + ("" if e.device in present else " (not on this server)") for e in estimates],
-                "Time per epoch": [e.text for e in estimates],
+                "Device": [
+                    d.device + ("" if d.device in present else " (not on this server)") for d in estimate.devices
+                ],
+                "Time per epoch": [d.epoch_text for d in estimate.devices],
+                f"All {spec.epochs} epochs": [d.total_text for d in estimate.devices],
+                "Based on": [d.basis_text for d in estimate.devices],
             },
             hide_index=True,
             width="stretch",
         )
         st.caption(
-            "FLOPs per epoch divided by the FLOP/s that past runs of a similar size reached on each device; "
-            "before any run here it is a cautious first guess for the kind of device. The Train page uses the same "
-            "estimate."
+            "Each step multiplies its batch through the layers, updates every weight and calls the compiled step. "
+            "At batch 32 an epoch has 32 times the steps of batch 1024, so the same model takes longer per epoch. "
+            "Past runs on this server calibrate the estimate; the Train page and the queue use the same one."
         )
 
 
@@ -315,6 +324,8 @@ with controls:
         f"Server limits: {limits.hidden_layers} hidden layers, {limits.units:,} units per layer, "
         f"{limits.params:,} parameters, {limits.epochs} epochs, batch {limits.batch_size:,}."
     )
+    with st.expander("For the server's owner: where these limits are set"):
+        st.markdown("\n".join(f"- `{LIMIT_ENV_VARS[name]}={getattr(limits, name)}`" for name in BUILD_LIMITS))
 with numbers:
     draw_live_numbers()
     st.page_link("app_pages/train.py", label="Train this model", icon=":material/play_arrow:")

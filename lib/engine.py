@@ -6,10 +6,12 @@ What makes the numbers comparable across devices:
   and the same shuffle order (Keras shuffles with the global seed that `build_model` sets);
 - the images are converted once, before any device starts, to float32 in [0, 1] (never float64), and the
   labels to one-hot float32 or integer class indices, as the spec says;
-- the epoch has a whole number of batches: a ragged last batch has a new shape, and on XLA or JAX a new
-  shape means a recompile every epoch (about 4 s per epoch measured on an H200), which would be timed as
-  if it were training. The engine therefore trains on the largest multiple of `batch_size` of the
-  available samples and reports that count as `num_train`;
+- every sample asked for trains, the last batch smaller when they do not fill whole batches: JAX keeps one
+  compiled step per shape (the smaller batch costs one more trace, in epoch 1) and the data-on-the-device
+  loop trains it in the same call. Only a compiled step (XLA) through `model.fit` on TensorFlow or PyTorch
+  compiles again for the smaller batch, measured on TensorFlow in epochs 1 and 2, which would be timed as
+  training: there the samples are cut to whole batches (`lib.estimates.trained_samples`, which the pages
+  use to say so). The run's `num_train` is the count that trained;
 - an epoch's time runs from `on_epoch_begin` to `on_epoch_end`. Keras turns the epoch's loss and metrics
   into Python floats before calling `on_epoch_end`, which waits for the device to finish, so the clock is
   read after the work is done, not when it was queued. Epoch 1 (tracing and compilation) is reported
@@ -34,6 +36,7 @@ import numpy as np
 
 from lib import fastpath
 from lib.devices import resolve_device
+from lib.estimates import trained_samples
 from lib.model import build_model
 from lib.parallel import (
     data_parallel_spec,
@@ -49,7 +52,7 @@ from lib.spec import ModelSpec, flops_per_epoch
 if TYPE_CHECKING:
     from lib.datasets import Dataset
 
-BATCH_EVENT_INTERVAL_S = 0.25  # at most one batch event (and one should_stop check) per this many seconds
+BATCH_EVENT_INTERVAL_S = 0.25  # at most one batch event per this many seconds (should_stop: every step)
 MAX_ERROR_CHARS = 400  # longer error messages are cut for display
 OUT_OF_MEMORY_MARKERS = ("RESOURCE_EXHAUSTED", "ResourceExhausted", "out of memory", "OOM", "CUDA_ERROR_OUT_OF_MEMORY")
 
@@ -65,7 +68,7 @@ class TrainingDataError(ValueError):
 class TrainingData:
     """Model-ready arrays shared by every device of one comparison."""
 
-    x_train: np.ndarray  # float32 in [0, 1]; length is a whole number of batches
+    x_train: np.ndarray  # float32 in [0, 1]; the samples that train (whole batches only where XLA needs them)
     y_train: np.ndarray  # one-hot float32 (n, classes) or int32 class indices (n,)
     x_test: np.ndarray  # float32 in [0, 1]
     y_test: np.ndarray  # like y_train
@@ -93,7 +96,7 @@ def train_on_devices(
         dataset: A `lib.datasets.Dataset` (uint8 images, uint8 labels, `info`, `synthetic`).
         devices: Device names such as "cpu:0", "gpu:0"; the same device may appear twice. "gpu:all" trains
             data parallel on every GPU at once (`lib.parallel`; its run's `replicas` says how many).
-        sample_limit: Use at most this many training samples (then rounded down to whole batches).
+        sample_limit: Use at most this many training samples (`lib.estimates.trained_samples` of them train).
         test_limit: Evaluate on at most this many test samples; 0 skips the evaluation.
         progress: Receives `ProgressEvent`s: device_start, throttled batch, epoch, device_done.
         should_stop: Polled during training; when it returns True the current device stops (status
@@ -121,21 +124,27 @@ def train_on_devices(
 
 
 def prepare_data(
-    spec: ModelSpec, dataset: Dataset, *, sample_limit: int | None, test_limit: int | None
+    spec: ModelSpec,
+    dataset: Dataset,
+    *,
+    sample_limit: int | None,
+    test_limit: int | None,
+    backend: str | None = None,
 ) -> TrainingData:
-    """Cuts the dataset to whole batches and converts it once to model-ready arrays.
+    """Takes the samples that train (`lib.estimates.trained_samples`) and converts them once to model-ready arrays.
 
     Args:
-        spec: Supplies the batch size and the label encoding.
+        spec: Supplies the batch size, the label encoding and jit_compile.
         dataset: A `lib.datasets.Dataset`.
         sample_limit: At most this many training samples (None: all).
         test_limit: At most this many test samples (None: all).
+        backend: The Keras backend that trains; the active one when None.
 
     Raises:
         TrainingDataError: No training sample is left.
     """
     available = len(dataset.x_train) if sample_limit is None else min(len(dataset.x_train), sample_limit)
-    num_train = whole_batch_samples(available, spec.batch_size)
+    num_train = trained_samples(spec, available, backend or keras.backend.backend())
     if num_train < 1:
         raise TrainingDataError(
             f"No training samples to use (sample limit {sample_limit}, {len(dataset.x_train)} available); "
@@ -152,18 +161,6 @@ def prepare_data(
         num_classes=num_classes,
         synthetic=bool(dataset.synthetic),
     )
-
-
-def whole_batch_samples(available: int, batch_size: int) -> int:
-    """Returns how many samples make a whole number of batches (all of them when fewer than one batch).
-
-    Args:
-        available: Samples available.
-        batch_size: Samples per step.
-    """
-    if available < batch_size:
-        return max(available, 0)
-    return available // batch_size * batch_size
 
 
 def scale_images(images: np.ndarray) -> np.ndarray:
@@ -344,8 +341,8 @@ class EpochTimer(keras.callbacks.Callback):
     """Times each epoch, keeps its loss and accuracy, sends progress events and honours cancellation.
 
     Only `on_train_batch_begin` runs per step: Keras calls it without turning tensors into Python
-    numbers, so it never makes the host wait for the device. It costs one clock read per call
-    (once per `steps_per_execution` steps) plus a throttled event.
+    numbers, so it never makes the host wait for the device. It costs one should_stop call and one
+    clock read per call (once per `steps_per_execution` steps) plus a throttled event.
     """
 
     def __init__(
@@ -368,7 +365,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.cancelled = False  # should_stop returned True
         self.started = time.perf_counter()
         self._epoch_started = self.started
-        self._last_poll = self.started
+        self._last_batch_event = self.started
         self._epoch = 0
 
     def emit(self, kind: str, epoch: int, batch: int = 0, loss: float | None = None, accuracy: float | None = None):
@@ -408,15 +405,20 @@ class EpochTimer(keras.callbacks.Callback):
         self._epoch_started = time.perf_counter()
 
     def on_train_batch_begin(self, batch, logs=None):
-        """Every ~0.25 s: sends a batch event (`batch` steps dispatched so far) and polls should_stop."""
-        now = time.perf_counter()
-        if now - self._last_poll < BATCH_EVENT_INTERVAL_S:
-            return
-        self._last_poll = now
-        self.emit("batch", epoch=self._epoch, batch=batch)
+        """Polls should_stop before every step; every ~0.25 s sends a batch event (`batch` steps dispatched so far).
+
+        should_stop is a flag read (the worker's stop event), so polling it every step costs nothing measurable,
+        and a cancel stops training after the step under way instead of up to 0.25 s later.
+        """
         if self.should_stop is not None and self.should_stop():
             self.cancelled = True
             self.model.stop_training = True
+            return
+        now = time.perf_counter()
+        if now - self._last_batch_event < BATCH_EVENT_INTERVAL_S:
+            return
+        self._last_batch_event = now
+        self.emit("batch", epoch=self._epoch, batch=batch)
 
     def on_epoch_end(self, epoch, logs=None):
         """Stops the clock (Keras has synced to compute `logs`) and records the epoch unless it was cut short."""

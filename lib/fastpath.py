@@ -11,15 +11,18 @@ it is updated in place, and written back into the model at the end, so `model.ev
 `model.predict` see the trained weights.
 
 The math is the model's own: its layers, its compiled loss and optimizer, its dtype policy (so
-`mixed_bfloat16` computes in bfloat16 with float32 outputs). Like the engine, only whole batches are
-trained (the ragged remainder is dropped), so every step has the same shape and nothing recompiles.
-The shuffle order differs from `model.fit`'s, so loss curves match in trend, not value by value.
+`mixed_bfloat16` computes in bfloat16 with float32 outputs). Every sample trains, as in `model.fit`: the
+whole batches run in the scan, and the remainder (`len(x) % batch_size` samples of each shuffle) as one
+smaller step after it, in the same compiled call. Its shape is fixed for the whole run, so it is compiled
+once, with the epoch, and nothing recompiles later. The shuffle order differs from `model.fit`'s, so loss
+curves match in trend, not value by value (with `shuffle=False`, value by value).
 
 With `devices` (two or more JAX devices) the same epoch runs data parallel, through `jax.shard_map`:
 the state is replicated on every device, the training data is split into one contiguous block per
 device, each replica shuffles its own block every epoch (the key folded with the epoch and the replica
 index) and trains on `batch_size / replicas` samples per step, and the gradients are averaged across the
-replicas (`lax.pmean`) before the optimizer step, so every replica applies the same update. The model is
+replicas (`lax.pmean`) before the optimizer step, so every replica applies the same update. The blocks are
+equal, so the last `len(x) % replicas` samples (fewer than the replicas) are left out. The model is
 built without a Keras distribution (its weights on one device); the trained state is written back there.
 
 Only the JAX backend supports this; `supported()` says so, and callers fall back to `model.fit`.
@@ -91,9 +94,8 @@ def fit_device_resident(
         x: Training inputs, shaped as the model expects; float32, or uint8 with `input_scale`.
         y: Labels: integer class indices (n,) or one-hot rows (n, classes), matching the compiled loss.
         batch_size: Samples per step (the global batch: with several devices each takes an equal share);
-            the last `len(x) % batch_size` samples of each shuffle are dropped (with fewer samples than one
-            batch, all of them make one step, as in `lib.engine`). With R devices each replica drops the
-            remainder of its own block of `len(x) // R` samples.
+            the last `len(x) % batch_size` samples of each shuffle make one smaller step at the end of the
+            epoch. With R devices each replica trains its own block of `len(x) // R` samples the same way.
         epochs: Passes over the data.
         seed: Seed of the per-epoch shuffle (epoch e uses the seed folded with e).
         shuffle: Reshuffle every epoch; False trains the batches in order, as `model.fit(shuffle=False)`
@@ -125,11 +127,11 @@ def fit_device_resident(
     home = _model_device(model)
     mesh, data_placement, state_placement = _placement(devices or [home])
     replicas = 1 if mesh is None else mesh.size
-    batch_size, steps, num_used = _replica_batch_and_steps(len(x), batch_size, replicas)
+    batch_size, steps, tail, num_used = _replica_batch_and_steps(len(x), batch_size, replicas)
     x_device, y_device = _to_device(x[:num_used], y[:num_used], data_placement)
     # Copies, so that donating the state never invalidates the buffers the model's variables hold.
     state = jax.device_put(jax.tree.map(jnp.copy, _variable_values(model)), state_placement)
-    run_epoch = _epoch_function(model, loss_fn, steps, batch_size, input_scale, shuffle, mesh)
+    run_epoch = _epoch_function(model, loss_fn, (steps, batch_size, tail), input_scale, shuffle, mesh)
     base_key = jax.random.key(seed)
     history: list[EpochStats] = []
     for epoch in range(1, epochs + 1):
@@ -194,8 +196,8 @@ def _placement(devices: list[Any]) -> tuple[Any, Any, Any]:
     return mesh, NamedSharding(mesh, PartitionSpec(REPLICA_AXIS)), NamedSharding(mesh, PartitionSpec())
 
 
-def _replica_batch_and_steps(num_samples: int, batch_size: int, replicas: int) -> tuple[int, int, int]:
-    """(samples per replica step, steps per epoch, samples sent to the devices: whole blocks per replica)."""
+def _replica_batch_and_steps(num_samples: int, batch_size: int, replicas: int) -> tuple[int, int, int, int]:
+    """(samples per replica step, whole steps per epoch, samples in the smaller last step, samples sent)."""
     if batch_size % replicas:
         raise FastPathError(
             f"A global batch of {batch_size} does not split evenly over {replicas} devices; choose a multiple of "
@@ -204,19 +206,19 @@ def _replica_batch_and_steps(num_samples: int, batch_size: int, replicas: int) -
     if 1 <= num_samples < replicas:
         raise FastPathError(f"{num_samples} samples cannot fill {replicas} devices; give at least {replicas}.")
     block = num_samples // replicas
-    per_replica, steps = _batch_and_steps(block, batch_size // replicas)
-    return per_replica, steps, block * replicas
+    per_replica, steps, tail = _batch_and_steps(block, batch_size // replicas)
+    return per_replica, steps, tail, block * replicas
 
 
-def _batch_and_steps(num_samples: int, batch_size: int) -> tuple[int, int]:
-    """Whole batches per epoch; fewer samples than one batch make one smaller batch, as in the engine."""
+def _batch_and_steps(num_samples: int, batch_size: int) -> tuple[int, int, int]:
+    """(batch, whole batches per epoch, samples left for one smaller step); under one batch: one step of all."""
     if batch_size < 1:
         raise FastPathError(f"batch_size must be at least 1, not {batch_size}.")
     if num_samples < 1:
         raise FastPathError("There are no training samples; give at least one.")
     if num_samples < batch_size:
-        return num_samples, 1
-    return batch_size, num_samples // batch_size
+        return num_samples, 1, 0
+    return batch_size, num_samples // batch_size, num_samples % batch_size
 
 
 def _compiled_loss(model: Any) -> Callable[[Any, Any], Any]:
@@ -276,20 +278,20 @@ def _write_back(model: Any, state: tuple[list[Any], list[Any], list[Any]], devic
 def _epoch_function(
     model: Any,
     loss_fn: Callable,
-    steps: int,
-    batch_size: int,
+    shape: tuple[int, int, int],
     input_scale: float | None,
     shuffle: bool,
     mesh: Any = None,
 ):
     """Builds the jitted `epoch(state, x, y, key, epoch) -> (state, mean loss, mean accuracy)`.
 
+    `shape` is (whole steps, samples per step, samples in the smaller last step or 0), per replica.
     With a mesh, the epoch runs once per replica under `shard_map`: x and y split on axis 0, the rest replicated.
     """
     import jax
 
     axis = None if mesh is None else REPLICA_AXIS
-    epoch = _epoch_body(model, loss_fn, steps, batch_size, input_scale, shuffle, axis)
+    epoch = _epoch_body(model, loss_fn, shape, input_scale, shuffle, axis)
     if mesh is not None:
         from jax.sharding import PartitionSpec
 
@@ -319,15 +321,19 @@ def _shard_map(function: Callable, mesh: Any, in_specs: tuple, out_specs: tuple)
 def _epoch_body(
     model: Any,
     loss_fn: Callable,
-    steps: int,
-    batch_size: int,
+    shape: tuple[int, int, int],
     input_scale: float | None,
     shuffle: bool,
     axis: str | None,
 ):
-    """One epoch over (this replica's) x and y; with `axis`, gradients and results are averaged over replicas."""
+    """One epoch over (this replica's) x and y; with `axis`, gradients and results are averaged over replicas.
+
+    The loss and accuracy are means over the epoch's samples: the smaller last step weighs by its size.
+    """
     import jax
     import jax.numpy as jnp
+
+    steps, batch_size, tail = shape
 
     def loss_and_updates(trainable, non_trainable, inputs, labels):
         predictions, non_trainable = model.stateless_call(trainable, non_trainable, inputs, training=True)
@@ -358,6 +364,11 @@ def _epoch_body(
 
         state, (losses, accuracies) = jax.lax.scan(step, state, batches)
         loss, accuracy = jnp.mean(losses), jnp.mean(accuracies)
+        if tail:  # a static size: this step is compiled once, with the epoch
+            state, (tail_loss, tail_accuracy) = step(state, order[steps * batch_size :])
+            share = tail / (steps * batch_size + tail)
+            loss = loss * (1 - share) + tail_loss * share
+            accuracy = accuracy * (1 - share) + tail_accuracy * share
         if axis is not None:
             loss, accuracy = jax.lax.pmean(loss, axis), jax.lax.pmean(accuracy, axis)
         return state, loss, accuracy

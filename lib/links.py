@@ -38,6 +38,7 @@ from lib.spec import (
     PRECISIONS,
     ModelSpec,
     clamp_to_limits,
+    count_params,
     dataset_names,
 )
 
@@ -78,7 +79,7 @@ INT_PARAMS: dict[str, tuple[str, str]] = {
     "batch": ("batch_size", "a batch size of {:,}"),
     "epochs": ("epochs", "{:,} epochs"),
     "seed": ("seed", "seed {:,}"),
-    "spe": ("steps_per_execution", "{:,} steps per call"),
+    "spe": ("steps_per_execution", "{:,} steps per execution"),
 }
 SPEC_PARAMS = (*CHOICE_PARAMS, *INT_PARAMS, "layers", "units", "lr", "jit", "resident")
 RUN_PARAMS = ("preset", "devices", "samples", "job")
@@ -292,6 +293,40 @@ def fit_to_limits(spec: ModelSpec, limits: ServerLimits) -> tuple[ModelSpec, lis
     """
     clamped, _ = clamp_to_limits(spec, limits)
     return clamped, _limit_notices(spec, clamped, limits)
+
+
+def limit_problems(spec: ModelSpec, limits: ServerLimits) -> list[str]:
+    """Says what in a spec passes this server's limits, in the Build page's words (no field or variable names).
+
+    Args:
+        spec: A spec with well-formed values (the Build page's), possibly over a limit.
+        limits: The server limits in force.
+
+    Returns:
+        One short sentence per limit passed; empty when the spec fits. The parameter limit is checked once
+        the layers, units, epochs and batch size fit, and says which layers would fit.
+    """
+    problems = []
+    layers, widest = len(spec.hidden_units), max(spec.hidden_units, default=0)
+    for over, text in (
+        (layers > limits.hidden_layers, f"{layers} hidden layers: this server's limit is {limits.hidden_layers}."),
+        (widest > limits.units, f"{widest:,} units in a layer: this server's limit is {limits.units:,}."),
+        (spec.epochs > limits.epochs, f"{spec.epochs:,} epochs: this server's limit is {limits.epochs:,}."),
+        (
+            spec.batch_size > limits.batch_size,
+            f"A batch size of {spec.batch_size:,}: this server's limit is {limits.batch_size:,}.",
+        ),
+    ):
+        if over:
+            problems.append(text)
+    params = count_params(spec)
+    if not problems and params > limits.params:
+        fitted, _ = clamp_to_limits(spec, limits)
+        problems.append(
+            f"{params:,} parameters: this server's limit is {limits.params:,}. Use fewer or smaller hidden layers; "
+            f"{_describe_layers(fitted.hidden_units)} would fit."
+        )
+    return problems
 
 
 def run_settings_from_query_params(
@@ -517,7 +552,7 @@ def _parse_hidden_units(
     widths = None if raw_units is None else _parse_unit_list(raw_units, limits, notices)
     if widths is not None and len(widths) > 1:
         if raw_layers is not None and raw_layers != str(len(widths)):
-            why = f"units lists each layer, so the model has {len(widths)} hidden layers."
+            why = f"its units give each layer's width, so the model has {len(widths)} hidden layers."
             notices.append(_ignored("layers", raw_layers, why))
         return widths
     layers = None
@@ -592,15 +627,12 @@ def _limit_notices(asked: ModelSpec, clamped: ModelSpec, limits: ServerLimits) -
         if value != getattr(asked, field_name):
             shown = f"{value:g}" if isinstance(value, float) else f"{value:,}"
             notices.append(LinkNotice(f"To fit this server's limits, {words} is {shown}."))
-    others = [
-        name
-        for name in asked.to_dict()
-        if name not in _NUMBER_WORDS
-        and name not in ("hidden_units", "extra")
-        and getattr(clamped, name) != getattr(asked, name)
-    ]
+    others = [words for name, words in _SETTING_WORDS.items() if getattr(clamped, name) != getattr(asked, name)]
     if others:
-        notices.append(LinkNotice(f"{len(others)} other settings were reset to this app's defaults."))
+        listed = _listing(tuple(others[:MAX_LISTED]), len(others) - len(others[:MAX_LISTED]))
+        notices.append(
+            LinkNotice(f"{listed[0].upper()}{listed[1:]} went back to this app's default{'s' * (len(others) > 1)}.")
+        )
     return notices
 
 
@@ -609,7 +641,18 @@ _NUMBER_WORDS = {
     "epochs": "the number of epochs",
     "learning_rate": "the learning rate",
     "seed": "the seed",
-    "steps_per_execution": "the number of steps per call",
+    "steps_per_execution": "steps per execution",
+}
+# The other settings `clamp_to_limits` can reset, in the Build page's words.
+_SETTING_WORDS = {
+    "dataset": "the dataset",
+    "hidden_activation": "the hidden activation",
+    "output_activation": "the output activation",
+    "optimizer": "the optimizer",
+    "label_encoding": "the labels",
+    "precision": "the precision",
+    "jit_compile": "XLA compilation",
+    "device_resident": "keeping the data on the device",
 }
 
 

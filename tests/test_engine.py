@@ -46,24 +46,30 @@ def compared(fashion):
     return runs, events
 
 
-def test_prepare_data_uses_whole_batches_and_float32(fashion):
+def test_prepare_data_keeps_every_sample_asked_for_as_float32(fashion):
     data = prepare_data(SMALL, fashion, sample_limit=1000, test_limit=100)
-    assert len(data.x_train) == 992  # 31 batches of 32; the ragged 8 are dropped
+    assert len(data.x_train) == 1000  # 31 batches of 32 and a last one of 8: all of them train
     assert data.x_train.dtype == np.float32 and data.x_test.dtype == np.float32
     assert data.x_train.min() == 0.0 and data.x_train.max() == 1.0
     np.testing.assert_allclose(data.x_train[5], fashion.x_train[5] / 255, rtol=1e-6)
-    assert data.y_train.dtype == np.int32 and data.y_train.shape == (992,)
+    assert data.y_train.dtype == np.int32 and data.y_train.shape == (1000,)
     assert len(data.x_test) == 100 and data.image_shape == (28, 28) and data.num_classes == 10
+
+
+@pytest.mark.parametrize(("backend", "expected"), [("tensorflow", 992), ("torch", 992), ("jax", 1000)])
+def test_prepare_data_cuts_to_whole_batches_only_where_xla_would_compile_again(fashion, backend, expected):
+    xla = SMALL.with_changes(jit_compile=True)
+    assert len(prepare_data(xla, fashion, sample_limit=1000, test_limit=0, backend=backend).x_train) == expected
 
 
 def test_prepare_data_one_hot_labels(fashion):
     data = prepare_data(
         SMALL.with_changes(label_encoding="one_hot", batch_size=64), fashion, sample_limit=None, test_limit=None
     )
-    assert len(data.x_train) == 1984
-    assert data.y_train.dtype == np.float32 and data.y_train.shape == (1984, 10)
-    np.testing.assert_array_equal(data.y_train.argmax(axis=1), fashion.y_train[:1984])
-    assert data.y_train.sum(axis=1).tolist() == [1.0] * 1984
+    assert len(data.x_train) == 2000
+    assert data.y_train.dtype == np.float32 and data.y_train.shape == (2000, 10)
+    np.testing.assert_array_equal(data.y_train.argmax(axis=1), fashion.y_train)
+    assert data.y_train.sum(axis=1).tolist() == [1.0] * 2000
 
 
 def test_prepare_data_fewer_samples_than_a_batch(fashion):
@@ -76,14 +82,14 @@ def test_real_training_learns_and_times_every_epoch(compared):
     run = compared[0][0]
     assert run.status == "done" and run.error == ""
     assert run.device == "cpu:0" and run.backend == "tensorflow" and run.synthetic is False
-    assert run.num_train == 1984 and run.num_train % SMALL.batch_size == 0
+    assert run.num_train == 2000  # 62 batches of 32 and a last one of 16: the stored count is what trained
     assert run.num_test == 500
     assert len(run.epoch_s) == 3 and all(t > 0 for t in run.epoch_s)
     assert run.first_epoch_s == run.epoch_s[0]
     assert run.steady_epoch_s == statistics.median(run.epoch_s[1:])
     assert run.total_s == pytest.approx(sum(run.epoch_s))
-    assert run.samples_per_s == pytest.approx(1984 / run.steady_epoch_s)
-    assert run.achieved_flops_per_s == pytest.approx(6 * (784 * 64 + 64 * 10) * 1984 / run.steady_epoch_s)
+    assert run.samples_per_s == pytest.approx(2000 / run.steady_epoch_s)
+    assert run.achieved_flops_per_s == pytest.approx(6 * (784 * 64 + 64 * 10) * 2000 / run.steady_epoch_s)
     assert run.train_loss[2] < run.train_loss[1] < run.train_loss[0]
     assert run.train_accuracy[2] > 0.5
     assert run.test_accuracy > 0.5  # chance is 0.1
@@ -112,11 +118,11 @@ def test_progress_events_come_in_order(compared):
         epochs = [event.epoch for event in device_events if event.kind == "epoch"]
         assert epochs == [1, 2, 3]
         batches = [event for event in device_events if event.kind == "batch"]
-        assert len(batches) == 3 * 62  # unthrottled: one per step
+        assert len(batches) == 3 * 63  # unthrottled: one per step, the smaller last one too
         assert [(event.epoch, event.batch) for event in batches[:2]] == [(1, 0), (1, 1)]
-        assert all(event.loss is None and event.batches == 62 and event.epochs == 3 for event in batches)
+        assert all(event.loss is None and event.batches == 63 and event.epochs == 3 for event in batches)
         epoch_events = [event for event in device_events if event.kind == "epoch"]
-        assert all(isinstance(event.loss, float) and event.batch == 62 for event in epoch_events)
+        assert all(isinstance(event.loss, float) and event.batch == 63 for event in epoch_events)
         elapsed = [event.elapsed_s for event in device_events]
         assert elapsed == sorted(elapsed)
 
@@ -235,13 +241,13 @@ def test_jax_backend_trains_the_same_way():
     first, second = result["runs"]
     assert first["backend"] == "jax" and first["synthetic"] is True
     assert first["status"] == "done" and second["status"] == "done"
-    assert first["num_train"] == 256 and len(first["epoch_s"]) == 2
+    assert first["num_train"] == 300 and len(first["epoch_s"]) == 2  # 4 batches of 64 and one of 44
     assert first["train_loss"] == pytest.approx(second["train_loss"], rel=1e-6)
     assert first["train_loss"][1] < first["train_loss"][0]
     assert 0.0 <= first["test_accuracy"] <= 1.0  # generated labels are random: chance, about 0.1
 
     resident = result["resident"]
-    assert resident["status"] == "done" and resident["num_train"] == 256
+    assert resident["status"] == "done" and resident["num_train"] == 300
     assert len(resident["epoch_s"]) == 3 and all(seconds > 0 for seconds in resident["epoch_s"])
     assert resident["total_s"] == pytest.approx(sum(resident["epoch_s"]))
     assert resident["train_loss"][-1] < resident["train_loss"][0]

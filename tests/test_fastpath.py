@@ -25,7 +25,7 @@ import keras
 from lib.fastpath import FastPathError, fit_device_resident
 
 rng = np.random.default_rng(0)
-NUM, FEATURES, CLASSES, BATCH = 1000, 64, 4, 64  # 1000 = 15 whole batches + a remainder of 40
+NUM, FEATURES, CLASSES, BATCH = 1000, 64, 4, 64  # 1000 = 15 whole batches + a last batch of 40
 x_uint8 = rng.integers(0, 256, (NUM, FEATURES), dtype=np.uint8)
 x_float = (x_uint8 / np.float32(255)).astype(np.float32)
 y = np.argmax(x_float @ rng.normal(size=(FEATURES, CLASSES)), axis=1).astype(np.uint8)
@@ -67,6 +67,14 @@ fit_960 = reference_960.fit(x_float[:960], y[:960], batch_size=BATCH, epochs=3, 
 report["ordered"] = {
     "fastpath_loss": [s.loss for s in ordered], "fit_loss": fit_960["loss"],
     "fastpath_accuracy": [s.accuracy for s in ordered], "fit_accuracy": fit_960["accuracy"],
+}
+
+# Every sample trains: 1000 = 15 whole batches and a last one of 40, the steps model.fit(shuffle=False) takes.
+ragged = fit_device_resident(mlp(), x_float, y, batch_size=BATCH, epochs=3, seed=0, shuffle=False)
+fit_1000 = mlp().fit(x_float, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0).history
+report["ragged"] = {
+    "fastpath_loss": [s.loss for s in ragged], "fit_loss": fit_1000["loss"],
+    "fastpath_accuracy": [s.accuracy for s in ragged], "fit_accuracy": fit_1000["accuracy"],
 }
 
 # Mixed precision (bfloat16 hidden layer, float32 output) with one-hot labels.
@@ -204,9 +212,15 @@ def test_weights_written_back_into_the_model(jax_report):
     assert abs(run["eval_accuracy"] - run["accuracy"][-1]) < 0.15
 
 
-def test_ragged_remainder_dropped(jax_report):
-    # 1000 samples at batch 64: 15 whole batches per epoch, 4 epochs; the last 40 samples never form a step.
-    assert jax_report["uint8"]["optimizer_steps"] == 15 * 4
+def test_the_remainder_trains_as_one_smaller_step(jax_report):
+    # 1000 samples at batch 64: 15 whole batches and one of the last 40 per epoch, 4 epochs.
+    assert jax_report["uint8"]["optimizer_steps"] == 16 * 4
+
+
+def test_a_ragged_epoch_matches_model_fit_value_by_value(jax_report):
+    run = jax_report["ragged"]
+    assert run["fastpath_loss"] == pytest.approx(run["fit_loss"], rel=1e-3)
+    assert run["fastpath_accuracy"] == pytest.approx(run["fit_accuracy"], abs=1e-3)
 
 
 def test_in_order_matches_model_fit(jax_report):

@@ -16,6 +16,7 @@ from lib.links import (
     escape_markdown,
     fit_to_limits,
     fold_notices,
+    limit_problems,
     markdown_code,
     preset_from_query_params,
     quote_fragment,
@@ -188,7 +189,7 @@ def test_layers_next_to_a_unit_list_is_ignored_with_the_reason():
     assert parsed.hidden_units == (3000, 1000)
     notice = only_notice(notices)
     assert notice.ignored == ("layers=5",)
-    assert notice.message == "units lists each layer, so the model has 2 hidden layers."
+    assert notice.message == "its units give each layer's width, so the model has 2 hidden layers."
     assert spec_from_query_params({"units": "3000,1000", "layers": "2"}, LIMITS) == (parsed, [])
 
 
@@ -242,6 +243,41 @@ def test_fit_to_limits_words_each_change_for_a_person():
         "To fit this server's limits, the number of epochs is 10.",
     ]
     assert fit_to_limits(ModelSpec(), LIMITS) == (ModelSpec(), [])
+
+
+def test_settings_reset_to_defaults_are_named_in_the_build_pages_words():
+    odd = ModelSpec().with_changes(optimizer="lion", precision="fp8", hidden_activation="gelu2", jit_compile="yes")
+    _, notices = fit_to_limits(odd, LIMITS)
+    text = only_notice(notices).text
+    assert text == "The hidden activation, the optimizer, the precision and 1 more went back to this app's defaults."
+    assert not any(name in text for name in (*INTERNAL_NAMES, "hidden_activation", "jit_compile", "precision:"))
+
+
+def test_steps_per_execution_over_the_limit_is_named_as_the_build_page_names_it():
+    _, notices = fit_to_limits(ModelSpec().with_changes(steps_per_execution=2**40), LIMITS)
+    assert only_notice(notices).text == f"To fit this server's limits, steps per execution is {2**31 - 1:,}."
+
+
+def test_limit_problems_say_what_passes_a_limit_in_plain_words():
+    limits = ServerLimits(hidden_layers=3, units=256, epochs=4, batch_size=64)
+    spec = ModelSpec(hidden_units=(512,) * 5, epochs=9, batch_size=128)
+    assert limit_problems(spec, limits) == [
+        "5 hidden layers: this server's limit is 3.",
+        "512 units in a layer: this server's limit is 256.",
+        "9 epochs: this server's limit is 4.",
+        "A batch size of 128: this server's limit is 64.",
+    ]
+    assert limit_problems(ModelSpec(), LIMITS) == []
+
+
+def test_limit_problems_for_too_many_parameters_say_which_layers_would_fit():
+    spec, limits = ModelSpec(hidden_units=(256,)), ServerLimits(params=100_000)
+    (problem,) = limit_problems(spec, limits)
+    assert problem.startswith("203,530 parameters: this server's limit is 100,000. Use fewer or smaller hidden layers")
+    fitted, _ = fit_to_limits(spec, limits)
+    assert problem.endswith(f"1 hidden layer of {fitted.hidden_units[0]} units would fit.")
+    assert count_params(fitted) <= 100_000
+    assert not any(name in problem for name in INTERNAL_NAMES)
 
 
 def test_run_settings_filter_devices_and_clamp_samples():

@@ -73,3 +73,18 @@ def test_notices_a_page_writes_itself_are_escaped_and_can_have_their_own_header(
     )
     at.run()
     assert at.warning[0].value == "This preset was changed to fit this server\\:\n- The model has 3 hidden layers\\."
+
+
+def open_without_a_link_on_a_small_server_script() -> None:
+    from lib.limits import ServerLimits
+    from ui import session
+
+    session.current_spec(ServerLimits(hidden_layers=3), ["cpu:0"])
+    session.show_link_notices()
+
+
+def test_without_a_link_the_fitted_default_preset_is_not_called_a_link():
+    at = AppTest.from_function(open_without_a_link_on_a_small_server_script, default_timeout=30).run()
+    [warning] = at.warning
+    assert warning.value.startswith("This preset was changed to fit this server\\:\n- To fit this server")
+    assert "link" not in warning.value

@@ -107,7 +107,10 @@ def write_link(spec: ModelSpec, settings: RunSettings | None = None) -> None:
 def _start_from_link(limits: ServerLimits, available_devices: list[str]) -> None:
     """Fills the session's spec and run settings from the query parameters (or the default preset)."""
     preset_specs = {name: preset.spec for name, preset in PRESETS.items()}
-    link = read_link(st.query_params.to_dict(), limits, available_devices, preset_specs, DEFAULT_PRESET)
+    params = st.query_params.to_dict()
+    link = read_link(params, limits, available_devices, preset_specs, DEFAULT_PRESET)
     st.session_state[Key.MODEL_SPEC] = link.spec
     st.session_state[Key.RUN_SETTINGS] = link.settings
-    st.session_state[Key.LINK_NOTICES] = PendingNotices(link.notices, link.spec) if link.notices else None
+    # Without a link, what changed is the default preset, fitted to this server's limits: say so, not "this link".
+    header = LINK_NOTICES_HEADER if params else PRESET_NOTICES_HEADER
+    st.session_state[Key.LINK_NOTICES] = PendingNotices(link.notices, link.spec, header) if link.notices else None
