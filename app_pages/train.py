@@ -31,7 +31,7 @@ import streamlit as st
 
 from lib.backend import BackendUnavailableError, backend_name
 from lib.charts import device_runs_to_frame, run_summary_frame, total_time_chart
-from lib.class_board import model_text, progress_fraction
+from lib.class_board import model_text, progress_fraction, progress_text
 from lib.datasets import DATASETS, available_sources, resolve_locations, unavailable_fix
 from lib.devices import DeviceNotFoundError, has_gpu
 from lib.estimates import SampleSuggestion, estimate_job, format_seconds, suggest_sample_limit
@@ -41,11 +41,14 @@ from lib.limits import LIMIT_ENV_VARS
 from lib.links import RunSettings
 from lib.parallel import ALL_GPUS, describe_data_parallel, describe_gradient_exchange, device_label
 from lib.presets import PRESETS
+from lib.results import DeviceRun
 from lib.spec import SpecError, count_params, flops_per_sample
 from lib.ui_state import matching_preset
 from ui import runtime, session
 
 POLL_S = 1.0  # seconds between two looks at a running job
+STOP_WAIT_S = 1.0  # while a job stops, how long one look waits for its end (the runner kills it within ~1 s)
+MISSING = "—"  # what the result table shows for a value a run does not have (Streamlit's default: "None")
 SAMPLE_STEP = 1000  # the samples input's +/- step
 JOB_STATE_TEXT = {
     JobState.DONE: "finished",
@@ -63,6 +66,11 @@ JOB_GONE_MESSAGE = (
 )
 CHANGED_WHILE_CLICKED_MESSAGE = (
     "Your settings changed while you pressed Train, so nothing was started: check them above and press Train again."
+)
+GENERATED_NOTE = "Generated images: no test accuracy (it would say nothing about the real dataset)."
+GENERATED_CAPTION = (
+    "This run trained on generated images of the dataset's shape: the timings are real, but an accuracy on "
+    "them says nothing about the real dataset, so the table leaves it out."
 )
 
 limits = runtime.server_limits()
@@ -273,8 +281,7 @@ def draw_samples(settings: RunSettings, samples: int, suggestion: SampleSuggesti
         key=Key.SAMPLE_LIMIT,
         on_change=on_samples_change,
         disabled=busy,
-        help=f"{info.title} has {info.num_train:,} training images; this server allows {limits.samples:,} per job "
-        f"({LIMIT_ENV_VARS['samples']}).",
+        help=f"{info.title} has {info.num_train:,} training images; this server allows {limits.samples:,} per job.",
     )
     if settings.sample_limit is not None and settings.sample_limit > max_samples:
         st.caption(f"You chose {settings.sample_limit:,}; {info.title} has {max_samples:,} here, so all of them train.")
@@ -283,16 +290,19 @@ def draw_samples(settings: RunSettings, samples: int, suggestion: SampleSuggesti
     if samples == suggestion.samples:
         label = "the whole training set" if suggestion.whole_dataset else "suggested for a class"
         st.caption(f"{samples:,} samples, {label}: {suggestion.text}.")
+        estimate = suggestion.estimate
     else:
         estimate = estimate_job(spec, samples, devices, runs, overhead_s=overhead_s, backend=backend_name())
         st.caption(f"{samples:,} samples: {estimate.seconds_text} here ({estimate.source_text}).")
         st.button(
-            f"Back to the suggested {suggestion.samples:,} ({format_seconds(suggestion.seconds)})",
+            f"Back to the suggested {suggestion.samples:,} ({suggestion.estimate.seconds_text})",
             key=Key.USE_SUGGESTED_SAMPLES,
             on_click=choose_samples,
             args=(None,),
             disabled=busy,
         )
+    if estimate.samples_note:  # what trains differs from what was asked: say so, in numbers
+        st.caption(estimate.samples_note)
     if samples < max_samples:
         whole = estimate_job(spec, max_samples, devices, runs, overhead_s=overhead_s, backend=backend_name())
         st.button(
@@ -369,6 +379,11 @@ def draw_shared(job: JobSnapshot) -> None:
         )
 
 
+def stopping(job: JobSnapshot) -> bool:
+    """Whether the job is being stopped: this session pressed Cancel for it, or the server asked it to stop."""
+    return job.stop_requested or st.session_state.get(Key.CANCEL_ASKED) == job.id
+
+
 def draw_progress(job: JobSnapshot) -> None:
     """Queue position, or each device's epoch, batch, elapsed time and loss."""
     draw_shared(job)
@@ -380,7 +395,8 @@ def draw_progress(job: JobSnapshot) -> None:
             icon=":material/hourglass_top:",
         )
         return
-    st.markdown(f"**Training** (job `{job.id}`)")
+    doing = "Stopping after the current training step" if stopping(job) else "Training"
+    st.markdown(f"**{doing}** (job `{job.id}`)")
     for device in job.request.devices:
         event = job.latest_progress(device)
         if event is None:
@@ -389,26 +405,30 @@ def draw_progress(job: JobSnapshot) -> None:
         loss = "" if event.loss is None else f", loss {event.loss:.4f}"
         st.progress(
             progress_fraction(event),
-            text=f"`{device}`: epoch {event.epoch}/{event.epochs}, batch {event.batch}/{event.batches}, "
-            f"{format_seconds(event.elapsed_s)} elapsed{loss}",
+            text=f"`{device}`: {progress_text(event)}, {format_seconds(event.elapsed_s)} elapsed{loss}",
         )
 
 
-def cancel(job: JobSnapshot) -> None:
-    """Takes back this session's request; a shared run goes on for the other sessions that asked for it."""
+def cancel(job_id: str) -> None:
+    """Cancel button callback: takes back this session's request (a shared run goes on for the others).
+
+    The session remembers that it asked before the page reruns, so that rerun already draws the button as
+    "Stopping..." and disabled, whatever the job's snapshot says by then.
+    """
+    st.session_state[Key.CANCEL_ASKED] = job_id
     runner = runtime.runner()
     owner = session.owner_id()
-    runner.cancel(job.id, owner=owner)
     try:
-        runner.get(job.id, owner)
-    except JobNotFoundError:  # the run is shared and goes on for the others
+        runner.cancel(job_id, owner=owner)
+        runner.get(job_id, owner)
+    except JobNotFoundError:  # the run is shared and goes on for the others (or it is gone)
         st.session_state.pop(Key.JOB_ID, None)
         session.set_run_settings(replace(session.run_settings(), job_id=None))
         add_message("info", "You took back your request. The run goes on for the other sessions that asked for it.")
 
 
 def draw_cancel(job: JobSnapshot) -> None:
-    """The cancel button; for a shared run it says that it stops only this session's request."""
+    """The cancel button, "Stopping..." and disabled once pressed; for a shared run it stops only this request."""
     shared = job.requesters > 1
     if shared:
         others = job.requesters - 1
@@ -416,27 +436,38 @@ def draw_cancel(job: JobSnapshot) -> None:
             f"{others} other session{'s' if others != 1 else ''} also wait for this run: cancelling takes back "
             "only your request, and the run goes on for them."
         )
-    label = "Cancel my request" if shared else "Cancel"
-    if st.button(label, key=Key.CANCEL, icon=":material/stop:", disabled=job.stop_requested):
-        cancel(job)
-        st.rerun()
+    if stopping(job):
+        label, icon = "Stopping...", ":material/hourglass_top:"
+    else:
+        label, icon = ("Cancel my request" if shared else "Cancel"), ":material/stop:"
+    st.button(label, key=Key.CANCEL, icon=icon, disabled=stopping(job), on_click=cancel, args=(job.id,))
 
 
 @st.fragment(run_every=POLL_S)
 def live_job(job_id: str) -> None:
-    """Polls this session's job: progress and a cancel button while it is active, then redraws the page."""
+    """Polls this session's job: progress and a cancel button while it is active, then redraws the page.
+
+    While the job stops, each poll waits for its end (at most `STOP_WAIT_S`), so the page shows "cancelled"
+    as soon as the worker has ended instead of at the next poll.
+    """
+    runner = runtime.runner()
     try:
-        job = runtime.runner().get(job_id, session.owner_id())
+        job = runner.get(job_id, session.owner_id())
     except JobNotFoundError:
         st.rerun()
     if job.is_final:
         st.rerun()
     draw_progress(job)
     draw_cancel(job)
+    if stopping(job) and runner.wait(job_id, timeout_s=STOP_WAIT_S).is_final:
+        st.rerun()
 
 
 def result_table(job: JobSnapshot) -> pd.DataFrame:
-    """One row per device: status, times, throughput and test accuracy."""
+    """One row per device: status, times, throughput, test accuracy (none on generated images) and a note.
+
+    Missing values are None (NaN in the number columns), which the table shows as `MISSING`.
+    """
     return pd.DataFrame(
         {
             "Device": [run.device for run in job.results],
@@ -445,10 +476,16 @@ def result_table(job: JobSnapshot) -> pd.DataFrame:
             "Epoch 1, with compilation (s)": [run.first_epoch_s for run in job.results],
             "Later epochs (s)": [run.steady_epoch_s for run in job.results],
             "Samples/s": [run.samples_per_s for run in job.results],
-            "Test accuracy": [run.test_accuracy for run in job.results],
-            "Note": [run.error for run in job.results],
+            "Test accuracy": [None if run.synthetic else run.test_accuracy for run in job.results],
+            "Note": [run_note(run) for run in job.results],
         }
     )
+
+
+def run_note(run: DeviceRun) -> str | None:
+    """A run's note: why it did not finish, and that its accuracy on generated images means nothing."""
+    notes = [run.error, GENERATED_NOTE if run.synthetic and run.test_accuracy is not None else ""]
+    return " ".join(note for note in notes if note) or None
 
 
 def draw_result(job: JobSnapshot) -> None:
@@ -461,11 +498,14 @@ def draw_result(job: JobSnapshot) -> None:
     draw_shared(job)
     if not job.results:
         return
+    if any(run.synthetic for run in job.results):
+        st.caption(GENERATED_CAPTION)
     seconds = st.column_config.NumberColumn(format="%.2f")
     st.dataframe(
         result_table(job),
         hide_index=True,
         width="stretch",
+        placeholder=MISSING,
         column_config={
             "Total time (s)": seconds,
             "Epoch 1, with compilation (s)": seconds,

@@ -17,20 +17,48 @@ import pandas as pd
 
 from lib.results import ProgressEvent
 
-EPOCH_DONE_KINDS = ("epoch", "device_done")  # progress events sent when an epoch (or the device) is complete
-
 
 def progress_fraction(event: ProgressEvent) -> float:
     """How much of one device's training is done, from 0 to 1, after a progress event.
+
+    Over a device's events as the worker sends them ("device_start", throttled "batch" events, one "epoch"
+    event per finished epoch, "device_done" after the test) the fraction never goes down: a "device_done"
+    counts its finished epochs plus, for a device stopped inside an epoch, the batches that epoch had
+    dispatched (`lib.worker.ProgressRelay` adds them).
 
     Args:
         event: The device's latest progress event.
     """
     epochs = max(event.epochs, 1)
-    if event.kind in EPOCH_DONE_KINDS:
-        return min(event.epoch / epochs, 1.0)
-    within = event.batch / event.batches if event.batches else 0.0
-    return min((max(event.epoch - 1, 0) + within) / epochs, 1.0)
+    within = min(event.batch / event.batches, 1.0) if event.batches else 0.0
+    if event.kind == "epoch":
+        done = event.epoch
+    elif event.kind == "device_done":
+        done = event.epoch + within
+    else:  # "device_start", "batch": `epoch` is the epoch under way
+        done = max(event.epoch - 1, 0) + within
+    return min(max(done / epochs, 0.0), 1.0)
+
+
+def progress_text(event: ProgressEvent) -> str:
+    """Where one device's training is, in a few words; epochs count from 1 ("epoch 1/2" while the first trains).
+
+    Args:
+        event: The device's latest progress event.
+    """
+    epochs = max(event.epochs, 1)
+    if event.kind == "device_done":
+        if event.epochs == 0:  # a device the job never started (it was stopped first)
+            return "not started"
+        if event.epoch >= epochs:
+            return f"all {epochs} epochs done"
+        return f"stopped after {event.epoch} of {epochs} epochs"
+    epoch = min(max(event.epoch, 1), epochs)
+    if event.kind == "epoch":
+        return f"epoch {epoch}/{epochs} done" + (", testing" if epoch == epochs else "")
+    if event.kind == "device_start" or not event.batches:
+        return f"epoch {epoch}/{epochs}, starting"
+    return f"epoch {epoch}/{epochs}, batch {min(event.batch, event.batches):,}/{event.batches:,}"
 
 
 def model_text(hidden_units: Sequence[int], activation: str) -> str:

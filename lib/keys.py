@@ -59,6 +59,7 @@ class Key(StrEnum):
     SAMPLE_SUGGESTION = "sample_suggestion"  # (what it was made for, lib.estimates.SampleSuggestion), kept as shown
     LINKED_JOB_CHECKED = "linked_job_checked"  # the link's job id this session already tried to adopt
     TRAIN_MESSAGES = "train_messages"  # (kind, text) messages the Train page shows once
+    CANCEL_ASKED = "cancel_asked"  # the job id this session pressed Cancel for (its button then says Stopping...)
 
     # Results page widgets
     RESULTS_DATASET = "results_dataset"

@@ -74,7 +74,9 @@ from lib.worker_pool import DEFAULT_WORKER_COMMAND, REPO_ROOT, WorkerPool, Worke
 # measurable time from a job on a 16-core host); on fewer, it waits until nothing trains: on 2 cores it slowed
 # a running job by 20-26 % (BENCHMARKS.md, "Warm worker").
 SPARE_BESIDE_JOB_MIN_CORES = 8
-CANCEL_GRACE_S = 3.0  # after SIGTERM, seconds a worker gets to stop by itself before SIGKILL
+# After SIGTERM, seconds a worker gets to stop by itself before SIGKILL. A training worker stops in 0.3-0.9 s
+# (2 cores, TensorFlow); a cancel must end within 2 s there, and a killed worker's finished epochs are kept.
+CANCEL_GRACE_S = 1.0
 JOIN_TIMEOUT_S = 10.0  # how long shutdown waits for running workers to end
 KEEP_FINISHED_JOBS = 1000  # finished jobs kept in memory for `get`; older ones are only in the store
 JOB_ID_HEX_DIGITS = 12  # job ids: this many random lowercase hex digits

@@ -16,8 +16,15 @@ line on its standard output:
 The worker never writes the run store: the runner records every outcome, including runs of a worker
 that was killed. Anything a library prints goes to standard error, so the event stream stays clean.
 The Keras backend is the worker's `KERAS_BACKEND`. SIGTERM asks the worker to stop after the current
-training step (the runner sends SIGKILL if it does not); the worker also exits when the server that started
-it dies (its parent's id is in GPUX_WORKER_PARENT_PID).
+training step (the runner sends SIGKILL if it does not); before the first device has started training
+there is nothing to keep, so SIGTERM ends the worker at once. The worker also exits when the server that
+started it dies (its parent's id is in GPUX_WORKER_PARENT_PID).
+
+Progress events go out so that what a page shows of each device never goes backwards (`ProgressRelay`):
+"device_start" counts the epoch about to train from 1, and a device that stopped inside an epoch says in its
+"device_done" how far into that epoch it got. Once the job has ended the process leaves at once
+(`exit_now`): Python's normal teardown with TensorFlow loaded takes about 1.5 s on a 2-core machine, and the
+runner marks a job final only when its worker has ended, so a cancel would wait for it.
 
 Priority: a worker trains `WORKER_NICE` nice levels below the server that started it (setting
 GPUX_WORKER_NICE; 0 trains at the server's priority), so the web server still answers pages while a job
@@ -37,6 +44,7 @@ its job, so it holds no GPU memory.
 Test hooks: when the environment has GPUX_WORKER_TEST_HOOKS=1 (never set on a real server), the worker
 honours `spec.extra["worker_test_hook"]`, a dict with any of:
     "fake": true               skip Keras; each epoch waits "epoch_s" seconds (default 0.05)
+    "test_accuracy": float     the fake run's test accuracy (default: none, as if the test was skipped)
     "sleep_before_s": float    wait before training starts
     "sleep_after_epoch_s": float   wait after each finished epoch
     "raise": "message"         raise RuntimeError(message) before training
@@ -59,7 +67,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from lib.jobs import TEST_HOOK_KEY, WORKER_PARENT_ENV, WORKER_TEST_HOOKS_ENV, JobRequest, run_from_epoch_events
@@ -309,6 +317,37 @@ def stoppable_sleep(seconds: float, stop: threading.Event) -> None:
         time.sleep(min(SLEEP_STEP_S, max(deadline - time.monotonic(), 0.0)))
 
 
+class JobStop(threading.Event):
+    """Set when the runner asks the job to stop (SIGTERM); `on_sigterm` is the signal's handler.
+
+    Until the first device starts training, nothing the job did is worth sending back (the runner records
+    the unstarted runs itself), so the handler ends the worker at once instead of waiting for the imports or
+    the data load to finish. From then on it only sets the event, which training polls between steps.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.training = False  # a device has started training: stop gracefully, keeping its finished epochs
+
+    def on_sigterm(self, *_: Any) -> None:
+        """Sets the event; ends the process at once while no device has started training."""
+        self.set()
+        if not self.training:
+            exit_now(0)
+
+
+def exit_now(code: int) -> None:
+    """Ends the process with `code` after flushing its output, skipping Python's teardown.
+
+    Every event was flushed when it was written. With TensorFlow loaded, the normal teardown takes about
+    1.5 s on a 2-core machine, during which the runner cannot mark the job final.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def readable_error(error: BaseException) -> str:
     """Returns a short message for the UI: the app's own errors as they are, others with their type name."""
     text = str(error).strip() or repr(error)
@@ -339,16 +378,41 @@ def load_job_data(request: JobRequest, preloaded: Mapping[str, Any]) -> Any:
     return load_dataset(request.spec.dataset)
 
 
+class ProgressRelay:
+    """Passes the engine's progress events on, so that each device's shown progress never goes backwards.
+
+    The engine's "device_start" says epoch 0 (none trained yet); what trains next is epoch 1, and pages show
+    the epoch in progress, so it goes out as epoch 1. Its "device_done" says how many epochs finished; a device
+    stopped inside an epoch (a cancel) would then show less than its last batch event did, so the relay adds
+    that epoch's dispatched batches from the last batch event (`lib.class_board.progress_fraction` counts them).
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, ProgressEvent] = {}  # device -> the last event sent
+
+    def __call__(self, event: ProgressEvent) -> ProgressEvent:
+        """Returns the event to send for `event`."""
+        last = self._last.get(event.device)
+        if event.kind == "device_start":
+            event = replace(event, epoch=max(event.epoch, 1))
+        elif event.kind == "device_done" and last is not None and last.kind == "batch" and last.epoch > event.epoch:
+            event = replace(event, batch=last.batch, batches=last.batches)
+        self._last[event.device] = event
+        return event
+
+
 def make_progress_callback(
-    emitter: EventWriter, hook: dict[str, Any], stop: threading.Event
+    emitter: EventWriter, hook: dict[str, Any], stop: JobStop
 ) -> Callable[[ProgressEvent], None]:
-    """Returns the engine's progress callback: it forwards events and applies the per-epoch test hooks."""
+    """Returns the engine's progress callback: it relays events and applies the per-epoch test hooks."""
     sleep_after_epoch_s = float(hook.get("sleep_after_epoch_s", 0.0))
     crash_after_epoch = hook.get("crash_after_epoch")
     crash_signal = signal.Signals[str(hook.get("crash_signal", "SIGKILL"))]
+    relay = ProgressRelay()
 
     def on_progress(event: ProgressEvent) -> None:
-        emitter.emit({"type": "progress", "event": event.to_dict()})
+        stop.training = True  # the first event is a device's "device_start": from now on a stop keeps epochs
+        emitter.emit({"type": "progress", "event": relay(event).to_dict()})
         if event.kind != "epoch":
             return
         if crash_after_epoch is not None and event.epoch >= int(crash_after_epoch):
@@ -376,9 +440,7 @@ def block_unused_tensorflow(environ: Mapping[str, str]) -> bool:
     return True
 
 
-def run_job(
-    request: JobRequest, emitter: EventWriter, stop: threading.Event, hook: dict[str, Any], state: WorkerState
-) -> None:
+def run_job(request: JobRequest, emitter: EventWriter, stop: JobStop, hook: dict[str, Any], state: WorkerState) -> None:
     """Imports Keras, loads the data and trains on each device in turn, sending each result as it is ready.
 
     `lib.engine.train_on_devices` is called once per device, so a job killed on its second device has
@@ -389,7 +451,8 @@ def run_job(
     import keras
 
     from lib.devices import resolve_device
-    from lib.engine import train_on_devices, whole_batch_samples
+    from lib.engine import train_on_devices
+    from lib.estimates import trained_samples
 
     imported = time.perf_counter()
     for name in request.devices:
@@ -403,7 +466,7 @@ def run_job(
             "backend": keras.backend.backend(),
             "import_s": imported - started,
             "data_s": loaded - imported,
-            "num_train": whole_batch_samples(num_train, request.spec.batch_size),
+            "num_train": trained_samples(request.spec, num_train, keras.backend.backend()),
             "nice": state.nice,
             "idle_threads": state.idle_threads,
         }
@@ -436,7 +499,7 @@ def apply_start_hooks(hook: dict[str, Any], stop: threading.Event) -> None:
 
 
 def run_fake_job(
-    request: JobRequest, emitter: EventWriter, stop: threading.Event, hook: dict[str, Any], state: WorkerState
+    request: JobRequest, emitter: EventWriter, stop: JobStop, hook: dict[str, Any], state: WorkerState
 ) -> None:
     """The "fake" test hook: the same events as a real job, with waits instead of Keras training."""
     backend = os.environ.get("KERAS_BACKEND", "none")
@@ -458,18 +521,19 @@ def run_fake_job(
     for device in request.devices:
         if stop.is_set():
             return
-        run = _fake_device_run(request, device, backend, num_train, epoch_s, on_progress, stop)
+        run = _fake_device_run(request, hook, device, backend, num_train, epoch_s, on_progress, stop)
         emitter.emit({"type": "result", "run": run.to_dict()})
 
 
 def _fake_device_run(
     request: JobRequest,
+    hook: dict[str, Any],
     device: str,
     backend: str,
     num_train: int,
     epoch_s: float,
     on_progress: Callable[[ProgressEvent], None],
-    stop: threading.Event,
+    stop: JobStop,
 ) -> DeviceRun:
     epochs = request.spec.epochs
     started = time.perf_counter()
@@ -485,9 +549,12 @@ def _fake_device_run(
         events.append(event)
         on_progress(event)
     status = "cancelled" if len(events) < epochs else "done"
-    return run_from_epoch_events(
-        device, backend, synthetic=True, num_train=num_train, epoch_events=events, status=status
+    run = run_from_epoch_events(
+        device, backend, synthetic=request.synthetic, num_train=num_train, epoch_events=events, status=status
     )
+    if status == "done" and "test_accuracy" in hook:
+        run.test_accuracy = float(hook["test_accuracy"])
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -501,13 +568,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     spare = SPARE_ARG in (sys.argv[1:] if argv is None else argv)
     emitter = EventWriter(claim_stdout())
-    stop = threading.Event()
+    stop = JobStop()
     try:
         nice = lower_priority(worker_nice(os.environ))  # first, so that every thread started later inherits it
         watch_parent(int(os.environ.get(WORKER_PARENT_ENV, os.getppid())))
         emitter.emit({"type": "started", "pid": os.getpid(), "wall_time": time.time()})
         job_text, state = wait_as_spare(emitter, nice) if spare else (sys.stdin.read(), WorkerState(nice=nice))
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, stop.on_sigterm)
         request = JobRequest.from_worker_dict(json.loads(job_text))
         hook = read_test_hook(request, os.environ)
         if hook.get("ignore_sigterm"):
@@ -544,4 +611,4 @@ def wait_as_spare(emitter: EventWriter, nice: int) -> tuple[str, WorkerState]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -7,8 +7,9 @@ import datetime
 import pandas as pd
 import pytest
 
-from lib.class_board import finished_jobs, model_text, progress_fraction, start_of_today
+from lib.class_board import finished_jobs, model_text, progress_fraction, progress_text, start_of_today
 from lib.results import ProgressEvent
+from lib.worker import ProgressRelay
 
 
 @pytest.mark.parametrize(
@@ -23,6 +24,59 @@ from lib.results import ProgressEvent
 )
 def test_progress_fraction(event, fraction):
     assert progress_fraction(event) == pytest.approx(fraction)
+
+
+def engine_events(epochs: int, batches: int, stop_at: tuple[int, int] | None = None) -> list[ProgressEvent]:
+    """One device's events as `lib.engine` sends them (a batch event per step), cut at (epoch, batch) if given."""
+    events = [ProgressEvent(kind="device_start", device="cpu:0", epochs=epochs, batches=batches)]
+    finished = 0
+    for epoch in range(1, epochs + 1):
+        for batch in range(batches):
+            if (epoch, batch) == stop_at:
+                break
+            events.append(ProgressEvent("batch", "cpu:0", epoch=epoch, epochs=epochs, batch=batch, batches=batches))
+        else:
+            events.append(ProgressEvent("epoch", "cpu:0", epoch=epoch, epochs=epochs, batch=batches, batches=batches))
+            finished = epoch
+            continue
+        break
+    events.append(ProgressEvent("device_done", "cpu:0", epoch=finished, epochs=epochs, batches=batches))
+    return events
+
+
+def relayed(events: list[ProgressEvent]) -> list[ProgressEvent]:
+    """The events as the worker sends them on to the runner and the pages."""
+    relay = ProgressRelay()
+    return [relay(event) for event in events]
+
+
+@pytest.mark.parametrize(
+    "stop_at",
+    [None, (1, 3), (2, 5), (2, 0), (1, 0)],
+    ids=["to the end", "cancel in epoch 1", "cancel in epoch 2", "cancel at an epoch's end", "cancel at once"],
+)
+def test_progress_never_goes_backwards_through_start_batches_epochs_the_end_and_a_cancel(stop_at):
+    events = relayed(engine_events(epochs=2, batches=8, stop_at=stop_at))
+    fractions = [progress_fraction(event) for event in events]
+    assert fractions == sorted(fractions), list(zip([event.kind for event in events], fractions, strict=True))
+    if stop_at is None:
+        assert fractions[-1] == 1.0
+    else:  # the bar stays where the last batch left it
+        assert fractions[-1] == pytest.approx(fractions[-2]) and fractions[-1] < 1.0
+
+
+def test_epochs_count_from_one_and_the_end_says_done_not_batch_zero():
+    events = relayed(engine_events(epochs=2, batches=8))
+    texts = [progress_text(event) for event in events]
+    assert texts[0] == "epoch 1/2, starting"
+    assert texts[1] == "epoch 1/2, batch 0/8"
+    assert "epoch 1/2 done" in texts and "epoch 2/2 done, testing" in texts
+    assert texts[-1] == "all 2 epochs done"
+    assert not any("epoch 0" in text for text in texts)
+    assert events[0].epoch == 1  # the class board shows the event's epoch as it is
+    stopped = relayed(engine_events(epochs=2, batches=8, stop_at=(2, 5)))
+    assert progress_text(stopped[-1]) == "stopped after 1 of 2 epochs"
+    assert progress_text(ProgressEvent(kind="device_start", device="cpu:0", epochs=3)) == "epoch 1/3, starting"
 
 
 def test_model_text():

@@ -98,6 +98,21 @@ def test_the_queue_shows_serving_order_names_and_what_each_asked_for(runner):
         runner.cancel(job_id)
 
 
+def test_a_running_job_counts_its_epochs_from_one(runner):
+    slow = ModelSpec(hidden_units=(64,), epochs=40, extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 60}})
+    job = runner.submit(OWNERS[0], slow, ["cpu:0"], sample_limit=500, client="10.0.0.1")
+    deadline = time.monotonic() + FAKE_WAIT_S
+    while runner.get(job.id).latest_progress("cpu:0") is None:  # the first epoch has started
+        assert time.monotonic() < deadline, "the job did not start training"
+        time.sleep(0.2)
+
+    at = open_board()
+
+    assert "cpu:0: epoch 1 of 40" in page_text(at)  # the epoch under way, never "epoch 0"
+    assert at.get("progress")[0].proto.value == 0
+    runner.cancel(job.id)
+
+
 def test_an_idle_server_says_so(runner):
     at = open_board()
     text = page_text(at)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -282,21 +283,100 @@ def test_identical_requests_share_one_run_and_a_cancel_takes_back_one_request(fa
     assert "was cancelled" in first.warning[-1].value
 
 
-def test_progress_is_shown_while_running(fake_jobs):
-    at = open_train(fake_spec())
+def page_report(at: AppTest) -> str:
+    """What a failing page test needs to know: the session's job and every alert and bar the page shows."""
+    alerts = [
+        f"{kind}: {element.value}" for kind in ("error", "warning", "info", "success") for element in at.get(kind)
+    ]
+    shown = [bar.proto.text for bar in at.get("progress")]
+    return f"job id {at.session_state.get(Key.JOB_ID)}; alerts {alerts}; bars {shown}"
+
+
+def click_train(at: AppTest) -> str:
+    """Presses Train and returns the job id it started; fails with what the page said when it started none."""
     at.button(key=Key.TRAIN).click().run()
+    assert not at.exception, at.exception
+    assert Key.JOB_ID in at.session_state and not at.error, f"Train started no job: {page_report(at)}"
+    return at.session_state[Key.JOB_ID]
+
+
+def bars(at: AppTest) -> list[tuple[float, str]]:
+    """Each progress bar's fraction and text."""
+    return [(bar.proto.value / 100, bar.proto.text) for bar in at.get("progress")]
+
+
+def wait_for_bar(at: AppTest, text: str) -> list[tuple[float, str]]:
+    """Reruns the page until a progress bar shows `text`; returns every bar seen on the way."""
     deadline = time.monotonic() + FAKE_WAIT_S
-    texts_seen: list[str] = []
-    while not any("epoch 1/" in text for text in texts_seen):
-        assert time.monotonic() < deadline, texts_seen
+    seen: list[tuple[float, str]] = []
+    while not any(text in shown for _, shown in seen):
+        assert time.monotonic() < deadline, f"no bar showed {text!r} within {FAKE_WAIT_S} s: {seen}; {page_report(at)}"
         time.sleep(0.5)
         at.run()
-        texts_seen = [bar.proto.text for bar in at.get("progress")]
-    assert texts_seen[0].startswith("`cpu:0`: epoch ")
-    assert "elapsed" in texts_seen[0]
+        assert not at.exception, at.exception
+        seen += bars(at)
+    return seen
+
+
+def test_progress_is_shown_while_running_and_counts_epochs_from_one(fake_jobs):
+    # Each state lasts one 4 s epoch, so a rerun sees it on a loaded machine. The test used to wait for
+    # "epoch 1/" with 0.5 s epochs: it showed for 0.5 s only, and a slow rerun that missed it saw no bar
+    # until the job had ended (a flake of clean-clone CI runs).
+    at = open_train(fake_spec(epochs=3, epoch_s=4.0))
+    click_train(at)
+    seen = wait_for_bar(at, "epoch 2/3")
+    shown = [(fraction, text) for fraction, text in seen if "waiting" not in text]
+    assert shown[0][1].startswith("`cpu:0`: epoch 1/3, starting"), seen  # the first epoch is epoch 1, not 0
+    assert "epoch 1/3 done" in " ".join(text for _, text in shown) and "elapsed" in shown[-1][1]
+    assert not any("epoch 0" in text for _, text in seen)
+    fractions = [fraction for fraction, _ in seen]
+    assert fractions == sorted(fractions)
     at.button(key=Key.CANCEL).click().run()
     wait_until_final(at, FAKE_WAIT_S)
     assert at.warning[-1].value.startswith("Job `")
+
+
+def test_cancel_says_stopping_at_once_disables_itself_and_the_table_shows_dashes(fake_jobs):
+    # A worker that ignores SIGTERM stays "stopping" until the runner kills it after its grace period.
+    at = open_train(
+        fake_spec().with_changes(extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 0.5, "ignore_sigterm": True}})
+    )
+    runtime.runner().cancel_grace_s = 4.0
+    click_train(at)
+    wait_for_bar(at, "epoch 1/")  # training: the worker ignores SIGTERM from now on
+    assert at.button(key=Key.CANCEL).label == "Cancel" and not at.button(key=Key.CANCEL).disabled
+
+    at.button(key=Key.CANCEL).click().run()
+    assert not at.exception
+    button = at.button(key=Key.CANCEL)
+    assert (button.label, button.disabled) == ("Stopping...", True), page_report(at)
+    assert any(markdown.value.startswith("**Stopping") for markdown in at.markdown)
+    at.run()
+    assert at.button(key=Key.CANCEL).disabled  # the session remembers that it asked
+    wait_until_final(at, FAKE_WAIT_S)
+
+    assert "was cancelled" in at.warning[-1].value
+    table = at.dataframe[0]
+    assert table.proto.placeholder == "—"  # what a missing value shows, instead of "None"
+    row = table.value.iloc[0]
+    assert row["Status"] == "cancelled" and pd.isna(row["Test accuracy"])
+    assert not table.value.isin(["None", "nan"]).any().any()
+
+
+def test_accuracy_on_generated_images_is_not_shown_as_an_accuracy(fake_jobs):
+    spec = fake_spec(epochs=2, epoch_s=0.05).with_changes(
+        extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 0.05, "test_accuracy": 1.0}}
+    )
+    at = open_train(spec)
+    at.checkbox(key=Key.SYNTHETIC).check().run()
+    click_train(at)
+    wait_until_final(at, FAKE_WAIT_S)
+
+    assert "finished" in at.success[0].value
+    table = at.dataframe[0].value
+    assert table["Status"][0] == "done" and pd.isna(table["Test accuracy"][0])  # shown as a dash, not 100.0%
+    assert "Generated images" in table["Note"][0]
+    assert "generated images" in texts(at) and "accuracy" in texts(at)
 
 
 def test_a_link_with_the_job_finds_it_after_a_reload(fake_jobs):

@@ -17,12 +17,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 
 import pytest
 
 from lib.backend import BackendUnavailableError
+from lib.class_board import progress_fraction, progress_text
 from lib.devices import DeviceNotFoundError
 from lib.estimates import DEFAULT_OVERHEAD_S, estimate_job
 from lib.jobs import (
@@ -189,6 +191,19 @@ def test_worker_ignoring_sigterm_is_killed_and_keeps_epochs(make_runner, store):
     assert final.state == JobState.CANCELLED
     assert len(final.results[0].epoch_s) == 1 and final.results[0].status == "cancelled"
     assert len(stored(store, job.id)["epoch_s"].iloc[0]) == 1
+
+
+def test_a_cancel_ends_within_two_seconds_even_when_the_worker_ignores_sigterm(make_runner):
+    runner = make_runner()  # the server's grace period (CANCEL_GRACE_S) before the kill
+    job = submit_fake(runner, "a", epochs=5, sleep_after_epoch_s=LONG_S, ignore_sigterm=True)
+    wait_for_epoch(runner, job.id, 1)
+
+    clicked = time.monotonic()
+    assert runner.cancel(job.id).stop_requested
+    final = runner.wait(job.id, WAIT_S)
+
+    assert final.state == JobState.CANCELLED
+    assert time.monotonic() - clicked < 2.0
 
 
 def test_time_limit_stops_job(make_runner, store):
@@ -454,6 +469,8 @@ def test_real_tensorflow_job_end_to_end(make_runner, store):
     assert run.backend == "tensorflow" and run.num_train == 256 and len(run.epoch_s) == 2
     assert run.test_accuracy is not None
     assert final.progress["cpu:0"].kind == "device_done"
+    assert progress_fraction(final.progress["cpu:0"]) == 1.0
+    assert progress_text(final.progress["cpu:0"]) == "all 2 epochs done"
     row = stored(store, job.id).iloc[0]
     assert row["status"] == "done" and row["steady_epoch_s"] == pytest.approx(run.steady_epoch_s)
     assert final.worker["ready"]["import_s"] > 0
