@@ -1,7 +1,8 @@
 """Results: timing and accuracy charts of finished runs, and the run history with filters and a CSV download.
 
-The charts draw the runs picked under "Compare runs" (by default this session's latest job), so runs
-from different jobs, devices or batch sizes can be put side by side.
+The charts draw the runs picked under "Compare runs". By default that is the most instructive comparison the
+store allows (`lib.comparison.choose_comparison`: the latest job's devices, else CPU vs GPU runs of one model,
+else runs that differ in one setting), named by what differs; every caption is computed from the numbers drawn.
 """
 
 import pandas as pd
@@ -20,14 +21,27 @@ from lib.charts import (
     total_time_chart,
     training_curve_chart,
 )
+from lib.comparison import (
+    GENERATED_ACCURACY_NOTE,
+    accuracy_caption,
+    choose_comparison,
+    epoch_time_caption,
+    loss_caption,
+    outside_epochs_by_run,
+    preset_title,
+    throughput_caption,
+    time_gap_text,
+    total_time_caption,
+    train_accuracy_caption,
+)
 from lib.datasets import DATASETS
 from lib.diagnosis import assess, efficiency_frame
 from lib.keys import Key
 from lib.parallel import scaling_frame
 from lib.results import DeviceRun
 from lib.spec import ModelSpec
-from lib.store import StoreError
-from lib.ui_state import default_comparison, history_table, run_filters, run_label
+from lib.store import RunStore, StoreError
+from lib.ui_state import history_table, run_filters, run_label
 from ui import runtime
 
 st.title("Results")
@@ -58,29 +72,55 @@ def draw_filters(all_runs) -> dict:
         "Device", sorted(set(all_runs["device"])), key=Key.RESULTS_DEVICE, placeholder="All devices"
     )
     presets = columns[2].multiselect(
-        "Preset", sorted(set(all_runs["preset"].dropna())), key=Key.RESULTS_PRESET, placeholder="All models"
+        "Preset",
+        sorted(set(all_runs["preset"].dropna())),
+        format_func=preset_title,
+        key=Key.RESULTS_PRESET,
+        placeholder="All models",
     )
     first_day = all_runs["created_at"].min().date()
     since = columns[3].date_input("Runs since", value=first_day, key=Key.RESULTS_DATES, format="YYYY-MM-DD")
     return run_filters(datasets, devices, presets, since if since else None)
 
 
-def draw_comparison(runs) -> None:
-    """The picker of runs to compare and the six charts."""
-    done = runs[runs["status"] == "done"]
+def pick_runs(done) -> list[int]:
+    """The "Compare runs" picker, filled with the default comparison until the user picks; returns the pick."""
     labels = {int(row["id"]): run_label(row) for _, row in done.iterrows()}
+    default = choose_comparison(done, st.session_state.get(Key.JOB_ID))
     chosen = [run_id for run_id in st.session_state.get(Key.RESULTS_COMPARE, []) if run_id in labels]
     if Key.RESULTS_COMPARE not in st.session_state or not chosen:
-        chosen = [run_id for run_id in default_comparison(done, st.session_state.get(Key.JOB_ID)) if run_id in labels]
+        chosen = [run_id for run_id in default.run_ids if run_id in labels]
     st.session_state[Key.RESULTS_COMPARE] = chosen
     st.multiselect(
-        "Compare runs (default: the latest job)",
+        "Compare runs",
         options=list(reversed(labels)),
         format_func=labels.get,
         key=Key.RESULTS_COMPARE,
         placeholder="Pick finished runs to compare",
     )
-    compared = done[done["id"].isin(st.session_state[Key.RESULTS_COMPARE])]
+    picked = st.session_state[Key.RESULTS_COMPARE]
+    if sorted(picked) == list(default.run_ids):
+        st.caption(f"Default view. {default.reason}")
+    elif default.run_ids:
+        st.caption(f"Your pick. Clear it to see the default again: {default.reason}")
+    return picked
+
+
+def outside_epochs(store: RunStore, compared) -> dict[str, float]:
+    """Seconds each compared run's job spent outside its epochs (data, model building, evaluation), if known."""
+    job_ids = sorted(set(compared["job_id"].dropna()))
+    if not job_ids:
+        return {}
+    try:
+        return outside_epochs_by_run(store.runs(job_id=job_ids), [store.job(job_id) for job_id in job_ids])
+    except StoreError:
+        return {}
+
+
+def draw_comparison(store: RunStore, runs) -> None:
+    """The picker of runs to compare, the six charts and the captions computed from them."""
+    done = runs[runs["status"] == "done"]
+    compared = done[done["id"].isin(pick_runs(done))]
     if compared.empty:
         st.info("No finished run matches the filters: change them, or train a model first.")
         return
@@ -88,31 +128,26 @@ def draw_comparison(runs) -> None:
     epochs = run_epochs_frame(compared)
     left, right = st.columns(2)
     with left:
-        chart_box(
-            total_time_chart(summary),
-            "Total training time per run: the label says how many times faster than the slowest run.",
-        )
-        chart_box(
-            throughput_chart(summary),
-            "Training samples per second in the later epochs: the device's steady speed, compilation excluded.",
-        )
-        chart_box(
-            training_curve_chart(epochs, "train_loss"),
-            "The same model should learn the same way on every device: the loss curves should almost overlap.",
-        )
+        chart_box(total_time_chart(summary), total_time_caption(summary))
     with right:
-        chart_box(
-            epoch_time_chart(epochs),
-            "Epoch 1 is slower: it includes tracing and compiling the model. Compare the later epochs.",
-        )
-        chart_box(
-            accuracy_on_test_set_chart(summary),
-            "Accuracy on images the model never saw: the device changes the speed, not what is learned.",
-        )
-        chart_box(
-            training_curve_chart(epochs, "train_accuracy"),
-            "Training accuracy per epoch; a big gap to the test accuracy means the model memorises.",
-        )
+        chart_box(throughput_chart(summary), throughput_caption(summary))
+    gap = time_gap_text(summary, outside_epochs(store, compared))
+    if gap:
+        with st.container(border=True):
+            st.markdown(gap)
+    left, right = st.columns(2)
+    with left:
+        chart_box(epoch_time_chart(epochs), epoch_time_caption(summary))
+    with right:
+        chart_box(training_curve_chart(epochs, "train_loss"), loss_caption(epochs, compared))
+    if not summary.empty and summary["synthetic"].all():
+        st.info(f"No accuracy is drawn: every compared run used {GENERATED_ACCURACY_NOTE}.", icon=":material/info:")
+    else:
+        left, right = st.columns(2)
+        with left:
+            chart_box(accuracy_on_test_set_chart(summary), accuracy_caption(summary, compared))
+        with right:
+            chart_box(training_curve_chart(epochs, "train_accuracy"), train_accuracy_caption(summary, epochs))
     draw_hardware(compared, dict(zip(summary["run_id"], summary["series"], strict=True)))
 
 
@@ -172,7 +207,7 @@ if all_runs.empty:
 
 filters = draw_filters(all_runs)
 runs = store.runs(**filters)
-draw_comparison(runs)
+draw_comparison(store, runs)
 scaling = scaling_frame(runs)
 if not scaling.empty:
     chart_box(
@@ -195,10 +230,12 @@ with st.container(border=True):
             "Epoch 1 (s)": seconds,
             "Later epochs (s)": seconds,
             "Samples/s": st.column_config.NumberColumn(format="%.0f"),
-            "Test accuracy": st.column_config.NumberColumn(format="percent"),
         },
     )
-    st.caption("One row per device run, newest first. Failed and cancelled runs say why in the CSV's error column.")
+    st.caption(
+        "One row per device run, newest first. Failed and cancelled runs say why in the CSV's error column. "
+        f"Runs on generated data show no accuracy ({GENERATED_ACCURACY_NOTE}); the CSV leaves it empty."
+    )
     st.download_button(
         "Download CSV",
         data=store.to_csv_bytes(**filters),

@@ -13,6 +13,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from lib.comparison import DASH, GENERATED_DATA, data_label, run_names
+
 COLOR_SCHEME = "tableau10"  # colour-blind-safe categorical scheme
 
 
@@ -144,21 +146,25 @@ def _matmul_chart(timings: pd.DataFrame, y: alt.Y, title: str) -> alt.Chart:
 RESULT_SERIES_TITLE = "Run"  # legend / axis title of the series a chart compares
 COMPILE_PHASE = "epoch 1 (includes compilation)"
 STEADY_PHASE = "later epochs (steady state)"
+GENERATED_ACCURACY_TEXT = "no accuracy: generated data, random labels"  # in place of a generated run's bar
 _SUMMARY_COLUMNS = (
     "run_id",
     "series",
     "device",
     "preset",
     "dataset",
+    "job_id",
+    "synthetic",
     "batch_size",
     "num_train",
+    "epochs",
     "total_s",
     "first_epoch_s",
     "steady_epoch_s",
     "samples_per_s",
     "test_accuracy",
 )
-_EPOCH_COLUMNS = ("run_id", "series", "device", "epoch", "phase", "epoch_s", "train_loss", "train_accuracy")
+_EPOCH_COLUMNS = ("run_id", "series", "device", "data", "epoch", "phase", "epoch_s", "train_loss", "train_accuracy")
 
 
 def device_runs_to_frame(device_runs: list[Any], run_id: int | str = "") -> pd.DataFrame:
@@ -185,18 +191,28 @@ def run_summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
         runs: Rows from `RunStore.runs()` (or `device_runs_to_frame`), one per device run.
 
     Returns:
-        Columns `_SUMMARY_COLUMNS` plus `speedup` (slowest total time / this one) and `speedup_text`.
-        Rows without a total time (failed or cancelled runs) are dropped.
+        Columns `_SUMMARY_COLUMNS` plus `data` ("real" or "generated"), `test_accuracy_text` (the accuracy,
+        a dash when missing, or a note for generated data, whose `test_accuracy` is left empty), `speedup`
+        (slowest total time / this one) and `speedup_text`. Each run's `series` names it by what differs
+        (`lib.comparison.run_names`). Rows without a total time (failed or cancelled runs) are dropped.
     """
+    extra = ["data", "test_accuracy_text", "speedup", "speedup_text"]
     if runs.empty:
-        return pd.DataFrame(columns=[*_SUMMARY_COLUMNS, "speedup", "speedup_text"])
+        return pd.DataFrame(columns=[*_SUMMARY_COLUMNS, *extra])
     frame = pd.DataFrame(
         {
             "run_id": _column(runs, "id").fillna("").astype(str),
-            "series": _series_labels(runs),
+            "series": run_names(runs),
             **{name: _column(runs, name) for name in _SUMMARY_COLUMNS[2:]},
         }
     )
+    frame["synthetic"] = frame["synthetic"].map(lambda value: data_label(value) == GENERATED_DATA)
+    frame["data"] = frame["synthetic"].map(data_label)
+    frame["test_accuracy"] = frame["test_accuracy"].astype(float).where(~frame["synthetic"])  # random labels
+    frame["test_accuracy_text"] = [
+        GENERATED_ACCURACY_TEXT if generated else DASH if pd.isna(accuracy) else f"{accuracy:.1%}"
+        for generated, accuracy in zip(frame["synthetic"], frame["test_accuracy"], strict=True)
+    ]
     frame = frame[frame["total_s"].notna()].reset_index(drop=True)
     return _with_speedup(frame)
 
@@ -209,10 +225,11 @@ def run_epochs_frame(runs: pd.DataFrame) -> pd.DataFrame:
             the `DeviceRun` as a dict (or JSON text).
 
     Returns:
-        Columns `_EPOCH_COLUMNS`; `epoch` is 1-based and `phase` marks epoch 1 as including compilation.
+        Columns `_EPOCH_COLUMNS`; `epoch` is 1-based, `phase` marks epoch 1 as including compilation and
+        `data` says "real" or "generated" (whose accuracy means nothing).
     """
     rows = []
-    for (_, run), series in zip(runs.iterrows(), _series_labels(runs), strict=True):
+    for (_, run), series in zip(runs.iterrows(), run_names(runs), strict=True):
         result = _result_dict(run.get("result"))
         epoch_s = result.get("epoch_s") or []
         losses = result.get("train_loss") or []
@@ -223,6 +240,7 @@ def run_epochs_frame(runs: pd.DataFrame) -> pd.DataFrame:
                     "run_id": str(run.get("id", "")),
                     "series": series,
                     "device": run.get("device", result.get("device", "")),
+                    "data": data_label(run.get("synthetic", result.get("synthetic"))),
                     "epoch": index + 1,
                     "phase": COMPILE_PHASE if index == 0 else STEADY_PHASE,
                     "epoch_s": float(seconds),
@@ -305,6 +323,9 @@ def throughput_chart(summary: pd.DataFrame) -> alt.LayerChart:
 def training_curve_chart(epochs: pd.DataFrame, metric: str) -> alt.Chart:
     """Lines of a training metric per epoch per run.
 
+    Generated data has random labels, so its accuracy means nothing: the accuracy chart leaves those runs
+    out and says so in its title; their loss is drawn, with the data named in the tooltip.
+
     Args:
         epochs: Output of `run_epochs_frame`.
         metric: "train_loss" or "train_accuracy".
@@ -320,8 +341,13 @@ def training_curve_chart(epochs: pd.DataFrame, metric: str) -> alt.Chart:
         raise ValueError(f"metric must be one of {sorted(titles)}, not {metric!r}.")
     value_format = ".4f" if metric == "train_loss" else ".1%"
     y = alt.Y(f"{metric}:Q").title(titles[metric])
+    title = f"{titles[metric]} per epoch"
     if metric == "train_accuracy":
         y = y.axis(format="%")
+        generated = epochs["data"] == GENERATED_DATA if "data" in epochs else pd.Series(False, index=epochs.index)
+        if generated.any():
+            epochs = epochs[~generated]
+            title += " (real data only: generated data has random labels)"
     return (
         alt.Chart(epochs)
         .mark_line(point=True)
@@ -333,29 +359,36 @@ def training_curve_chart(epochs: pd.DataFrame, metric: str) -> alt.Chart:
                 alt.Tooltip("series:N").title(RESULT_SERIES_TITLE),
                 alt.Tooltip("epoch:O").title("Epoch"),
                 alt.Tooltip(f"{metric}:Q").title(titles[metric]).format(value_format),
+                alt.Tooltip("data:N").title("Data"),
             ],
         )
-        .properties(title=f"{titles[metric]} per epoch")
+        .properties(title=title)
     )
 
 
 def accuracy_on_test_set_chart(summary: pd.DataFrame) -> alt.LayerChart:
-    """Bars of test-set accuracy per run, on a 0-100 % scale.
+    """Bars of test-set accuracy per run, on a 0-100 % scale; generated-data runs get a note, not a bar.
 
     Args:
         summary: Output of `run_summary_frame`.
 
     Returns:
-        Horizontal bars labelled with the accuracy in percent.
+        Horizontal bars labelled with the accuracy in percent; a run on generated data (random labels) has
+        no bar, only the label `GENERATED_ACCURACY_TEXT` at 0, and the title says why.
     """
-    base = alt.Chart(summary[summary["test_accuracy"].notna()]).encode(
-        y=alt.Y("series:N").title(RESULT_SERIES_TITLE),
+    generated = summary["synthetic"].astype(bool)
+    frame = summary[summary["test_accuracy"].notna() | generated].copy()
+    frame["label_x"] = frame["test_accuracy"].fillna(0.0)
+    title = "Test accuracy (on images the model never saw)"
+    if generated.any():
+        title = "Test accuracy (no bar for generated data: its labels are random)"
+    base = alt.Chart(frame).encode(y=alt.Y("series:N").title(RESULT_SERIES_TITLE), tooltip=_summary_tooltip())
+    bars = base.mark_bar().encode(
         x=alt.X("test_accuracy:Q").title("Test accuracy (%)").scale(domain=[0, 1]).axis(format="%"),
-        tooltip=_summary_tooltip(),
+        color=_series_color().legend(None),
     )
-    bars = base.mark_bar().encode(color=_series_color().legend(None))
-    labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("test_accuracy:Q").format(".1%"))
-    return alt.layer(bars, labels).properties(title="Test accuracy (same model, should match across devices)")
+    labels = base.mark_text(align="left", dx=4).encode(x=alt.X("label_x:Q"), text=alt.Text("test_accuracy_text:N"))
+    return alt.layer(bars, labels).properties(title=title)
 
 
 def _series_color() -> alt.Color:
@@ -370,19 +403,9 @@ def _summary_tooltip() -> list[alt.Tooltip]:
         alt.Tooltip("first_epoch_s:Q").title("Epoch 1 (s)").format(".2f"),
         alt.Tooltip("steady_epoch_s:Q").title("Steady epoch (s)").format(".3f"),
         alt.Tooltip("samples_per_s:Q").title("Throughput (samples/s)").format(",.0f"),
-        alt.Tooltip("test_accuracy:Q").title("Test accuracy").format(".1%"),
+        alt.Tooltip("test_accuracy_text:N").title("Test accuracy"),
+        alt.Tooltip("data:N").title("Data"),
         alt.Tooltip("speedup_text:N").title("Speedup"),
-    ]
-
-
-def _series_labels(runs: pd.DataFrame) -> list[str]:
-    """Names each row by its device, adding the run id when a device appears more than once."""
-    devices = [str(d) for d in _column(runs, "device").fillna("?")]
-    ids = [str(i) for i in _column(runs, "id").fillna("")]
-    repeated = len(set(devices)) < len(devices)
-    return [
-        f"{device} · run {run_id}" if repeated and run_id else device
-        for device, run_id in zip(devices, ids, strict=True)
     ]
 
 

@@ -3,7 +3,8 @@
 `RunStore` is what the CLI (`lib.bench`), the job runner and the Results page share. One row per
 device run holds the spec and the `DeviceRun` as JSON, plus flat columns (steady epoch time, samples/s,
 test accuracy, ...) for quick filtering. `runs()` gives a pandas DataFrame with the JSON decoded back
-(lists such as `epoch_s` stay lists); `export_csv` / `export_json` / `to_csv_bytes` write it out.
+(lists such as `epoch_s` stay lists); `export_csv` / `export_json` / `to_csv_bytes` write it out, with a
+`data` column ("real" or "generated") and no accuracy for generated data, whose labels are random.
 
 The same file holds the durable job queue: the `jobs` table keeps every job the runner accepted as a
 `lib.jobs.JobRecord` (`save_job`, `update_job`), so a restarted server finds the queued and running ones
@@ -34,6 +35,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from lib.comparison import ACCURACY_FIELDS, GENERATED_DATA, data_label
 from lib.jobs import JobRecord, JobRequest, JobState
 from lib.results import STATUSES, DeviceRun
 from lib.spec import ModelSpec, SpecError, count_params
@@ -155,6 +157,10 @@ RUN_COLUMNS: dict[str, str] = {
     "hardware": "object",  # lib.hardware.describe_hardware()
     "versions": "object",  # library versions
 }
+# The exports add `data` ("real" or "generated") after `synthetic`; a generated run's accuracy is left empty.
+EXPORT_COLUMNS = tuple(
+    name for column in RUN_COLUMNS for name in ((column, "data") if column == "synthetic" else (column,))
+)
 _RESULT_COLUMNS = ("num_test", "test_loss", "epoch_s", "train_loss", "train_accuracy")
 _DATETIME_COLUMNS = ("created_at", "started_at")
 _FILTER_COLUMNS = ("status", "dataset", "device", "backend", "preset", "job_id")
@@ -517,7 +523,10 @@ class RunStore:
     # --- export ---
 
     def export_csv(self, target: str | os.PathLike[str] | IO[str], **filters: Any) -> None:
-        """Writes runs as CSV: lists and dicts as JSON text, times as ISO 8601 UTC.
+        """Writes runs as CSV (`EXPORT_COLUMNS`): lists and dicts as JSON text, times as ISO 8601 UTC.
+
+        A `data` column says "real" or "generated". Generated data has random labels, so a generated run's
+        accuracy (`test_accuracy`, `train_accuracy`, and the same inside `result`) is left empty.
 
         Args:
             target: A file path or a text buffer.
@@ -532,14 +541,16 @@ class RunStore:
         return buffer.getvalue().encode("utf-8")
 
     def export_json(self, target: str | os.PathLike[str] | IO[str], **filters: Any) -> None:
-        """Writes runs as a JSON array of objects (the `runs()` columns; NaN becomes null).
+        """Writes runs as a JSON array of objects (`EXPORT_COLUMNS`; NaN becomes null).
+
+        As in `export_csv`, `data` says "real" or "generated" and a generated run's accuracy is null.
 
         Args:
             target: A file path or a text buffer.
             **filters: The filters of `runs()`.
         """
         frame_filters = {key: filters.pop(key) for key in ("synthetic", "since", "limit") if key in filters}
-        records = self._records(filters, **frame_filters)
+        records = [_export_record(record) for record in self._records(filters, **frame_filters)]
         text = json.dumps(json_ready(records), indent=2)
         if hasattr(target, "write"):
             target.write(text)
@@ -838,9 +849,27 @@ def _records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.astype(other)
 
 
+def _export_record(record: dict[str, Any]) -> dict[str, Any]:
+    """One run as the exports write it: `data` after `synthetic`, and no accuracy for generated data."""
+    generated = data_label(record["synthetic"]) == GENERATED_DATA
+    out = {name: record[name] for name in RUN_COLUMNS}
+    if generated:
+        out.update(dict.fromkeys(ACCURACY_FIELDS), result={**out["result"], **dict.fromkeys(ACCURACY_FIELDS)})
+    out["data"] = data_label(generated)
+    return {name: out[name] for name in EXPORT_COLUMNS}
+
+
 def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs frame with list and dict cells as JSON text and times as ISO strings, ready for CSV."""
+    """The runs frame as the CSV writes it: `_export_record`'s columns and blanks, JSON cells, ISO times."""
     out = frame.copy()
+    generated = out["synthetic"].astype(bool)
+    out.insert(out.columns.get_loc("synthetic") + 1, "data", generated.map(data_label))
+    for name in ACCURACY_FIELDS:
+        out[name] = out[name].astype(object).where(~generated, None)
+    out["result"] = [
+        {**result, **dict.fromkeys(ACCURACY_FIELDS)} if is_generated else result
+        for is_generated, result in zip(generated, out["result"], strict=True)
+    ]
     for column, dtype in RUN_COLUMNS.items():
         if dtype == "object":
             out[column] = [json.dumps(json_ready(value)) for value in out[column]]

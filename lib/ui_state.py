@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from lib.comparison import DASH, GENERATED_DATA, data_label, model_text
+from lib.datasets import DATASETS
 from lib.keys import Key, layer_units_key
 from lib.presets import Preset
 from lib.spec import LayerRow, ModelSpec
@@ -140,11 +142,11 @@ HISTORY_COLUMNS = {
     "id": "Run",
     "created_at": "Date (UTC)",
     "status": "Status",
-    "preset": "Preset",
+    "model": "Model",
     "dataset": "Dataset",
     "device": "Device",
     "backend": "Backend",
-    "synthetic": "Generated data",
+    "data": "Data",
     "num_train": "Samples",
     "batch_size": "Batch",
     "epochs": "Epochs",
@@ -181,34 +183,30 @@ def run_filters(
 
 
 def history_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The run history as shown on the Results page: newest first, readable column names."""
-    columns = [name for name in HISTORY_COLUMNS if name in runs.columns]
-    table = runs[columns].iloc[::-1].reset_index(drop=True)
+    """The run history as shown on the Results page: newest first, readable column names.
+
+    Models are named by their preset's title (or as a custom model), datasets by their title, and the
+    data column says "real" or "generated". Test accuracy is text: a percentage, a dash when missing, or
+    a note for generated data, whose labels are random (its accuracy would mean nothing).
+    """
+    table = runs.copy()
+    table["model"] = [model_text(row) for _, row in table.iterrows()]
+    table["dataset"] = [DATASETS[name].title if name in DATASETS else name for name in table["dataset"]]
+    table["data"] = table["synthetic"].map(data_label)
+    table["test_accuracy"] = [
+        f"{DASH} ({GENERATED_DATA} data)" if data == GENERATED_DATA else DASH if pd.isna(value) else f"{value:.1%}"
+        for data, value in zip(table["data"], table["test_accuracy"], strict=True)
+    ]
+    columns = [name for name in HISTORY_COLUMNS if name in table.columns]
+    table = table[columns].iloc[::-1].reset_index(drop=True)
     return table.rename(columns=HISTORY_COLUMNS)
 
 
 def run_label(run: Mapping[str, Any]) -> str:
-    """Names one stored run for a picker: "#12 cpu:0 · fashion-seed · batch 32 · 2025-01-02 10:11"."""
-    created = pd.Timestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M") if pd.notna(run["created_at"]) else ""
-    preset = run["preset"] if isinstance(run["preset"], str) and run["preset"] else run["dataset"]
-    return f"#{run['id']} {run['device']} · {preset} · batch {run['batch_size']} · {created}"
+    """Names one stored run for a picker: "#12 cpu:0 · Fashion-MNIST, as in the tutorial · batch 32 · 2025-01-02 10:11".
 
-
-def default_comparison(runs: pd.DataFrame, job_id: str | None) -> list[int]:
-    """The runs the Results page draws before the user picks: a job's runs, else the latest job's.
-
-    Args:
-        runs: Stored runs, oldest first.
-        job_id: This session's latest job, if any.
-
-    Returns:
-        Run ids of that job's finished runs (empty when there is none).
+    Runs on generated data end with "· generated data".
     """
-    done = runs[runs["status"] == "done"]
-    if done.empty:
-        return []
-    if job_id is None or job_id not in set(done["job_id"]):
-        job_id = done["job_id"].iloc[-1]
-    if pd.isna(job_id):
-        return [int(done["id"].iloc[-1])]
-    return [int(run_id) for run_id in done.loc[done["job_id"] == job_id, "id"]]
+    created = pd.Timestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M") if pd.notna(run["created_at"]) else ""
+    data = " · generated data" if data_label(run.get("synthetic")) == GENERATED_DATA else ""
+    return f"#{run['id']} {run['device']} · {model_text(run)} · batch {run['batch_size']} · {created}{data}"

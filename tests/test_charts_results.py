@@ -50,8 +50,15 @@ def test_summary_frame_names_repeated_devices_by_run_id():
     frame = charts.device_runs_to_frame([_device_run("cpu:0", [3.0, 2.0])])
     frame = pd.concat([frame.assign(id=7), frame.assign(id=9, total_s=10.0)], ignore_index=True)
     summary = charts.run_summary_frame(frame)
-    assert list(summary["series"]) == ["cpu:0 · run 7", "cpu:0 · run 9"]
-    assert summary.loc[0, "speedup_text"] == "cpu:0 · run 7 2.0x faster"
+    assert list(summary["series"]) == ["cpu:0 · #7", "cpu:0 · #9"]
+    assert summary.loc[0, "speedup_text"] == "cpu:0 · #7 2.0x faster"
+
+
+def test_summary_frame_names_runs_by_the_setting_that_differs():
+    frame = charts.device_runs_to_frame([_device_run("cpu:0", [3.0, 2.0])])
+    frame = pd.concat([frame.assign(id=1, batch_size=32), frame.assign(id=2, batch_size=1024)], ignore_index=True)
+    assert list(charts.run_summary_frame(frame)["series"]) == ["batch 32", "batch 1,024"]
+    assert list(charts.run_epochs_frame(frame)["series"].unique()) == ["batch 32", "batch 1,024"]
 
 
 def test_summary_frame_drops_runs_without_times_and_handles_empty():
@@ -150,5 +157,48 @@ def test_accuracy_on_test_set_chart_uses_percent_scale(cpu_gpu_runs):
     assert bars["encoding"]["x"]["field"] == "test_accuracy"
     assert bars["encoding"]["x"]["scale"]["domain"] == [0, 1]
     assert bars["encoding"]["x"]["axis"]["format"] == "%"
-    assert labels["encoding"]["text"]["format"] == ".1%"
+    assert labels["encoding"]["text"]["field"] == "test_accuracy_text"
+    assert "85.0%" in json.dumps(chart.to_dict()["datasets"])
     _assert_every_mark_has_tooltip(chart)
+
+
+@pytest.fixture
+def real_and_generated_runs() -> pd.DataFrame:
+    """One run on real data, one on generated data (random labels) with a chance-level accuracy."""
+    generated = _device_run("cpu:0", [3.0, 2.0], accuracy=0.11)
+    generated.synthetic = True
+    frame = charts.device_runs_to_frame([_device_run("cpu:0", [3.0, 2.0]), generated])
+    frame["id"] = [1, 2]
+    return frame
+
+
+def test_generated_data_gets_no_accuracy_bar_and_says_why(real_and_generated_runs):
+    summary = charts.run_summary_frame(real_and_generated_runs)
+    assert list(summary["series"]) == ["real data", "generated data"]
+    assert list(summary["data"]) == ["real", "generated"]
+    assert list(summary["test_accuracy_text"]) == ["85.0%", charts.GENERATED_ACCURACY_TEXT]
+    assert pd.isna(summary.loc[1, "test_accuracy"])  # the chance-level 11% is not kept for any chart
+    chart = charts.accuracy_on_test_set_chart(summary)
+    spec = chart.to_dict()
+    assert spec["title"] == "Test accuracy (no bar for generated data: its labels are random)"
+    (rows,) = spec["datasets"].values()
+    by_series = {row["series"]: row for row in rows}
+    assert by_series["generated data"]["test_accuracy"] is None  # no bar
+    assert by_series["generated data"]["label_x"] == 0.0
+    assert by_series["real data"]["test_accuracy"] == pytest.approx(0.85)
+    tooltip_fields = {item["field"] for item in _layers(chart)[0]["encoding"]["tooltip"]}
+    assert {"test_accuracy_text", "data"} <= tooltip_fields
+    assert "test_accuracy" not in tooltip_fields
+
+
+def test_training_accuracy_curves_leave_generated_data_out(real_and_generated_runs):
+    epochs = charts.run_epochs_frame(real_and_generated_runs)
+    assert set(epochs["data"]) == {"real", "generated"}
+    accuracy = charts.training_curve_chart(epochs, "train_accuracy").to_dict()
+    assert "real data only" in accuracy["title"] and "random labels" in accuracy["title"]
+    (rows,) = accuracy["datasets"].values()
+    assert {row["data"] for row in rows} == {"real"}
+    loss = charts.training_curve_chart(epochs, "train_loss").to_dict()
+    (rows,) = loss["datasets"].values()
+    assert {row["data"] for row in rows} == {"real", "generated"}
+    assert loss["title"] == "Training loss per epoch"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime
 import json
 
+import pandas as pd
 import pytest
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from lib.keys import Key
@@ -70,33 +72,152 @@ def history(at: AppTest):
     return next(frame.value for frame in at.dataframe if "Run" in frame.value.columns)
 
 
+def chart_titles(at: AppTest) -> list[str]:
+    return [spec["title"]["text"] if isinstance(spec["title"], dict) else spec["title"] for spec in charts(at)]
+
+
+def chart_rows(at: AppTest, title: str) -> list[dict]:
+    """The rows a chart draws (Streamlit sends chart data beside the spec), found by a part of its title."""
+    specs = [(chart, json.loads(chart.proto.spec)) for chart in at.get("vega_lite_chart")]
+    ((element, spec),) = [(chart, spec) for chart, spec in specs if title in json.dumps(spec.get("title"))]
+    name = (spec.get("data") or spec["layer"][0]["data"])["name"]
+    (dataset,) = [dataset for dataset in element.proto.datasets if dataset.name == name]
+    return convert_arrow_bytes_to_pandas_df(dataset.data.data).to_dict("records")
+
+
+def caption_texts(at: AppTest) -> list[str]:
+    return [caption.value for caption in at.caption]
+
+
 def test_empty_store_points_to_training(runs_db):
     at = open_results()
     assert "No runs yet" in at.info[0].value
     assert not charts(at)
 
 
-def test_latest_job_is_compared_by_default_in_six_charts(seeded_store):
+def test_store_with_gpu_runs_compares_cpu_vs_gpu_by_default_in_six_charts(seeded_store):
     at = open_results()
-    latest = seeded_store.runs(job_id="job-b")["id"].tolist()
-    assert at.multiselect(key=Key.RESULTS_COMPARE).value == latest
-    specs = charts(at)
-    assert len(specs) == 6
-    titles = [spec["title"]["text"] if isinstance(spec["title"], dict) else spec["title"] for spec in specs]
+    cpu_vs_gpu = seeded_store.runs(job_id="job-a")["id"].tolist()  # not the latest job (job-b, one CPU run)
+    assert at.multiselect(key=Key.RESULTS_COMPARE).value == cpu_vs_gpu
+    assert (
+        "Default view. The latest CPU and GPU runs of Fashion-MNIST, as in the tutorial "
+        "(cpu:0 vs gpu:0, the same settings otherwise)." in caption_texts(at)
+    )
+    titles = chart_titles(at)
+    assert len(titles) == 6
     assert any("Total training time" in title for title in titles)
     assert any("epoch 1 includes compilation" in title for title in titles)
-    assert len(at.caption) >= 6
-    assert all(at.caption[i].value for i in range(6))
+    assert {row["series"] for row in chart_rows(at, "Total training time")} == {"cpu:0", "gpu:0"}
+    captions = caption_texts(at)
+    assert "gpu:0 took 5.00 s, 4.6x less than cpu:0 (23.0 s)" in " ".join(captions)
+    assert "gpu:0 trained 7.0x as many per second as cpu:0" in " ".join(captions)
+    assert any(caption.startswith("The loss curves overlap: within 0.1%") for caption in captions)
+    assert not any("should almost overlap" in caption for caption in captions)
+    gap = next(block.value for block in at.markdown if "fixed cost" in block.value)
+    assert gap.startswith("**Why the total is only 4.6x shorter when throughput is 7.0x higher:**")
+    assert "Of gpu:0's 5.00 s, 2.00 s (40%) is fixed cost" in gap
+
+
+@pytest.fixture
+def cpu_only_store(runs_db) -> RunStore:
+    """A CPU-only server: the seed at batch 32 and 1,024, a CIFAR-10 run, and the tuned preset last."""
+    store = RunStore()
+    seed = PRESETS["fashion-seed"].spec
+    store.record(seed, device_run("cpu:0", [9.0, 7.0, 7.0]), preset="fashion-seed", job_id="job-a")
+    store.record(seed.with_changes(batch_size=1024), device_run("cpu:0", [4.0, 1.0, 1.0]), job_id="job-b")
+    store.record(PRESETS["cifar10-seed"].spec, device_run("cpu:0", [20.0, 15.0]), preset="cifar10-seed", job_id="job-c")
+    tuned = PRESETS["fashion-tuned"].spec
+    store.record(tuned, device_run("cpu:0", [3.0, 0.5, 0.5]), preset="fashion-tuned", job_id="job-d")
+    return store
+
+
+def test_cpu_only_store_compares_runs_that_differ_in_batch_size_by_default(cpu_only_store):
+    at = open_results()
+    pair = cpu_only_store.runs(job_id=["job-a", "job-b"])["id"].tolist()
+    assert at.multiselect(key=Key.RESULTS_COMPARE).value == pair
+    reason = next(caption for caption in caption_texts(at) if caption.startswith("Default view."))
+    assert "no GPU run is stored" in reason and "one setting only, batch size" in reason
+    assert [row["series"] for row in chart_rows(at, "Training throughput")] == ["batch 32", "batch 1,024"]
+    assert len(charts(at)) == 6
+    joined = " ".join(caption_texts(at))
+    assert "batch 1,024 took 6.00 s, 3.8x less than batch 32 (23.0 s)" in joined
+    assert "Expected: the runs differ in batch size" in joined or "yet they learned alike" in joined
+    gap = next(block.value for block in at.markdown if "fixed cost" in block.value)
+    assert "Of batch 1,024's 6.00 s, 3.00 s (50%) is fixed cost" in gap
+
+
+def test_a_latest_job_on_two_devices_is_compared_by_default(cpu_only_store):
+    tuned = PRESETS["fashion-tuned"].spec
+    both = [
+        cpu_only_store.record(tuned, device_run(device, [3.0, 1.0, 1.0]), preset="fashion-tuned", job_id="job-e")
+        for device in ("cpu:0", "gpu:0")
+    ]
+    at = open_results()
+    assert at.multiselect(key=Key.RESULTS_COMPARE).value == both
+    assert (
+        "Default view. The latest job trained Fashion-MNIST, tuned for the GPU on cpu:0 and gpu:0: "
+        "its devices side by side." in caption_texts(at)
+    )
+
+
+def test_the_picker_and_the_preset_filter_show_preset_titles(seeded_store):
+    at = open_results()
+    picker = at.multiselect(key=Key.RESULTS_COMPARE)
+    assert any("Fashion-MNIST, as in the tutorial · batch 32" in option for option in picker.options)
+    assert not any("fashion-seed" in option for option in picker.options)
+    assert "Fashion-MNIST, tuned for the GPU" in at.multiselect(key=Key.RESULTS_PRESET).options
+    assert "Fashion-MNIST, as in the tutorial" in set(history(at)["Model"])
+
+
+def generated_run(device: str, epoch_s: list[float]):
+    run = device_run(device, epoch_s)
+    run.synthetic = True
+    run.test_accuracy = 0.1
+    return run
+
+
+def test_generated_data_shows_no_accuracy_in_the_table_and_the_charts(runs_db):
+    store = RunStore()
+    seed = PRESETS["fashion-seed"].spec
+    store.record(seed, device_run("cpu:0", [9.0, 7.0, 7.0]), preset="fashion-seed", job_id="job-a")
+    store.record(seed, generated_run("cpu:0", [9.0, 7.0, 7.0]), preset="fashion-seed", job_id="job-b")
+    at = open_results()
+    table = history(at)
+    assert list(table["Data"]) == ["generated", "real"]
+    assert list(table["Test accuracy"]) == ["— (generated data)", "80.0%"]
+    assert at.multiselect(key=Key.RESULTS_COMPARE).value == store.runs()["id"].tolist()  # they differ in the data
+    titles = chart_titles(at)
+    assert "Test accuracy (no bar for generated data: its labels are random)" in titles
+    rows = {row["series"]: row for row in chart_rows(at, "Test accuracy")}
+    assert rows["generated data"]["test_accuracy_text"] == "no accuracy: generated data, random labels"
+    assert pd.isna(rows["generated data"]["test_accuracy"])
+    assert {row["data"] for row in chart_rows(at, "Training accuracy")} == {"real"}
+
+
+def test_only_generated_runs_draw_no_accuracy_chart(runs_db):
+    store = RunStore()
+    store.record(PRESETS["fashion-seed"].spec, generated_run("cpu:0", [9.0, 7.0, 7.0]), job_id="job-a")
+    store.record(PRESETS["fashion-seed"].spec, generated_run("gpu:0", [3.0, 1.0, 1.0]), job_id="job-a")
+    at = open_results()
+    assert len(charts(at)) == 4
+    assert not any("accuracy" in title.lower() for title in chart_titles(at))
+    assert any("the labels are random, so accuracy means nothing" in info.value for info in at.info)
 
 
 def test_picking_runs_of_two_jobs_compares_them(seeded_store):
     at = open_results()
-    ids = seeded_store.runs(job_id="job-a")["id"].tolist()
+    ids = seeded_store.runs(job_id=["job-a", "job-b"])["id"].tolist()
     at.multiselect(key=Key.RESULTS_COMPARE).set_value(ids).run()
     assert not at.exception
     assert at.multiselect(key=Key.RESULTS_COMPARE).value == ids
     total = next(spec for spec in charts(at) if "Total training time" in json.dumps(spec.get("title")))
     assert total["layer"][1]["encoding"]["text"]["field"] == "speedup_text"
+    assert {row["series"] for row in chart_rows(at, "Total training time")} == {
+        "Fashion-MNIST, as in the tutorial · cpu:0",
+        "Fashion-MNIST, as in the tutorial · gpu:0",
+        "Fashion-MNIST, tuned for the GPU · cpu:0",
+    }
+    assert any(caption.startswith("Your pick. Clear it to see the default again") for caption in caption_texts(at))
 
 
 def test_session_job_is_the_default_comparison(seeded_store):

@@ -20,6 +20,7 @@ from lib.results import DeviceRun
 from lib.spec import ModelSpec
 from lib.store import (
     DEFAULT_DB_PATH,
+    EXPORT_COLUMNS,
     RUN_COLUMNS,
     SCHEMA_VERSION,
     JobRecordNotFoundError,
@@ -207,7 +208,8 @@ def test_csv_and_json_exports_read_back_with_pandas(store, tmp_path):
     csv_path = tmp_path / "runs.csv"
     store.export_csv(csv_path)
     from_csv = pd.read_csv(csv_path)
-    assert list(from_csv.columns) == list(RUN_COLUMNS)
+    assert list(from_csv.columns) == list(EXPORT_COLUMNS)
+    assert list(from_csv["data"]) == ["real", "real"]
     assert list(from_csv["device"]) == ["cpu:0", "gpu:0"]
     assert json.loads(from_csv.loc[1, "epoch_s"]) == pytest.approx([0.2, 0.1, 0.12])
     assert from_csv.loc[0, "total_s"] == pytest.approx(4.2)
@@ -220,6 +222,32 @@ def test_csv_and_json_exports_read_back_with_pandas(store, tmp_path):
     assert list(from_json["device"]) == ["cpu:0"]
     assert from_json.loc[0, "epoch_s"] == [2.0, 1.0, 1.2]
     assert from_json.loc[0, "spec"]["hidden_units"] == [64, 32]
+
+
+def test_exports_label_generated_data_and_leave_its_accuracy_empty(store, tmp_path):
+    store.record(SPEC, make_run("cpu:0"), params=1)
+    store.record(SPEC, make_run("cpu:0", synthetic=True), params=1)
+    assert EXPORT_COLUMNS[EXPORT_COLUMNS.index("synthetic") + 1] == "data"
+    from_csv = pd.read_csv(io.BytesIO(store.to_csv_bytes()))
+    assert list(from_csv["data"]) == ["real", "generated"]
+    assert from_csv.loc[0, "test_accuracy"] == pytest.approx(0.83)
+    assert pd.isna(from_csv.loc[1, "test_accuracy"])
+    assert json.loads(from_csv.loc[0, "train_accuracy"]) == [0.7, 0.8, 0.85]
+    assert pd.isna(from_csv.loc[1, "train_accuracy"])  # "null": an empty cell to a CSV reader
+    result = json.loads(from_csv.loc[1, "result"])
+    assert result["test_accuracy"] is None and result["train_accuracy"] is None
+    assert result["test_loss"] == pytest.approx(0.55)  # only accuracy is left out
+    assert from_csv.loc[1, "total_s"] == pytest.approx(4.2)
+
+    buffer = io.StringIO()
+    store.export_json(buffer)
+    real, generated = json.loads(buffer.getvalue())
+    assert list(generated) == list(EXPORT_COLUMNS)
+    assert (real["data"], generated["data"]) == ("real", "generated")
+    assert real["test_accuracy"] == pytest.approx(0.83)
+    assert generated["test_accuracy"] is None and generated["train_accuracy"] is None
+    assert generated["result"]["test_accuracy"] is None
+    assert store.runs().iloc[1]["test_accuracy"] == pytest.approx(0.83)  # the stored run keeps it
 
 
 def test_schema_version_and_wal(store, runs_db):

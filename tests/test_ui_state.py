@@ -13,10 +13,11 @@ from lib.spec import ModelSpec
 from lib.ui_state import (
     batch_size_options,
     build_widget_values,
-    default_comparison,
     format_count,
+    history_table,
     matching_preset,
     run_filters,
+    run_label,
     spec_from_build_widgets,
     units_options,
 )
@@ -59,18 +60,44 @@ def test_run_filters_leave_out_empty_choices():
     }
 
 
-def test_default_comparison_prefers_the_session_job_then_the_latest():
-    runs = pd.DataFrame(
+def _history_runs() -> pd.DataFrame:
+    """Two stored-looking runs: a preset on real data, a custom model on generated data."""
+    return pd.DataFrame(
         {
-            "id": [1, 2, 3, 4],
-            "job_id": ["a", "a", "b", "c"],
-            "status": ["done", "done", "done", "failed"],
+            "id": [1, 2],
+            "created_at": pd.to_datetime(["2025-01-02 10:11", "2025-01-03 09:00"], utc=True),
+            "status": ["done", "done"],
+            "preset": ["fashion-seed", None],
+            "dataset": ["fashion_mnist", "cifar10"],
+            "hidden_units": [[500] * 5, [64, 32]],
+            "device": ["cpu:0", "cpu:0"],
+            "synthetic": [False, True],
+            "batch_size": [32, 256],
+            "test_accuracy": [0.8123, 0.1],
         }
     )
-    assert default_comparison(runs, "a") == [1, 2]
-    assert default_comparison(runs, None) == [3]
-    assert default_comparison(runs, "gone") == [3]
-    assert default_comparison(runs[runs["status"] == "failed"], None) == []
+
+
+def test_history_table_shows_titles_and_no_accuracy_for_generated_data():
+    table = history_table(_history_runs())
+    assert list(table["Run"]) == [2, 1]
+    assert list(table["Model"]) == ["CIFAR-10, custom model (layers 64-32)", "Fashion-MNIST, as in the tutorial"]
+    assert list(table["Dataset"]) == ["CIFAR-10", "Fashion-MNIST"]
+    assert list(table["Data"]) == ["generated", "real"]
+    assert list(table["Test accuracy"]) == ["— (generated data)", "81.2%"]
+    assert "Preset" not in table and "Generated data" not in table
+
+
+def test_history_table_shows_a_dash_for_a_missing_accuracy():
+    runs = _history_runs().assign(test_accuracy=[float("nan"), float("nan")], synthetic=[False, False])
+    assert list(history_table(runs)["Test accuracy"]) == ["—", "—"]
+
+
+def test_run_label_uses_the_preset_title_and_marks_generated_data():
+    real, generated = (row for _, row in _history_runs().iterrows())
+    assert run_label(real) == "#1 cpu:0 · Fashion-MNIST, as in the tutorial · batch 32 · 2025-01-02 10:11"
+    assert run_label(generated).endswith("· generated data")
+    assert "fashion-seed" not in run_label(real)
 
 
 @pytest.mark.parametrize(("value", "text"), [(999, "999 FLOP"), (8_380_000, "8.38 MFLOP"), (5.03e11, "503.00 GFLOP")])
