@@ -8,6 +8,7 @@ from lib.backend import BackendUnavailableError
 from lib.charts import class_distribution_chart, pixel_histogram_chart
 from lib.datasets import (
     DATASET_NAMES,
+    OWNER_FIX_TITLE,
     Dataset,
     DatasetInfo,
     DatasetUnavailableError,
@@ -17,6 +18,7 @@ from lib.datasets import (
     synthetic_dataset,
 )
 from lib.keys import Key
+from lib.presets import TUTORIAL_LINK
 from ui import runtime
 
 HISTOGRAM_SAMPLE = 2_000  # training images the pixel histogram counts
@@ -25,7 +27,7 @@ ENLARGE_FACTOR = 3  # 28 px -> 84 px, 32 px -> 96 px on screen
 FIRST_LABELS = 10  # labels shown with their class names, as the tutorial printed y_train[:10]
 CROP = slice(10, 16)  # rows and columns of the pixel-value example (the image centre)
 PREVIEW_IMAGES = 16  # generated images shown when the real dataset is missing
-TUTORIAL = "Purnendu Shukla's CPU-vs-GPU tutorial (Analytics Vidhya, November 2021)"
+LABEL_COLUMNS = {"index": "Image #", "label": "Label", "class_name": "Class"}  # titles of the label tables' columns
 
 
 @st.cache_resource(show_spinner="Loading the dataset with its Keras loader...")
@@ -66,7 +68,7 @@ def show_generated_stand_in(info: DatasetInfo, error: DatasetUnavailableError) -
         f"The class balance, pixel histogram, mean image per class and preprocessing example need the real "
         f"{info.title} images; they appear here once this server has them."
     )
-    with st.expander(f"For the server's owner: how to add {info.title}", icon=":material/build:"):
+    with st.expander(OWNER_FIX_TITLE.format(title=info.title), icon=":material/build:"):
         st.markdown(error.reason or str(error))
         if error.fix:
             st.markdown(error.fix)
@@ -83,6 +85,7 @@ def show_expected_shapes(info: DatasetInfo) -> None:
         f"x_test.shape   = ({info.num_test}, {image})\n"
         f"y_test.shape   = ({info.num_test},)",
         language="python",
+        wrap_lines=True,
     )
     st.caption(f"What keras.datasets.{info.name}.load_data() returns once this server has {info.title}.")
 
@@ -90,7 +93,7 @@ def show_expected_shapes(info: DatasetInfo) -> None:
 def show_class_names(info: DatasetInfo) -> None:
     """The label of each class and its name."""
     st.markdown(f"The {info.num_classes} classes, by label:")
-    st.dataframe(eda.class_table(info), hide_index=True)
+    st.dataframe(eda.class_table(info), hide_index=True, column_config=LABEL_COLUMNS)
 
 
 def show_generated_preview(info: DatasetInfo) -> None:
@@ -131,10 +134,11 @@ def show_shapes(dataset: Dataset) -> None:
         f"x_train[0].shape = {dataset.x_train[0].shape}\n"
         f"y_train[:{FIRST_LABELS}] = {dataset.y_train[:FIRST_LABELS].tolist()}",
         language="python",
+        wrap_lines=True,
     )
     if dataset.info.is_rgb:
         st.caption("Keras returns CIFAR-10 labels shaped (n, 1); they are flattened to (n,) like Fashion-MNIST's.")
-    st.dataframe(eda.first_labels(dataset, FIRST_LABELS), hide_index=True)
+    st.dataframe(eda.first_labels(dataset, FIRST_LABELS), hide_index=True, column_config=LABEL_COLUMNS)
 
 
 def show_samples(dataset: Dataset) -> None:
@@ -247,12 +251,13 @@ def show_preprocessing(dataset: Dataset) -> None:
         "x = x_train.astype('float32') / 255  # float32, 4 bytes per pixel\n"
         "batch = x_train[i : i + 32].astype('float32') / 255  # per batch: the set stays uint8",
         language="python",
+        wrap_lines=True,
     )
 
 
 st.title("Datasets")
 st.markdown(
-    f"{TUTORIAL} trained the same kind of model on two small image datasets. Here is what is in them "
+    f"{TUTORIAL_LINK} trained the same kind of model on two small image datasets. Here is what is in them "
     "and how their pixels become the numbers a model trains on."
 )
 name = st.selectbox("Dataset", DATASET_NAMES, format_func=lambda n: get_info(n).title, key=Key.DATASET)

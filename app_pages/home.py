@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from lib.presets import PRESETS
+from lib.presets import PRESETS, TUTORIAL_FIXES, TUTORIAL_LINK, TUTORIAL_PRESETS
 
 st.title("CPU vs GPU deep learning")
 st.markdown(
@@ -34,9 +34,7 @@ with st.container(border=True):
 
 st.subheader("The tutorial's two experiments, one click each")
 st.markdown(
-    "On **Build a model**, the presets reproduce a well-known tutorial: "
-    + "; ".join(f"**{preset.title}** (`{name}`)" for name, preset in PRESETS.items() if name.endswith("-seed"))
-    + '. The tutorial used sigmoid outputs and called CIFAR-10 "digits"; CIFAR-10 holds photos of ten kinds of '
-    "object, each image has exactly one class, so we use softmax, which gives a probability distribution over the "
-    "classes, as categorical cross-entropy expects."
+    f"On **Build a model**, two presets reproduce the experiments of {TUTORIAL_LINK}: "
+    + " and ".join(f"**{PRESETS[name].title}**" for name in TUTORIAL_PRESETS)
+    + f". {TUTORIAL_FIXES}"
 )

@@ -32,13 +32,13 @@ import streamlit as st
 from lib.backend import BackendUnavailableError, backend_name
 from lib.charts import device_runs_to_frame, run_summary_frame, total_time_chart
 from lib.class_board import model_text, progress_fraction, progress_text
-from lib.datasets import DATASETS, available_sources, resolve_locations, unavailable_fix
+from lib.datasets import DATASETS, OWNER_FIX_TITLE, available_sources, resolve_locations, unavailable_fix
 from lib.devices import DeviceNotFoundError, has_gpu
 from lib.estimates import SampleSuggestion, estimate_job, format_seconds, suggest_sample_limit
 from lib.jobs import JobError, JobNotFoundError, JobSnapshot, JobState, QueueFullError
 from lib.keys import Key
-from lib.limits import LIMIT_ENV_VARS
-from lib.links import RunSettings
+from lib.limits import OWNER_SETTINGS_TITLE, owner_settings
+from lib.links import RunSettings, refused_spec_problems
 from lib.parallel import ALL_GPUS, describe_data_parallel, describe_gradient_exchange, device_label
 from lib.presets import PRESETS
 from lib.results import DeviceRun
@@ -67,6 +67,7 @@ JOB_GONE_MESSAGE = (
 CHANGED_WHILE_CLICKED_MESSAGE = (
     "Your settings changed while you pressed Train, so nothing was started: check them above and press Train again."
 )
+TRAIN_LIMITS = ("epochs", "samples", "job_seconds", "queue", "jobs_per_client")  # the limits a Train click meets
 GENERATED_NOTE = "Generated images: no test accuracy (it would say nothing about the real dataset)."
 GENERATED_CAPTION = (
     "This run trained on generated images of the dataset's shape: the timings are real, but an accuracy on "
@@ -228,7 +229,7 @@ def describe_model() -> str:
     origin = f" (preset: {PRESETS[preset].title})" if preset else ""
     return (
         f"**{info.title}**, {model_text(spec.hidden_units, spec.hidden_activation)}, {spec.optimizer} "
-        f"(learning rate {spec.learning_rate:g}), batch {spec.batch_size}{origin}."
+        f"(learning rate {spec.learning_rate:g}), batch {spec.batch_size:,}{origin}."
     )
 
 
@@ -256,8 +257,9 @@ def start_job(settings: RunSettings, samples: int, synthetic: bool) -> bool:
             preset=matching_preset(spec, PRESETS),
             client=client_address(),
         )
-    except SpecError as error:
-        st.error("The model passes a limit; fix it on the Build page:\n" + "\n".join(f"- {p}" for p in error.problems))
+    except SpecError:
+        problems = refused_spec_problems(spec, limits)
+        st.error("The model passes a server limit; fix it on the Build page:\n" + "\n".join(f"- {p}" for p in problems))
         return False
     except QueueFullError as error:
         st.error(str(error), icon=":material/hourglass_disabled:")
@@ -342,7 +344,7 @@ def draw_settings(settings: RunSettings, samples: int, suggestion: SampleSuggest
         key=Key.EPOCHS,
         on_change=on_epochs_change,
         disabled=busy,
-        help=f"Server limit: {limits.epochs} ({LIMIT_ENV_VARS['epochs']}).",
+        help=f"Server limit: {limits.epochs:,} epochs.",
     )
     with right:
         typed = draw_samples(settings, samples, suggestion, busy)
@@ -350,9 +352,11 @@ def draw_settings(settings: RunSettings, samples: int, suggestion: SampleSuggest
     if not local:
         st.warning(
             f"{info.title} is not on this server, so this run trains on generated images of the same shape: "
-            f"the timings are real, the accuracy means nothing. {unavailable_fix(spec.dataset, resolve_locations())}",
+            "the timings are real, the accuracy means nothing.",
             icon=":material/cloud_off:",
         )
+        with st.expander(OWNER_FIX_TITLE.format(title=info.title), icon=":material/build:"):
+            st.markdown(unavailable_fix(spec.dataset, resolve_locations()))
     synthetic = st.checkbox(
         "Use generated images of the same shape (timings only)",
         value=not local,
@@ -528,7 +532,8 @@ def draw_queue_note(busy: bool) -> None:
     others = runner.queue_length() - (1 if busy else 0)
     if others > 0 and not busy:
         st.caption(
-            f"{others} job(s) from other users are queued or running; yours would start in about "
+            f"{others:,} {'job' if others == 1 else 'jobs'} from other users {'is' if others == 1 else 'are'} "
+            "queued or running; yours would start in about "
             f"{format_seconds(runner.estimated_wait_s(client_address()))}."
         )
 
@@ -540,7 +545,7 @@ st.page_link("app_pages/build.py", label="Change the model", icon=":material/con
 if not has_gpu(runtime.devices()):
     st.info(
         "This server has no GPU, so every run here is on the CPU. You can still compare: train the same model "
-        "at batch 32 and at batch 1024 (Build page), or with the tuned preset, and put the runs side by side "
+        "at batch 32 and at batch 1,024 (Build page), or with the tuned preset, and put the runs side by side "
         "on the Results page.",
         icon=":material/info:",
     )
@@ -559,5 +564,7 @@ if busy:
     live_job(job.id)
 elif job is not None:
     draw_result(job)
+with st.expander(OWNER_SETTINGS_TITLE):
+    st.markdown(owner_settings(limits, TRAIN_LIMITS))
 
 session.write_link(session.current_spec(limits, training_devices), session.run_settings())

@@ -62,7 +62,7 @@ def progress_text(event: ProgressEvent) -> str:
 
 
 def model_text(hidden_units: Sequence[int], activation: str) -> str:
-    """A model in a few words: "2 x Dense 512, relu" or "Dense 256 -> 128, relu".
+    """A model in a few words: "2 x Dense 512, relu" or "Dense 3,000 -> 1,000, relu".
 
     Args:
         hidden_units: Units per hidden layer.
@@ -72,8 +72,8 @@ def model_text(hidden_units: Sequence[int], activation: str) -> str:
     if not widths:
         return f"no hidden layer, {activation}"
     if len(set(widths)) == 1:
-        return f"{len(widths)} x Dense {widths[0]}, {activation}"
-    return "Dense " + " -> ".join(str(width) for width in widths) + f", {activation}"
+        return f"{len(widths)} x Dense {widths[0]:,}, {activation}"
+    return "Dense " + " -> ".join(f"{width:,}" for width in widths) + f", {activation}"
 
 
 @dataclass(frozen=True)

@@ -77,15 +77,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("learning_rate", "learning rate", lambda value: f"learning rate {value:g}", True),
     Setting("label_encoding", "label encoding", lambda value: f"{str(value).replace('_', '-')} labels", True),
     Setting("batch_size", "batch size", lambda value: f"batch {int(value):,}", True),
-    Setting("steps_per_execution", "steps per call", lambda value: f"{int(value)} steps per call", True),
+    Setting("steps_per_execution", "steps per call", lambda value: f"{int(value):,} steps per call", True),
     Setting("jit_compile", "XLA compilation", lambda value: "XLA on" if value else "XLA off", True),
     Setting("precision", "precision", str, True),
     Setting(
         "device_resident", "data placement", lambda on: "data on the device" if on else "data fed from the host", True
     ),
-    Setting("seed", "seed", lambda value: f"seed {value}", True),
+    Setting("seed", "random seed", lambda value: f"random seed {value}", True),
     Setting("num_train", "sample count", lambda value: f"{int(value):,} samples", False),
-    Setting("epochs", "epochs", lambda value: f"{int(value)} epochs", False),
+    Setting("epochs", "epochs", lambda value: f"{int(value):,} epochs", False),
     Setting("synthetic", "data", lambda value: "generated data" if value else "real data", False),
 )
 _MODEL_COLUMNS = ("dataset", "hidden_units")  # runs of "the same model" share these
@@ -584,9 +584,9 @@ def _loss_expectation(runs: pd.DataFrame, overlap: bool) -> str:
     if learning:
         return f"Expected: the runs differ in {_and(learning)}, which changes how the model learns."
     if overlap:
-        return "As expected: the same model and seed learn alike on any device."
+        return "As expected: the same model and random seed learn alike on any device."
     return (
-        "Unexpected: the same model and seed should learn alike on any device; a gap this size points at the "
+        "Unexpected: the same model and random seed should learn alike on any device; a gap this size points at the "
         "numerics (kernels, float rounding order)."
     )
 

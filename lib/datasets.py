@@ -280,6 +280,9 @@ def available_sources(name: str, data_dir: str | os.PathLike[str] | None = None)
     return _find_sources(get_info(name), resolve_locations(data_dir))
 
 
+OWNER_FIX_TITLE = "For the server's owner: how to add {title}"  # the pages fold `unavailable_fix` under this
+
+
 def unavailable_fix(name: str, locations: DataLocations) -> str:
     """Says how to make a dataset loadable offline, with exact paths."""
     info = get_info(name)

@@ -14,6 +14,9 @@ The diagnosis is read from numbers only, in this order (thresholds below, with t
    `LOW_SHARE` of the ceiling, so time goes to copying and reading data, not to multiplying;
 5. otherwise part of each step is overhead, and the hint is the same as in 3, milder.
 
+Each diagnosis says its figures in plain words too: what the share of the ceiling means for one training step
+(multiplying matrices, or waiting for Python or for data), in milliseconds rather than microseconds where it can.
+
 Nothing here imports Keras, a backend library or Streamlit.
 """
 
@@ -38,6 +41,12 @@ STEP_WORK_FLOOR_S = {"gpu": 1e-4, "cpu": 1e-3}
 ABOVE_CEILING_SHARE = 1.1  # a run this far above its ceiling means the ceiling was measured on a busy device
 BF16_HINT_RATIO = 1.5  # suggest mixed precision when the bfloat16 ceiling is at least this much higher
 TF32_BACKENDS = ("jax", "tensorflow")  # backends whose float32 matmuls use TF32 on NVIDIA GPUs by default
+# Where an overhead-bound step's time goes, in words, by device type (see `STEP_WORK_FLOOR_S`).
+OVERHEAD_WORDS = {
+    "gpu": "waiting for Python to launch the next piece of work",
+    "cpu": "on the framework's per-step work in Python",
+}
+OVERHEAD_FIX = "a larger batch or more steps per execution"  # what shortens the fixed cost per sample
 
 EFFICIENCY_COLUMNS = (
     "series",
@@ -131,7 +140,11 @@ def assess(run: Any, spec: Any, ceilings: Sequence[Ceiling]) -> Efficiency:
     compile_share = numbers["compile_share_of_run"]
     if compile_share is not None and compile_share >= COMPILE_DOMINATES_SHARE:
         verdict = "compilation"
-        message = f"compilation dominates: {compile_share:.0%} of the run was first-epoch compilation; run more epochs"
+        message = (
+            f"compilation dominates: {compile_share:.0%} of the run was the first epoch's compilation, the time "
+            "spent turning the model into device code before training, which later epochs do not pay again; run "
+            "more epochs"
+        )
     return Efficiency(
         verdict=verdict,
         message=message,
@@ -226,29 +239,45 @@ def _steady_verdict(
         return "no timing", f"no {precision} ceiling measured for {device}: measure it to compare"
     if share >= ABOVE_CEILING_SHARE:
         return "close", (
-            f"at the hardware's limit ({share:.0%} of the {precision} ceiling, which was probably measured "
-            "while the device was busy: measure it again)"
+            f"at the hardware's limit ({share:.0%} of the {precision} ceiling): faster than the fastest matrix "
+            "product measured on this device, so that measurement was probably taken while the device was busy; "
+            "measure it again"
         )
     if share >= CLOSE_SHARE:
-        return "close", f"close to the hardware ({share:.0%} of the {precision} ceiling)" + _precision_hint(
-            precision, spec, ceilings, device
+        return "close", (
+            f"close to the hardware ({share:.0%} of the {precision} ceiling): the device spent most of each step "
+            "multiplying matrices, near its top speed" + _precision_hint(precision, spec, ceilings, device)
         )
     ideal = numbers["ideal_step_s"]
     if ideal is not None and ideal < STEP_WORK_FLOOR_S[device_type(device)]:
         return "overhead", (
-            f"bound by per-step overhead ({share:.1%} of the {precision} ceiling; "
-            f"{numbers['step_s'] * 1e6:.0f} µs per step for {ideal * 1e6:.1f} µs of arithmetic): "
-            "try a larger batch or steps per execution"
+            f"bound by per-step overhead ({share:.1%} of the {precision} ceiling): each step took "
+            f"{_duration_text(numbers['step_s'])}, but its arithmetic needs only {_duration_text(ideal)} at this "
+            f"device's top speed, so the device spent most of each step {OVERHEAD_WORDS[device_type(device)]} "
+            f"rather than multiplying matrices; try {OVERHEAD_FIX}"
         )
     if share < LOW_SHARE:
         return "data movement", (
-            f"bound by data movement, not arithmetic ({share:.1%} of the {precision} ceiling): "
-            + _data_movement_hint(spec, device)
+            f"bound by data movement, not arithmetic ({share:.1%} of the {precision} ceiling): each step has enough "
+            "arithmetic to keep the device busy, yet it spent most of each step waiting for data to be copied or "
+            f"read rather than multiplying matrices; {_data_movement_hint(spec, device)}"
         )
     return "partly overhead", (
-        f"{share:.0%} of the {precision} ceiling: part of each step is overhead; "
-        "a larger batch or steps per execution may close some of the gap"
+        f"{share:.0%} of the {precision} ceiling: the device multiplied matrices for part of each step and "
+        f"spent the rest {OVERHEAD_WORDS[device_type(device)]}; {OVERHEAD_FIX} may close some of the gap"
     )
+
+
+def _duration_text(seconds: float) -> str:
+    """A short duration in the unit people read: "1.25 s", "14.7 ms", "0.69 ms", "5.8 µs"."""
+    milliseconds = seconds * 1e3
+    if seconds >= 1:
+        return f"{seconds:,.2f} s"
+    if milliseconds >= 1:
+        return f"{milliseconds:,.1f} ms"
+    if milliseconds >= 0.1:
+        return f"{milliseconds:.2f} ms"
+    return f"{seconds * 1e6:.1f} µs"
 
 
 def _data_movement_hint(spec: Any, device: str) -> str:
@@ -270,4 +299,7 @@ def _precision_hint(precision: str, spec: Any, ceilings: Sequence[Ceiling], devi
     faster = find_ceiling(ceilings, device, "bfloat16")
     if current is None or faster is None or faster.flops_per_s < BF16_HINT_RATIO * current.flops_per_s:
         return ""
-    return f"; mixed_bfloat16 raises the ceiling {faster.flops_per_s / current.flops_per_s:.1f}x"
+    return (
+        f"; in mixed precision (mixed_bfloat16) this device multiplies {faster.flops_per_s / current.flops_per_s:.1f} "
+        "times faster"
+    )

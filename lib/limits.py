@@ -10,6 +10,7 @@ positive integer, except those in `OFF_WHEN_ZERO`, where 0 (their default) turns
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 ENV_PREFIX = "GPUX_MAX_"
@@ -38,6 +39,27 @@ class ServerLimits:
 LIMIT_ENV_VARS: dict[str, str] = {f.name: ENV_PREFIX + f.name.upper() for f in fields(ServerLimits)}
 # Limits where 0 means "no limit" (off by default: a class behind one NAT shares one address).
 OFF_WHEN_ZERO = frozenset({"jobs_per_client"})
+SPEC_LIMITS = ("hidden_layers", "units", "params", "epochs", "batch_size")  # the limits a model spec meets
+# Pages name limits by their values; the variables that set them are for the server's owner, folded away.
+OWNER_SETTINGS_TITLE = "For the server's owner: where these limits are set"
+
+
+def owner_settings(limits: ServerLimits, names: Iterable[str]) -> str:
+    """The environment variables that set some limits, with the values in force, as a markdown list.
+
+    Args:
+        limits: The limits in force.
+        names: `ServerLimits` fields, e.g. `SPEC_LIMITS`.
+
+    Returns:
+        One line per limit, e.g. "- `GPUX_MAX_EPOCHS=50`"; a limit that 0 turns off says so.
+    """
+    lines = []
+    for name in names:
+        value = getattr(limits, name)
+        off = " (0: no limit)" if name in OFF_WHEN_ZERO and value == 0 else ""
+        lines.append(f"- `{LIMIT_ENV_VARS[name]}={value}`{off}")
+    return "\n".join(lines)
 
 
 def load_limits(environ: dict[str, str] | None = None) -> ServerLimits:

@@ -60,6 +60,8 @@ MAX_NOTICES = 6  # notices shown for one link; more fold into one line
 MAX_NOTICE_CHARS = 320  # the longest `LinkNotice.text` (on a server with up to ten devices)
 ELLIPSIS = "\u2026"
 REPLACEMENT = "\ufffd"  # shown instead of control, format and unpaired surrogate characters
+# What a page says when `lib.spec.validate_spec` refuses a spec that is within every limit.
+UNKNOWN_SETTING_PROBLEM = "A setting is not one this app knows: load a preset on the Build page to start again."
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 _BACKTICK_RUN = re.compile(r"`+")
@@ -327,6 +329,19 @@ def limit_problems(spec: ModelSpec, limits: ServerLimits) -> list[str]:
             f"{_describe_layers(fitted.hidden_units)} would fit."
         )
     return problems
+
+
+def refused_spec_problems(spec: ModelSpec, limits: ServerLimits) -> list[str]:
+    """Why `lib.spec.validate_spec` refused a spec, in the pages' words (its own texts name fields and variables).
+
+    Args:
+        spec: A spec that `validate_spec` refused.
+        limits: The server limits in force.
+
+    Returns:
+        `limit_problems`, or `UNKNOWN_SETTING_PROBLEM` when no limit is passed (a value no widget offers).
+    """
+    return limit_problems(spec, limits) or [UNKNOWN_SETTING_PROBLEM]
 
 
 def run_settings_from_query_params(

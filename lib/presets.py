@@ -1,8 +1,9 @@
 """Named starting points: the tutorial's two tests ("seed") and the same models tuned for speed.
 
-The seed presets reproduce the tutorial's models and training settings, with one deliberate fix (softmax
-outputs, see `TUTORIAL_FIXES`). The tuned presets keep the same layers and change only how training is fed
-to the device, so the two can be compared on the Results page.
+The seed presets reproduce the models and training settings of the tutorial this app follows (`TUTORIAL`),
+with one deliberate fix (softmax outputs, see `TUTORIAL_FIXES`). The tuned presets keep the same layers and
+change only how training is fed to the device, so the two can be compared on the Results page. Pages show
+presets by their titles; the names ("fashion-seed") are for links and the command line.
 """
 
 from __future__ import annotations
@@ -10,6 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lib.spec import ModelSpec
+
+# The tutorial the app follows, named the same way wherever a page mentions it.
+TUTORIAL = "Purnendu Shukla's CPU-vs-GPU tutorial"
+TUTORIAL_SOURCE = "Analytics Vidhya, November 2021"
+TUTORIAL_URL = "https://www.analyticsvidhya.com/blog/2021/11/benchmarking-cpu-and-gpu-performance-with-tensorflow/"
+TUTORIAL_LINK = f"[{TUTORIAL}]({TUTORIAL_URL}) ({TUTORIAL_SOURCE})"  # markdown: the name, linked, and its source
+TUTORIAL_PRESETS = ("cifar10-seed", "fashion-seed")  # the presets that reproduce its two tests
 
 TUTORIAL_FIXES = (
     'The tutorial used sigmoid outputs and called CIFAR-10 images "digits"; CIFAR-10 holds photos of 10 '
@@ -73,13 +81,13 @@ _FASHION_TUNED = _FASHION_SEED.with_changes(
 )
 
 _TUNING_NOTE = (
-    "Same layers as the seed; only the feeding of the device changes. {batch}: each step now does enough "
-    "work to keep a GPU busy instead of waiting on Python. Learning rate {rate}: fewer, larger steps per "
-    "epoch need bigger steps ({rate_why}). steps_per_execution 16 runs 16 "
-    "training steps per call into the compiled function, and jit_compile (XLA) fuses each step's operations. "
+    "Same layers as the tutorial's model; only the feeding of the device changes. {batch}: each step now does "
+    "enough work to keep a GPU busy instead of waiting on Python. Learning rate {rate}: fewer, larger steps per "
+    "epoch need bigger steps ({rate_why}). Steps per execution 16: 16 training steps per call into the compiled "
+    "function. XLA compilation fuses each step's operations. "
     "On the JAX backend the data also stays on the device: it is copied there once, shuffled there, and a whole "
     "epoch runs as one compiled call (other backends use model.fit). "
-    "Precision stays float32, so accuracy is comparable with the seed; try mixed_bfloat16 on a recent GPU. "
+    "Precision stays float32, so accuracy is comparable with the tutorial's; try mixed_bfloat16 on a recent GPU. "
     "Accuracy after the same number of epochs can be a little lower: there are fewer weight updates per epoch."
 )
 
@@ -88,7 +96,7 @@ PRESETS: dict[str, Preset] = {
         name="cifar10-seed",
         title="CIFAR-10, as in the tutorial",
         description=(
-            "The tutorial's CIFAR-10 test: Flatten -> Dense 3000 relu -> Dense 1000 relu -> Dense 10, SGD with "
+            "The tutorial's CIFAR-10 test: Flatten -> Dense 3,000 relu -> Dense 1,000 relu -> Dense 10, SGD with "
             "learning rate 0.01, one-hot float32 labels and categorical cross-entropy, 10 epochs of batch 32. "
             + TUTORIAL_FIXES
         ),
@@ -107,7 +115,7 @@ PRESETS: dict[str, Preset] = {
         name="cifar10-tuned",
         title="CIFAR-10, tuned for the GPU",
         description=_TUNING_NOTE.format(
-            batch="Batch 2048 instead of 32",
+            batch="Batch 2,048 instead of 32",
             rate="0.08 instead of 0.01 (SGD)",
             rate_why="square-root scaling: batch x64, rate x8; the linear rule's x64 needs a warm-up",
         ),
@@ -117,7 +125,7 @@ PRESETS: dict[str, Preset] = {
         name="fashion-tuned",
         title="Fashion-MNIST, tuned for the GPU",
         description=_TUNING_NOTE.format(
-            batch="Batch 1024 instead of 32",
+            batch="Batch 1,024 instead of 32",
             rate="0.003 instead of 0.001 (Adam)",
             rate_why="batch x32, rate x3, below the square-root rule's x5.7, which lost accuracy in our test",
         ),

@@ -5,8 +5,10 @@ The job runner (every click on Train), the command-line benchmark (`lib.bench`) 
 counts, the devices (present on this server, each once, and a global batch that splits evenly between the
 replicas of a data-parallel device such as "gpu:all") and the Keras backend.
 
-Messages are written for the person who asked: what is wrong and what to choose instead; a server
-setting is named only in a trailing parenthesis, for the administrator.
+Messages are written for the person who asked: what is wrong and what to choose instead, with limits named
+by their values; the environment variables that set them are for the server's owner (`lib.limits.owner_settings`).
+`lib.spec.validate_spec` names fields (the CLI's flags); pages say its problems in their own words
+(`lib.links.refused_spec_problems`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from lib.backend import BACKEND_PACKAGES, KNOWN_BACKENDS, BackendUnavailableErro
 from lib.datasets import get_info
 from lib.devices import DeviceNotFoundError, normalize_device_name
 from lib.jobs import JobRequest, LimitError
-from lib.limits import LIMIT_ENV_VARS, ServerLimits
+from lib.limits import ServerLimits
 from lib.parallel import BatchSplitError, canonical_name, is_data_parallel, per_replica_batch, replica_count
 from lib.spec import validate_spec
 
@@ -97,7 +99,7 @@ def check_samples(request: JobRequest, limits: ServerLimits) -> int:
     if num_train > limits.samples:
         raise LimitError(
             f"{num_train:,} training samples is over this server's limit of {limits.samples:,} per job; "
-            f"choose at most {limits.samples:,} ({LIMIT_ENV_VARS['samples']})."
+            f"choose at most {limits.samples:,}."
         )
     return num_train
 

@@ -45,7 +45,7 @@ import pandas as pd
 from lib.backend import BackendUnavailableError, backend_name
 from lib.datasets import get_info
 from lib.devices import DeviceNotFoundError
-from lib.estimates import estimate_job, median_overhead
+from lib.estimates import estimate_job, format_seconds, median_overhead
 from lib.hardware import usable_cores
 from lib.job_queue import FairQueue
 from lib.job_records import JobRecords, stored_results
@@ -62,7 +62,8 @@ from lib.jobs import (
     QueueFullError,
     RunnerClosedError,
 )
-from lib.limits import LIMIT_ENV_VARS, ServerLimits
+from lib.limits import ServerLimits
+from lib.links import refused_spec_problems
 from lib.requests import check_devices, check_limits, check_request
 from lib.results import DeviceRun
 from lib.runner_job import RunnerJob, anonymous_name, read_tail, request_key
@@ -407,17 +408,17 @@ class JobRunner:
         if waiting >= self.limits.queue:
             first_free = min(self._slot_free_times(now), default=0.0)
             raise QueueFullError(
-                f"The queue is full: {waiting} jobs are waiting or running, the most this server takes. A place "
-                f"should free up {_in_about(first_free)}; try again then ({LIMIT_ENV_VARS['queue']})."
+                f"The queue is full: {waiting:,} jobs are waiting or running, the most this server takes. A place "
+                f"should free up {_in_about(first_free)}; try again then."
             )
         cap = self.limits.jobs_per_client
         mine = [job for job in self._jobs.values() if job.active and job.client == client]
         if cap and len(mine) >= cap:
             first_done = min(self._finish_times(now)[job.id] for job in mine)
             raise QueueFullError(
-                f"Your network address already has {len(mine)} job{'s' if len(mine) != 1 else ''} waiting or "
+                f"Your network address already has {len(mine):,} job{'s' if len(mine) != 1 else ''} waiting or "
                 f"running, the most this server allows per address. Try again when one has finished, "
-                f"{_in_about(first_done)} ({LIMIT_ENV_VARS['jobs_per_client']})."
+                f"{_in_about(first_done)}."
             )
 
     def _joinable(self, key: str) -> RunnerJob | None:
@@ -505,14 +506,21 @@ class JobRunner:
     def _requeue(self, record: JobRecord) -> None:
         try:
             num_train = check_limits(record.request, self.limits)
-        except (SpecError, LimitError, DeviceNotFoundError, BackendUnavailableError) as error:
-            message = f"This job waited through a server restart, and the server's limits now refuse it: {error}"
-            failed = replace(record, state=JobState.FAILED, finished_at=time.time(), error=message)
-            self._records.update_job(failed.job_id, state=failed.state, finished_at=failed.finished_at, error=message)
-            self._jobs[record.job_id] = self._ended_job(failed, ())
+        except SpecError:  # its texts name fields and variables: say it in the pages' words
+            self._refuse_after_restart(record, " ".join(refused_spec_problems(record.request.spec, self.limits)))
+            return
+        except (LimitError, DeviceNotFoundError, BackendUnavailableError) as error:
+            self._refuse_after_restart(record, str(error))
             return
         estimated_duration_s = self._estimate(record.request, num_train, self._backend_of(record.request))
         self._add_to_queue(self._job_of(record, num_train, estimated_duration_s))
+
+    def _refuse_after_restart(self, record: JobRecord, why: str) -> None:
+        """Ends a job that waited through a restart and that the server's limits now refuse, saying why."""
+        message = f"This job waited through a server restart, and the server's limits now refuse it: {why}"
+        failed = replace(record, state=JobState.FAILED, finished_at=time.time(), error=message)
+        self._records.update_job(failed.job_id, state=failed.state, finished_at=failed.finished_at, error=message)
+        self._jobs[record.job_id] = self._ended_job(failed, ())
 
     def _job_from_store(self, job_id: str) -> RunnerJob:
         """A job that ended before this runner started, read back from the store."""
@@ -583,8 +591,8 @@ class JobRunner:
                 self._stop(
                     job,
                     JobState.TIMED_OUT,
-                    f"Stopped at the server's time limit of {self.limits.job_seconds} s per job "
-                    f"({LIMIT_ENV_VARS['job_seconds']}); use fewer epochs or samples, or a smaller model.",
+                    f"Stopped at the server's time limit of {format_seconds(self.limits.job_seconds)} per job; "
+                    "use fewer epochs or samples, or a smaller model.",
                 )
 
     def _stop(self, job: RunnerJob, reason: JobState, message: str) -> None:

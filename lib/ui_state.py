@@ -209,4 +209,4 @@ def run_label(run: Mapping[str, Any]) -> str:
     """
     created = pd.Timestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M") if pd.notna(run["created_at"]) else ""
     data = " · generated data" if data_label(run.get("synthetic")) == GENERATED_DATA else ""
-    return f"#{run['id']} {run['device']} · {model_text(run)} · batch {run['batch_size']} · {created}{data}"
+    return f"#{run['id']} {run['device']} · {model_text(run)} · batch {int(run['batch_size']):,} · {created}{data}"

@@ -82,6 +82,8 @@ def test_epochs_count_from_one_and_the_end_says_done_not_batch_zero():
 def test_model_text():
     assert model_text((512, 512), "relu") == "2 x Dense 512, relu"
     assert model_text([256, 128], "tanh") == "Dense 256 -> 128, tanh"
+    assert model_text((3000, 1000), "relu") == "Dense 3,000 -> 1,000, relu"
+    assert model_text((4096, 4096), "relu") == "2 x Dense 4,096, relu"
 
 
 def run_row(run_id: int, job_id: str | None, device: str, total_s: float, status: str = "done", minute: int = 0):

@@ -247,7 +247,7 @@ def test_overlapping_loss_curves_are_said_to_overlap(store):
     runs, _, epochs = summary_of(store)
     assert loss_caption(epochs, runs) == (
         "The loss curves overlap: within 1.7% of each other at every epoch. "
-        "As expected: the same model and seed learn alike on any device."
+        "As expected: the same model and random seed learn alike on any device."
     )
 
 
@@ -265,7 +265,7 @@ def test_loss_curves_that_differ_on_the_same_settings_are_flagged(store):
     record(store, SEED, "cpu:0", train_loss=[1.0, 0.8, 0.6])
     record(store, SEED, "gpu:0", train_loss=[1.0, 1.0, 1.0])
     runs, _, epochs = summary_of(store)
-    assert "Unexpected: the same model and seed should learn alike" in loss_caption(epochs, runs)
+    assert "Unexpected: the same model and random seed should learn alike" in loss_caption(epochs, runs)
 
 
 def test_accuracy_captions_leave_generated_data_out(store):

@@ -67,10 +67,38 @@ def test_tutorial_batch_on_gpu_is_overhead_bound():
     assert result.verdict == "overhead"
     assert result.precision == "tf32"
     assert result.message.startswith("bound by per-step overhead")
-    assert result.message.endswith("try a larger batch or steps per execution")
+    assert result.message.endswith("try a larger batch or more steps per execution")
     assert result.steps_per_epoch == pytest.approx(1536)
     assert result.step_s == pytest.approx(1.30 / 1536)
     assert result.ideal_step_s == pytest.approx(CIFAR_FLOPS_PER_SAMPLE * 32 / 402e12)
+
+
+def test_overhead_figures_come_in_milliseconds_with_a_plain_reading():
+    # The tutorial's CIFAR-10 model at batch 32 on a CPU: 14,677 µs per step, 4.7 % of the ceiling.
+    spec = cifar_spec(32)
+    step_s = 0.014677
+    achieved = CIFAR_FLOPS_PER_SAMPLE * 32 / step_s
+    run = cifar_run("cpu:0", "tensorflow", num_train=3200, steady=step_s * 100, first=step_s * 120, epochs=3)
+    run.achieved_flops_per_s = achieved
+    cpu = [Ceiling("cpu:0", "float32 strict", 4096, 0.316, achieved / 0.047)]
+    message = diagnosis.diagnose(run, spec, cpu)
+    assert message == (
+        "bound by per-step overhead (4.7% of the float32 strict ceiling): each step took 14.7 ms, but its arithmetic "
+        "needs only 0.69 ms at this device's top speed, so the device spent most of each step on the framework's "
+        "per-step work in Python rather than multiplying matrices; try a larger batch or more steps per execution"
+    )
+    assert "µs" not in message and "14677" not in message
+
+
+def test_gpu_overhead_says_the_device_waits_for_python_and_tiny_times_in_microseconds():
+    message = diagnosis.diagnose(cifar_run(steady=1.30), cifar_spec(32), H200)
+    assert "each step took 0.85 ms, but its arithmetic needs only 5.8 µs" in message
+    assert "waiting for Python to launch the next piece of work rather than multiplying matrices" in message
+
+
+def test_data_movement_says_what_the_device_waits_for():
+    message = diagnosis.diagnose(cifar_run(steady=0.095, first=0.5), cifar_spec(2048), H200)
+    assert "it spent most of each step waiting for data to be copied or read rather than multiplying" in message
 
 
 def test_large_batch_with_host_input_is_data_bound():
@@ -107,7 +135,10 @@ def test_compilation_dominates_a_short_run():
     assert result.compile_s == pytest.approx(9.9)
     assert result.compile_share_of_first_epoch == pytest.approx(0.99)
     assert result.compile_share_of_run == pytest.approx(9.9 / 10.2)
-    assert result.message == "compilation dominates: 97% of the run was first-epoch compilation; run more epochs"
+    assert result.message == (
+        "compilation dominates: 97% of the run was the first epoch's compilation, the time spent turning the model "
+        "into device code before training, which later epochs do not pay again; run more epochs"
+    )
 
 
 def test_close_to_the_hardware_suggests_mixed_precision_when_bf16_is_faster():
@@ -115,13 +146,19 @@ def test_close_to_the_hardware_suggests_mixed_precision_when_bf16_is_faster():
     result = diagnosis.assess(cifar_run(steady=steady, first=steady * 2), cifar_spec(2048), H200)
     assert result.verdict == "close"
     assert result.share_of_ceiling == pytest.approx(0.6)
-    assert result.message == "close to the hardware (60% of the tf32 ceiling); mixed_bfloat16 raises the ceiling 1.9x"
+    assert result.message == (
+        "close to the hardware (60% of the tf32 ceiling): the device spent most of each step multiplying matrices, "
+        "near its top speed; in mixed precision (mixed_bfloat16) this device multiplies 1.9 times faster"
+    )
 
 
 def test_close_on_cpu_has_no_bf16_hint_when_bf16_is_slower():
     steady = CIFAR_FLOPS_PER_SAMPLE * 10_240 / 300e9  # 300 GFLOP/s of a 435 GFLOP/s ceiling
     run = cifar_run("cpu:0", "tensorflow", num_train=10_240, steady=steady, first=steady * 1.2, epochs=3)
-    assert diagnosis.diagnose(run, cifar_spec(2048), CPU) == "close to the hardware (69% of the float32 strict ceiling)"
+    assert diagnosis.diagnose(run, cifar_spec(2048), CPU) == (
+        "close to the hardware (69% of the float32 strict ceiling): the device spent most of each step multiplying "
+        "matrices, near its top speed"
+    )
 
 
 def test_tutorial_batch_on_cpu_is_overhead_bound():
@@ -131,7 +168,7 @@ def test_tutorial_batch_on_cpu_is_overhead_bound():
     run.achieved_flops_per_s = 60e9
     result = diagnosis.assess(run, spec, CPU)
     assert result.verdict == "overhead"
-    assert result.message.endswith("try a larger batch or steps per execution")
+    assert result.message.endswith("try a larger batch or more steps per execution")
 
 
 def test_data_movement_hint_on_cpu_is_a_larger_batch():
@@ -147,7 +184,7 @@ def test_above_the_ceiling_asks_to_measure_it_again():
     steady = CIFAR_FLOPS_PER_SAMPLE * 10_240 / 900e9  # twice the 435 GFLOP/s ceiling
     run = cifar_run("cpu:0", "tensorflow", num_train=10_240, steady=steady, first=steady * 1.2, epochs=3)
     message = diagnosis.diagnose(run, cifar_spec(2048), CPU)
-    assert message.startswith("at the hardware's limit (207% of the float32 strict ceiling")
+    assert message.startswith("at the hardware's limit (207% of the float32 strict ceiling): faster than the fastest")
     assert "measure it again" in message
 
 
@@ -156,7 +193,8 @@ def test_middle_band_is_partly_overhead():
     run = cifar_run("cpu:0", "tensorflow", num_train=10_240, steady=steady, first=steady * 1.1, epochs=3)
     result = diagnosis.assess(run, cifar_spec(32), CPU)
     assert result.verdict == "partly overhead"
-    assert result.message.startswith("38% of the float32 strict ceiling")
+    assert result.message.startswith("38% of the float32 strict ceiling: the device multiplied matrices for part")
+    assert result.message.endswith("a larger batch or more steps per execution may close some of the gap")
 
 
 def test_mixed_precision_run_is_compared_with_the_bf16_ceiling():

@@ -11,6 +11,7 @@ from lib.links import (
     FRAGMENT_CHARS,
     KNOWN_PARAMS,
     MAX_NOTICES,
+    UNKNOWN_SETTING_PROBLEM,
     LinkNotice,
     RunSettings,
     escape_markdown,
@@ -21,12 +22,13 @@ from lib.links import (
     preset_from_query_params,
     quote_fragment,
     read_link,
+    refused_spec_problems,
     run_settings_from_query_params,
     spec_from_query_params,
     spec_to_query_params,
 )
 from lib.presets import PRESETS
-from lib.spec import ModelSpec, count_params, validate_spec
+from lib.spec import ModelSpec, SpecError, count_params, validate_spec
 
 LIMITS = ServerLimits()
 PRESET_SPECS = {name: preset.spec for name, preset in PRESETS.items()}
@@ -278,6 +280,17 @@ def test_limit_problems_for_too_many_parameters_say_which_layers_would_fit():
     assert problem.endswith(f"1 hidden layer of {fitted.hidden_units[0]} units would fit.")
     assert count_params(fitted) <= 100_000
     assert not any(name in problem for name in INTERNAL_NAMES)
+
+
+def test_a_refused_spec_is_explained_in_the_pages_words_never_validate_specs():
+    over = ModelSpec(hidden_units=(512,))
+    with pytest.raises(SpecError) as refused:
+        validate_spec(over, ServerLimits(units=256))
+    assert "hidden_units" in str(refused.value)  # validate_spec speaks to the command line
+    assert refused_spec_problems(over, ServerLimits(units=256)) == ["512 units in a layer: this server's limit is 256."]
+    unknown = ModelSpec(optimizer="lion")  # within every limit, but no widget offers it
+    assert refused_spec_problems(unknown, LIMITS) == [UNKNOWN_SETTING_PROBLEM]
+    assert not any(name in UNKNOWN_SETTING_PROBLEM for name in INTERNAL_NAMES)
 
 
 def test_run_settings_filter_devices_and_clamp_samples():

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.datasets import get_info
 from lib.keys import Key
+from lib.presets import TUTORIAL_LINK
 from tests.conftest import REPO_ROOT
 from tests.test_datasets import FAKE_CIFAR_TEST, write_fake_cifar
 
@@ -18,7 +19,6 @@ PAGE = "app_pages/datasets.py"
 TEXT_KINDS = ("markdown", "caption", "code", "error", "warning", "info", "success")
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OWNER_EXPANDER = "For the server's owner: how to add CIFAR-10"
-TUTORIAL = "Purnendu Shukla's CPU-vs-GPU tutorial (Analytics Vidhya, November 2021)"
 
 
 @dataclass
@@ -79,7 +79,7 @@ def test_fashion_mnist_page_shows_shapes_samples_charts_and_preprocessing(page_e
     assert not at.exception
     assert at.selectbox(key=Key.DATASET).value == "fashion_mnist"
     text = all_text(at)
-    assert TUTORIAL in text
+    assert TUTORIAL_LINK in text  # named and linked
     assert "x_train.shape  = (60000, 28, 28)" in text
     assert "y_test.shape   = (10000,)" in text
     assert "y_train[:10] = [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]" in text

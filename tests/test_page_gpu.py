@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 import lib.devices
 import lib.matmul
-from lib.devices import DeviceInfo, has_gpu, list_devices
+from lib.devices import DeviceInfo, cuda_build_info, gpu_setup_hint, list_devices
 from lib.keys import Key
 from lib.matmul import gflops_per_second
 from tests.conftest import REPO_ROOT
@@ -69,7 +69,10 @@ def test_slider_is_capped_by_the_server_limit(monkeypatch):
     assert not at.exception
     slider = at.select_slider(key=Key.MATMUL_SIZES)
     assert slider.options == ["16", "32", "64"]
-    assert any("allows N up to 100 (GPUX_MAX_MATMUL_N)" in caption.value for caption in at.caption)
+    assert any("allows N up to 100." in caption.value for caption in at.caption)
+    assert not any("GPUX_" in caption.value for caption in at.caption)
+    owner = next(expander for expander in at.expander if "server's owner" in expander.label)
+    assert owner.markdown[0].value == "- `GPUX_MAX_MATMUL_N=100`"  # where it is set: for the owner, folded away
 
 
 def test_bad_limit_setting_is_shown_not_raised(monkeypatch):
@@ -91,11 +94,38 @@ def test_run_button_times_every_device_and_draws_both_charts():
     specs = chart_specs(at)
     assert len(specs) == 2
     assert {spec["encoding"]["y"]["field"] for spec in specs} == {"seconds", "gflops_per_s"}
-    if has_gpu(devices):
-        assert at.success or at.warning
-    else:
-        assert any("no GPU is visible to Keras" in warning.value for warning in at.warning)
-        assert any('pip install "tensorflow[and-cuda]"' in warning.value for warning in at.warning)
+
+
+def fake_sweep_of(timings: dict[tuple[str, int], float]):
+    """A stand-in for `lib.matmul.sweep` that returns these (device, N) -> seconds timings at once."""
+
+    def fake_sweep(devices, sizes, repeats, dtype, limits, available=None, on_timing=None):
+        rows = [
+            {"device": d, "n": n, "dtype": dtype, "seconds": timings[d, n], "repeats": repeats}
+            for d in devices
+            for n in sizes
+        ]
+        frame = pd.DataFrame(rows)
+        return frame.assign(gflops_per_s=gflops_per_second(frame["n"], frame["seconds"]))
+
+    return fake_sweep
+
+
+def test_on_a_cpu_only_server_the_gpu_setup_hint_is_said_once(monkeypatch):
+    cpu = DeviceInfo("cpu:0", "CPU", "Test CPU, 2 cores", 2**34, None, "tensorflow")
+    monkeypatch.setattr(runtime, "list_devices", lambda backend=None: [cpu])
+    monkeypatch.setattr(lib.matmul, "sweep", fake_sweep_of({("cpu:0", 16): 1e-5, ("cpu:0", 32): 8e-5}))
+    at = open_page()
+    at.select_slider(key=Key.MATMUL_SIZES).set_range(16, 32).run()
+    at.button(key=Key.MATMUL_RUN).click().run()
+    assert not at.exception
+    hint = gpu_setup_hint(cuda_build_info())
+    notices = [element.value for kind in ("info", "warning", "success", "markdown") for element in at.get(kind)]
+    assert sum(hint in notice for notice in notices) == 1
+    assert any(notice.startswith("**No GPU found.**") for notice in notices)
+    only_cpu = next(notice for notice in notices if notice.startswith("**Only the CPU was timed**"))
+    assert "*This machine* above says how to change that" in only_cpu and hint not in only_cpu
+    assert len(chart_specs(at)) == 2
 
 
 def test_results_survive_a_rerun_without_recomputing(monkeypatch):
@@ -118,18 +148,8 @@ def test_with_a_gpu_the_page_says_where_it_overtakes(monkeypatch):
     cpu = DeviceInfo("cpu:0", "CPU", "Test CPU, 2 cores", 2**34, None, "tensorflow")
     gpu = DeviceInfo("gpu:0", "GPU", "NVIDIA H100 80GB HBM3", 80 * 2**30, "9.0", "tensorflow")
     timings = {("cpu:0", 16): 1e-5, ("gpu:0", 16): 4e-5, ("cpu:0", 32): 8e-5, ("gpu:0", 32): 4e-5}
-
-    def fake_sweep(devices, sizes, repeats, dtype, limits, available=None, on_timing=None):
-        rows = [
-            {"device": d, "n": n, "dtype": dtype, "seconds": timings[d, n], "repeats": repeats}
-            for d in devices
-            for n in sizes
-        ]
-        frame = pd.DataFrame(rows)
-        return frame.assign(gflops_per_s=gflops_per_second(frame["n"], frame["seconds"]))
-
     monkeypatch.setattr(runtime, "list_devices", lambda backend=None: [cpu, gpu])
-    monkeypatch.setattr(lib.matmul, "sweep", fake_sweep)
+    monkeypatch.setattr(lib.matmul, "sweep", fake_sweep_of(timings))
     at = open_page()
     assert at.dataframe[0].value["Compute capability"].tolist() == ["-", "9.0"]
     assert not at.info

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 
+from lib.ceilings import Ceiling
 from lib.keys import Key
 from lib.presets import PRESETS
 from lib.store import RunStore
@@ -19,8 +20,9 @@ HARDWARE_TITLE = "How close to the hardware"
 
 @pytest.fixture
 def cpu_and_gpu_job(runs_db, monkeypatch) -> RunStore:
-    """One job trained on cpu:0 and gpu:0, small ceilings (n=256), and no ceiling measured yet in this process."""
+    """One job trained on cpu:0 and gpu:0 of a CPU-only server, small ceilings (n=256), none measured yet."""
     monkeypatch.setattr(runtime, "CEILING_N", 256)
+    monkeypatch.setattr(runtime, "device_names", lambda: ["cpu:0"])  # the server measures only its own devices
     runtime._measured_devices.clear()
     runtime._device_ceilings.clear()
     store = RunStore()
@@ -66,14 +68,29 @@ def test_measuring_draws_the_chart_and_one_diagnosis_per_run(cpu_and_gpu_job):
     assert len(hardware_charts(at)) == 1
     rows = bar_rows(at)
     assert 0 < rows["cpu:0"]["share_of_ceiling"] < 1.1  # 1 GFLOP/s against a measured CPU ceiling
-    assert pd.isna(rows["gpu:0"]["share_of_ceiling"])  # this CPU-only test machine measured no GPU
+    assert pd.isna(rows["gpu:0"]["share_of_ceiling"])  # this CPU-only server measured no GPU
     assert rows["gpu:0"]["share_text"] == "ceiling not measured on this server"
     assert any("(the dashed line)" in caption.value for caption in at.caption)
     lines = diagnosis_lines(at)
-    assert "compilation 9% of the run" in lines["cpu:0"]  # (9 - 7) s of 23 s
+    assert "compiling took 9% of the run" in lines["cpu:0"]  # (9 - 7) s of 23 s
     assert "float32 strict ceiling" in lines["cpu:0"]
-    assert "compilation 40% of the run" in lines["gpu:0"]  # (3 - 1) s of 5 s
+    assert "compiling took 40% of the run" in lines["gpu:0"]  # (3 - 1) s of 5 s
     assert lines["gpu:0"].endswith("ceiling not measured on this server")
+
+
+def test_each_diagnosis_reads_its_figures_in_plain_words(cpu_and_gpu_job, monkeypatch):
+    # A 1 TFLOP/s CPU ceiling: the 1 GFLOP/s run reaches 0.1 % of it, 7 s epochs of 31.25 steps of batch 32.
+    monkeypatch.setattr(
+        runtime, "measure_ceilings", lambda device, n: [Ceiling(device, "float32 strict", n, 0.01, 1e12)]
+    )
+    at = open_results()
+    at.button(key=Key.RESULTS_MEASURE_CEILING).click().run()
+    assert not at.exception
+    line = diagnosis_lines(at)["cpu:0"]
+    assert "(0.1% of the float32 strict ceiling): each step took 224.0 ms" in line
+    assert "but its arithmetic needs only 0.22 ms at this device's top speed" in line
+    assert "rather than multiplying matrices; try a larger batch or more steps per execution" in line
+    assert "µs" not in line
 
 
 def test_a_measured_ceiling_is_shared_with_every_later_session(cpu_and_gpu_job):

@@ -442,6 +442,38 @@ def test_no_device_chosen_gives_a_message_not_a_traceback(fake_jobs):
     assert at.multiselect(key=Key.DEVICES).value == []  # an emptied box stays the user's choice
 
 
+def owner_texts(at: AppTest) -> list[str]:
+    """The markdown folded away for the server's owner."""
+    return [m.value for e in at.expander if e.label.startswith("For the server's owner") for m in e.markdown]
+
+
+def test_a_model_over_a_limit_is_refused_in_the_pages_words(fake_jobs, monkeypatch):
+    monkeypatch.setenv("GPUX_MAX_UNITS", "256")
+    at = open_train(TINY_SPEC.with_changes(hidden_units=(512,)))  # set before this server's limit was lowered
+    at.button(key=Key.TRAIN).click().run()
+    assert not at.exception
+    message = at.error[0].value
+    assert message == (
+        "The model passes a server limit; fix it on the Build page:\n"
+        "- 512 units in a layer: this server's limit is 256."
+    )
+    assert "hidden_units" not in message and "GPUX_" not in message
+    assert Key.JOB_ID not in at.session_state
+
+
+def test_where_the_limits_are_set_is_only_in_the_owners_expander(fake_jobs, monkeypatch):
+    monkeypatch.setenv("GPUX_MAX_EPOCHS", "7")
+    at = open_train(TINY_SPEC)
+    assert at.slider(key=Key.EPOCHS).help == "Server limit: 7 epochs."
+    assert "- `GPUX_MAX_EPOCHS=7`" in owner_texts(at)[0]
+    assert "`GPUX_MAX_JOBS_PER_CLIENT=0` (0: no limit)" in owner_texts(at)[0]
+    inside = {id(element) for expander in at.expander for element in expander.markdown}
+    outside = [
+        element.value for element in [*at.markdown, *at.caption, *at.info, *at.warning] if id(element) not in inside
+    ]
+    assert outside and not any("GPUX_" in text for text in outside)
+
+
 def test_missing_dataset_trains_on_generated_images(fake_jobs):
     at = open_train(TINY_SPEC.with_changes(dataset="cifar10"))
     checkbox = at.checkbox(key=Key.SYNTHETIC)

@@ -56,7 +56,8 @@ def test_tuned_presets_keep_the_model_and_change_the_feeding(tuned, seed, batch_
     assert tuned_spec.precision == "float32"
     assert tuned_spec.device_resident is True and seed_spec.device_resident is False
     description = PRESETS[tuned].description
-    assert f"Batch {batch_size}" in description and "steps_per_execution" in description
+    assert f"Batch {batch_size:,}" in description and "Steps per execution 16" in description
+    assert "steps_per_execution" not in description and "jit_compile" not in description and "seed" not in description
     assert "stays on the device" in description
 
 

@@ -104,12 +104,13 @@ def test_limits_are_refused_with_the_fix(changes, error, words):
         check_request(request(**changes), LIMITS, SERVER_DEVICES)
 
 
-def test_the_samples_limit_names_its_setting_only_in_parentheses():
+def test_the_samples_limit_is_said_in_the_users_words():
     with pytest.raises(LimitError) as refused:
         check_request(request(sample_limit=None), LIMITS, SERVER_DEVICES)
 
     message = str(refused.value)
-    assert message.endswith("(GPUX_MAX_SAMPLES).") and "sample_limit" not in message
+    assert message.endswith(f"choose at most {LIMITS.samples:,}.")
+    assert "GPUX_" not in message and "sample_limit" not in message
 
 
 def test_zero_test_samples_skips_the_test_and_is_allowed():

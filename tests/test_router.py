@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.backend import backend_name
 from lib.devices import DeviceInfo
+from lib.presets import TUTORIAL_LINK
 from lib.probe import PROBE_SOURCE
 from tests.conftest import REPO_ROOT
 from ui import runtime
@@ -89,7 +90,9 @@ def test_router_renders_the_default_page_without_exception():
 def test_home_page_links_every_step_and_names_the_tutorial_presets():
     at = open_app()
     markdown = " ".join(element.value for element in at.markdown)
-    assert "`cifar10-seed`" in markdown and "`fashion-seed`" in markdown
+    assert f"two presets reproduce the experiments of {TUTORIAL_LINK}" in markdown
+    assert "**CIFAR-10, as in the tutorial** and **Fashion-MNIST, as in the tutorial**" in markdown
+    assert "-seed" not in markdown  # titles, not the presets' link names
     assert "softmax" in markdown
     page_links = at.get("page_link")
     assert [link.proto.page for link in page_links] == ["gpu", "datasets", "build", "train", "results", "board"]
