@@ -11,9 +11,9 @@ from lib.datasets import DATASETS
 from lib.devices import format_bytes
 from lib.estimates import estimate_job
 from lib.keys import Key, layer_units_key
-from lib.limits import LIMIT_ENV_VARS
-from lib.links import fit_to_limits, limit_problems
-from lib.presets import PRESETS
+from lib.limits import OWNER_SETTINGS_TITLE, SPEC_LIMITS, owner_settings
+from lib.links import fit_to_limits, refused_spec_problems
+from lib.presets import PRESETS, TUTORIAL_LINK
 from lib.spec import (
     DEFAULT_LEARNING_RATES,
     HIDDEN_ACTIVATIONS,
@@ -135,9 +135,9 @@ def draw_layer_controls() -> None:
             on_change=sync_spec,
             help=limit_help("units", "units per layer"),
         )
-    left, right = st.columns(2)
-    left.selectbox("Hidden activation", HIDDEN_ACTIVATIONS, key=Key.HIDDEN_ACTIVATION, on_change=sync_spec)
-    right.selectbox(
+    # One widget per row: two side by side cut their values ("rel", "so") on a projector.
+    st.selectbox("Hidden activation", HIDDEN_ACTIVATIONS, key=Key.HIDDEN_ACTIVATION, on_change=sync_spec)
+    st.selectbox(
         "Output activation",
         OUTPUT_ACTIVATIONS,
         key=Key.OUTPUT_ACTIVATION,
@@ -148,9 +148,8 @@ def draw_layer_controls() -> None:
 
 def draw_training_controls() -> None:
     """Optimizer, learning rate, epochs, batch size and the speed options."""
-    left, right = st.columns(2)
-    left.selectbox("Optimizer", OPTIMIZERS, key=Key.OPTIMIZER, on_change=on_optimizer_change)
-    right.number_input(
+    st.selectbox("Optimizer", OPTIMIZERS, key=Key.OPTIMIZER, on_change=on_optimizer_change)
+    st.number_input(
         "Learning rate",
         min_value=1e-6,
         max_value=1.0,
@@ -211,8 +210,6 @@ def draw_training_controls() -> None:
         st.markdown(SPEED_OPTIONS_EXPLAINED)
 
 
-BUILD_LIMITS = ("hidden_layers", "units", "params", "epochs", "batch_size")  # the limits this page's widgets meet
-
 SPEED_OPTIONS_EXPLAINED = """
 - **Larger batch**: each step does more work, so the device computes instead of waiting for Python.
 - **Steps per execution**: several training steps per call into the compiled function, which removes most of the
@@ -226,24 +223,24 @@ SPEED_OPTIONS_EXPLAINED = """
 
 
 def draw_live_numbers() -> None:
-    """Parameters, FLOPs, memory, problems with the limits, epoch-time estimates, layer table and code."""
+    """Parameters, FLOPs, memory, problems with the limits and epoch-time estimates."""
     info = DATASETS[spec.dataset]
     params = count_params(spec)
     memory = memory_estimate(spec)
-    # Two by two: four metrics in a row are cut off ("1,399...") beside the controls.
-    columns = [column for _ in range(2) for column in st.columns(2)]
-    columns[0].metric("Parameters", f"{params:,}", help=limit_help("params", "parameters"))
-    columns[1].metric(
+    # A row that wraps: as many metrics side by side as fit whole (four, two, or one on a projector).
+    metrics = st.container(horizontal=True)
+    metrics.metric("Parameters", f"{params:,}", help=limit_help("params", "parameters"))
+    metrics.metric(
         "Training FLOPs per sample",
         format_count(flops_per_sample(spec), "FLOP"),
         help="Forward + backward pass: 6 x (inputs x outputs) summed over the Dense layers.",
     )
-    columns[2].metric(
+    metrics.metric(
         "FLOPs per epoch",
         format_count(flops_per_epoch(spec, info.num_train), "FLOP"),
         help=f"For all {info.num_train:,} training images of {info.title}.",
     )
-    columns[3].metric(
+    metrics.metric(
         "Memory per training step",
         format_bytes(memory.total_bytes),
         help=(
@@ -255,17 +252,20 @@ def draw_live_numbers() -> None:
     try:
         validate_spec(spec, limits)
     except SpecError:
-        problems = limit_problems(spec, limits) or [
-            "A setting is not one this app knows: load a preset to start again."
-        ]
+        problems = refused_spec_problems(spec, limits)
         st.error("This model passes a server limit:\n" + "\n".join(f"- {p}" for p in problems))
     draw_estimates(info.num_train)
+
+
+def draw_layers_and_code() -> None:
+    """The layer table and the Keras code, at the page's full width so that their lines show whole."""
     with st.container(border=True):
         st.markdown("**Layers**")
         st.dataframe(layer_table_frame(layer_table(spec)), hide_index=True, width="stretch")
         st.caption("Look at where the parameters are: the first Dense layer sees every pixel.")
     with st.expander("Keras code that builds this model", expanded=True):
-        st.code(keras_code(spec), language="python")
+        # The longest lines still wrap on a projector's screen rather than hide behind a scroll bar.
+        st.code(keras_code(spec), language="python", wrap_lines=True)
 
 
 def draw_estimates(num_train: int) -> None:
@@ -290,13 +290,16 @@ def draw_estimates(num_train: int) -> None:
         )
         st.caption(
             "Each step multiplies its batch through the layers, updates every weight and calls the compiled step. "
-            "At batch 32 an epoch has 32 times the steps of batch 1024, so the same model takes longer per epoch. "
+            "At batch 32 an epoch has 32 times the steps of batch 1,024, so the same model takes longer per epoch. "
             "Past runs on this server calibrate the estimate; the Train page and the queue use the same one."
         )
 
 
 st.title("Build a model")
-st.caption("Pick a preset or move the sliders: every number on the right follows your model as you change it.")
+st.caption(
+    "Pick a preset or move the sliders: every number on the right follows your model as you change it. "
+    f'The presets marked "as in the tutorial" reproduce {TUTORIAL_LINK}.'
+)
 session.show_link_notices()
 st.session_state.pop(Key.PRESET_LOADED, None)  # every widget callback of this rerun has run
 show_spec_in_widgets()
@@ -321,13 +324,14 @@ with controls:
     with st.container(border=True):
         draw_training_controls()
     st.caption(
-        f"Server limits: {limits.hidden_layers} hidden layers, {limits.units:,} units per layer, "
-        f"{limits.params:,} parameters, {limits.epochs} epochs, batch {limits.batch_size:,}."
+        f"Server limits: {limits.hidden_layers:,} hidden layers, {limits.units:,} units per layer, "
+        f"{limits.params:,} parameters, {limits.epochs:,} epochs, batch {limits.batch_size:,}."
     )
-    with st.expander("For the server's owner: where these limits are set"):
-        st.markdown("\n".join(f"- `{LIMIT_ENV_VARS[name]}={getattr(limits, name)}`" for name in BUILD_LIMITS))
+    with st.expander(OWNER_SETTINGS_TITLE):
+        st.markdown(owner_settings(limits, SPEC_LIMITS))
 with numbers:
     draw_live_numbers()
     st.page_link("app_pages/train.py", label="Train this model", icon=":material/play_arrow:")
+draw_layers_and_code()
 
 session.write_link(spec, session.run_settings())

@@ -16,7 +16,7 @@ from lib.devices import (
 )
 from lib.hardware import usable_cores
 from lib.keys import Key
-from lib.limits import LIMIT_ENV_VARS, LimitConfigError, load_limits
+from lib.limits import OWNER_SETTINGS_TITLE, LimitConfigError, ServerLimits, load_limits, owner_settings
 from lib.matmul import (
     DTYPES,
     DeviceOutOfMemoryError,
@@ -32,6 +32,15 @@ from ui import runtime
 
 DEFAULT_LARGEST_N = 1024  # largest N preselected: a few seconds on a small CPU
 REPEATS = 5  # timed products per device and N; the median is shown
+# The sweep's columns (`lib.matmul.MatmulTiming`) as the table of measured numbers titles them.
+MEASURED_COLUMNS = {
+    "device": "Device",
+    "n": "N",
+    "dtype": "Element type",
+    "seconds": "Median time (s)",
+    "gflops_per_s": "GFLOP/s (billions of operations per second)",
+    "repeats": "Timed products",
+}
 BACKEND_WAIT_MESSAGE = (
     "Keras is still loading on this server (once after each start): the race starts when it is ready..."
 )
@@ -105,8 +114,9 @@ def show_this_machine(devices) -> None:
         st.info(f"**No GPU found.** {gpu_setup_hint(build_info)}", icon=":material/info:")
 
 
-def choose_sizes(max_n: int) -> tuple[list[int], str]:
+def choose_sizes(limits: ServerLimits) -> tuple[list[int], str]:
     """The demo's controls: the range of N and the element type. Returns the chosen sizes and dtype."""
+    max_n = limits.matmul_n
     options = matmul_sizes(max_n)
     default_high = max([size for size in options if size <= DEFAULT_LARGEST_N], default=options[0])
     low, high = st.select_slider(
@@ -116,10 +126,14 @@ def choose_sizes(max_n: int) -> tuple[list[int], str]:
         key=Key.MATMUL_SIZES,
         help="Every power of two in the range is timed on every device.",
     )
+    gflop = matmul_flops(high) / 1e9
     st.caption(
-        f"This server allows N up to {max_n:,} ({LIMIT_ENV_VARS['matmul_n']}). "
-        f"Work grows as N³: N = {high:,} is {matmul_flops(high) / 1e9:,.2f} GFLOP per product."
+        f"This server allows N up to {max_n:,}. "
+        f"Work grows as N³: N = {high:,} is {gflop:,.2f} GFLOP per product, "
+        f"that is {gflop:,.2f} billion multiplications and additions."
     )
+    with st.expander(OWNER_SETTINGS_TITLE):
+        st.markdown(owner_settings(limits, ("matmul_n",)))
     dtype = st.selectbox(
         "Element type",
         DTYPES,
@@ -174,7 +188,7 @@ def run_sweep(sizes: list[int], dtype: str, limits) -> None:
     st.session_state[Key.MATMUL_RESULTS] = df
 
 
-def show_results(df, gpu_present: bool, build_info: dict) -> None:
+def show_results(df, gpu_present: bool) -> None:
     """Charts of the last sweep and a sentence on where the GPU overtakes the CPU."""
     if gpu_present:
         crossover = crossover_size(df)
@@ -191,19 +205,20 @@ def show_results(df, gpu_present: bool, build_info: dict) -> None:
                 icon=":material/speed:",
             )
     else:
-        st.warning(
-            f"**Only the CPU was timed: no GPU is visible to Keras here.** {gpu_setup_hint(build_info)}",
-            icon=":material/warning:",
+        st.info(
+            "**Only the CPU was timed**: no GPU is visible to Keras here (*This machine* above says how to change "
+            "that), so the charts show how the CPU's speed grows with N, with nothing to race.",
+            icon=":material/info:",
         )
-    time_col, gflops_col = st.columns(2)
-    with time_col.container(border=True, key=Key.MATMUL_TIME_CHART):
-        st.altair_chart(matmul_time_chart(df))
+    # One chart per row: side by side, a projector's screen leaves each chart too narrow to read its axes.
+    with st.container(border=True, key=Key.MATMUL_TIME_CHART):
+        st.altair_chart(matmul_time_chart(df), width="stretch")
         st.caption("Both axes are logarithmic. Where a line is flat, fixed overhead, not arithmetic, sets the time.")
-    with gflops_col.container(border=True, key=Key.MATMUL_GFLOPS_CHART):
-        st.altair_chart(matmul_gflops_chart(df))
+    with st.container(border=True, key=Key.MATMUL_GFLOPS_CHART):
+        st.altair_chart(matmul_gflops_chart(df), width="stretch")
         st.caption("Small products cannot keep many cores busy: throughput climbs with N until the device is full.")
     with st.expander("The measured numbers"):
-        st.dataframe(df, hide_index=True)
+        st.dataframe(df, hide_index=True, column_config=MEASURED_COLUMNS)
 
 
 st.title("What is a GPU?")
@@ -222,11 +237,11 @@ st.markdown(
     "Each device multiplies two random N x N matrices: 2·N³ floating-point operations. "
     f"Every product is run once to warm up, then {REPEATS} times; the median time is kept."
 )
-sizes, dtype = choose_sizes(limits.matmul_n)
+sizes, dtype = choose_sizes(limits)
 label = f"Run on {', '.join(runtime.device_names())}"
 if st.button(label, key=Key.MATMUL_RUN, type="primary", icon=":material/play_arrow:"):
     run_sweep(sizes, dtype, limits)
 
 results = st.session_state.get(Key.MATMUL_RESULTS)
 if results is not None and not results.empty:  # a sweep ran, so the backend is loaded
-    show_results(results, has_gpu(runtime.devices()), cached_build_info())
+    show_results(results, has_gpu(runtime.devices()))

@@ -16,7 +16,7 @@ from lib.charts import (
     hardware_efficiency_chart,
     run_epochs_frame,
     run_summary_frame,
-    scaling_chart,
+    scaling_charts,
     throughput_chart,
     total_time_chart,
     training_curve_chart,
@@ -126,28 +126,20 @@ def draw_comparison(store: RunStore, runs) -> None:
         return
     summary = run_summary_frame(compared)
     epochs = run_epochs_frame(compared)
-    left, right = st.columns(2)
-    with left:
-        chart_box(total_time_chart(summary), total_time_caption(summary))
-    with right:
-        chart_box(throughput_chart(summary), throughput_caption(summary))
+    # One chart per row: side by side, a projector's screen leaves each chart too narrow to read its axes.
+    chart_box(total_time_chart(summary), total_time_caption(summary))
+    chart_box(throughput_chart(summary), throughput_caption(summary))
     gap = time_gap_text(summary, outside_epochs(store, compared))
     if gap:
         with st.container(border=True):
             st.markdown(gap)
-    left, right = st.columns(2)
-    with left:
-        chart_box(epoch_time_chart(epochs), epoch_time_caption(summary))
-    with right:
-        chart_box(training_curve_chart(epochs, "train_loss"), loss_caption(epochs, compared))
+    chart_box(epoch_time_chart(epochs), epoch_time_caption(summary))
+    chart_box(training_curve_chart(epochs, "train_loss"), loss_caption(epochs, compared))
     if not summary.empty and summary["synthetic"].all():
         st.info(f"No accuracy is drawn: every compared run used {GENERATED_ACCURACY_NOTE}.", icon=":material/info:")
     else:
-        left, right = st.columns(2)
-        with left:
-            chart_box(accuracy_on_test_set_chart(summary), accuracy_caption(summary, compared))
-        with right:
-            chart_box(training_curve_chart(epochs, "train_accuracy"), train_accuracy_caption(summary, epochs))
+        chart_box(accuracy_on_test_set_chart(summary), accuracy_caption(summary, compared))
+        chart_box(training_curve_chart(epochs, "train_accuracy"), train_accuracy_caption(summary, epochs))
     draw_hardware(compared, dict(zip(summary["run_id"], summary["series"], strict=True)))
 
 
@@ -185,7 +177,7 @@ def draw_hardware(compared, series: dict[str, str]) -> None:
     )
     for row in frame.itertuples():
         compile_share = (
-            "" if pd.isna(row.compile_share_of_run) else f" · compilation {row.compile_share_of_run:.0%} of the run"
+            "" if pd.isna(row.compile_share_of_run) else f" · compiling took {row.compile_share_of_run:.0%} of the run"
         )
         # Without a ceiling only a compilation verdict holds; the rest would compare with nothing.
         unmeasured = pd.isna(row.share_of_ceiling) and row.verdict != "compilation"
@@ -210,14 +202,16 @@ runs = store.runs(**filters)
 draw_comparison(store, runs)
 scaling = scaling_frame(runs)
 if not scaling.empty:
-    chart_box(
-        scaling_chart(scaling),
-        "Data parallel (all GPUs): each GPU trains on its share of every batch. Efficiency = speedup / GPUs; "
-        "100% would mean twice the GPUs halve the epoch.",
-    )
+    with st.container(border=True):
+        for chart in scaling_charts(scaling):
+            st.altair_chart(chart, width="stretch")
+        st.caption(
+            "Data parallel (all GPUs): each GPU trains on its share of every batch. Efficiency = speedup / GPUs; "
+            "100% would mean twice the GPUs halve the epoch."
+        )
 
 with st.container(border=True):
-    st.markdown(f"**Run history** ({len(runs)} of {len(all_runs)} runs)")
+    st.markdown(f"**Run history** ({len(runs):,} of {len(all_runs):,} runs)")
     seconds = st.column_config.NumberColumn(format="%.2f")
     st.dataframe(
         history_table(runs),

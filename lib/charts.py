@@ -16,6 +16,38 @@ import pandas as pd
 from lib.comparison import DASH, GENERATED_DATA, data_label, run_names
 
 COLOR_SCHEME = "tableau10"  # colour-blind-safe categorical scheme
+CHART_HEIGHT = 260  # px of a line chart's plot: with its title, legend and caption it fits a projector's screen
+
+
+def chart_title(text: str, subtitle: str = "") -> alt.TitleParams:
+    """A short title, and what to read from the chart as a second line.
+
+    Vega-Lite cuts a title line wider than its chart with "…"; two short lines stay whole on a projector.
+
+    Args:
+        text: The title (a few words).
+        subtitle: How to read the chart ("lower is faster"), or why something is left out; none when empty.
+
+    Returns:
+        The title to pass to `.properties(title=...)`.
+    """
+    return alt.TitleParams(text, subtitle=subtitle) if subtitle else alt.TitleParams(text)
+
+
+def chart_layout(title: alt.TitleParams, height: int | alt.Step = CHART_HEIGHT) -> dict[str, Any]:
+    """A chart's title, plot height and sizing: its width follows the page, its plot keeps its height.
+
+    Streamlit fits a chart's whole drawing into its height unless told otherwise, so a legend below the plot
+    or a two-line title would squeeze the plot away; with "fit-x" they add to the height instead.
+
+    Args:
+        title: From `chart_title`.
+        height: The plot's height in px, or a `alt.Step` per bar.
+
+    Returns:
+        Keyword arguments for `.properties(...)`.
+    """
+    return {"title": title, "height": height, "autosize": alt.AutoSizeParams(type="fit-x", contains="padding")}
 
 
 # --- Datasets page charts ---
@@ -100,7 +132,7 @@ def matmul_time_chart(timings: pd.DataFrame) -> alt.Chart:
     return _matmul_chart(
         timings,
         alt.Y("seconds:Q").title("Time per product (s, log scale)").scale(type="log"),
-        "Time of one N x N matrix product (lower is faster)",
+        chart_title("Time of one N x N matrix product", "Lower is faster."),
     )
 
 
@@ -116,11 +148,11 @@ def matmul_gflops_chart(timings: pd.DataFrame) -> alt.Chart:
     return _matmul_chart(
         timings,
         alt.Y("gflops_per_s:Q").title("Throughput (GFLOP/s, log scale)").scale(type="log"),
-        "Arithmetic throughput (higher is faster)",
+        chart_title("Arithmetic throughput", "Higher is faster."),
     )
 
 
-def _matmul_chart(timings: pd.DataFrame, y: alt.Y, title: str) -> alt.Chart:
+def _matmul_chart(timings: pd.DataFrame, y: alt.Y, title: alt.TitleParams) -> alt.Chart:
     return (
         alt.Chart(timings)
         .mark_line(point=True)
@@ -137,13 +169,19 @@ def _matmul_chart(timings: pd.DataFrame, y: alt.Y, title: str) -> alt.Chart:
                 alt.Tooltip("repeats:Q").title("Repeats (median taken)"),
             ],
         )
-        .properties(title=title)
+        .properties(**chart_layout(title))
     )
 
 
 # --- Training results charts ---
 
 RESULT_SERIES_TITLE = "Run"  # legend / axis title of the series a chart compares
+# Run names join what differs with " · " ("Fashion-MNIST, as in the tutorial · gpu:0 · 5 epochs", from
+# lib.comparison.run_names): axes and legends put each part on its own line, so no name is cut with "…".
+SERIES_SEPARATOR = " · "
+SERIES_LINES = f"split(datum.label, '{SERIES_SEPARATOR}')"
+SERIES_LINE_PX = 15  # px a line of a run's name takes on a bar chart's axis
+MIN_BAR_ROW_PX = 20  # px of a bar's row when every name fits one line (Vega-Lite's own step)
 COMPILE_PHASE = "epoch 1 (includes compilation)"
 STEADY_PHASE = "later epochs (steady state)"
 GENERATED_ACCURACY_TEXT = "no accuracy: generated data, random labels"  # in place of a generated run's bar
@@ -258,16 +296,18 @@ def total_time_chart(summary: pd.DataFrame) -> alt.LayerChart:
         summary: Output of `run_summary_frame`.
 
     Returns:
-        Horizontal bars (seconds) with a text label such as "gpu:0 7.3x faster" at the end of each bar.
+        Horizontal bars (seconds) with a text label such as "7.3x faster" at the end of each bar.
     """
     base = alt.Chart(summary).encode(
-        y=alt.Y("series:N").title(RESULT_SERIES_TITLE).sort("-x"),
+        y=_series_y().sort("-x"),
         x=alt.X("total_s:Q").title("Total training time (s)"),
         tooltip=_summary_tooltip(),
     )
     bars = base.mark_bar().encode(color=_series_color().legend(None))
     labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("speedup_text:N"))
-    return alt.layer(bars, labels).properties(title="Total training time (shorter is faster)")
+    return alt.layer(bars, labels).properties(
+        **chart_layout(chart_title("Total training time", "Shorter is faster."), _bar_rows(summary["series"]))
+    )
 
 
 def epoch_time_chart(epochs: pd.DataFrame) -> alt.LayerChart:
@@ -298,7 +338,9 @@ def epoch_time_chart(epochs: pd.DataFrame) -> alt.LayerChart:
         .scale(domain=[COMPILE_PHASE, STEADY_PHASE])
         .legend(orient="bottom", direction="vertical", labelLimit=400),
     )
-    return alt.layer(lines, points).properties(title="Time per epoch (epoch 1 includes compilation)")
+    return alt.layer(lines, points).properties(
+        **chart_layout(chart_title("Time per epoch", "Epoch 1 includes compilation."))
+    )
 
 
 def throughput_chart(summary: pd.DataFrame) -> alt.LayerChart:
@@ -311,13 +353,15 @@ def throughput_chart(summary: pd.DataFrame) -> alt.LayerChart:
         Horizontal bars in samples per second, each labelled with its value.
     """
     base = alt.Chart(summary).encode(
-        y=alt.Y("series:N").title(RESULT_SERIES_TITLE).sort("-x"),
+        y=_series_y().sort("-x"),
         x=alt.X("samples_per_s:Q").title("Throughput (samples/s)"),
         tooltip=_summary_tooltip(),
     )
     bars = base.mark_bar().encode(color=_series_color().legend(None))
     labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("samples_per_s:Q").format(",.0f"))
-    return alt.layer(bars, labels).properties(title="Training throughput (longer is faster)")
+    return alt.layer(bars, labels).properties(
+        **chart_layout(chart_title("Training throughput", "Longer is faster."), _bar_rows(summary["series"]))
+    )
 
 
 def training_curve_chart(epochs: pd.DataFrame, metric: str) -> alt.Chart:
@@ -341,13 +385,13 @@ def training_curve_chart(epochs: pd.DataFrame, metric: str) -> alt.Chart:
         raise ValueError(f"metric must be one of {sorted(titles)}, not {metric!r}.")
     value_format = ".4f" if metric == "train_loss" else ".1%"
     y = alt.Y(f"{metric}:Q").title(titles[metric])
-    title = f"{titles[metric]} per epoch"
+    subtitle = ""
     if metric == "train_accuracy":
         y = y.axis(format="%")
         generated = epochs["data"] == GENERATED_DATA if "data" in epochs else pd.Series(False, index=epochs.index)
         if generated.any():
             epochs = epochs[~generated]
-            title += " (real data only: generated data has random labels)"
+            subtitle = "Real data only: generated data has random labels."
     return (
         alt.Chart(epochs)
         .mark_line(point=True)
@@ -362,7 +406,7 @@ def training_curve_chart(epochs: pd.DataFrame, metric: str) -> alt.Chart:
                 alt.Tooltip("data:N").title("Data"),
             ],
         )
-        .properties(title=title)
+        .properties(**chart_layout(chart_title(f"{titles[metric]} per epoch", subtitle)))
     )
 
 
@@ -379,20 +423,39 @@ def accuracy_on_test_set_chart(summary: pd.DataFrame) -> alt.LayerChart:
     generated = summary["synthetic"].astype(bool)
     frame = summary[summary["test_accuracy"].notna() | generated].copy()
     frame["label_x"] = frame["test_accuracy"].fillna(0.0)
-    title = "Test accuracy (on images the model never saw)"
+    subtitle = "On images the model never saw."
     if generated.any():
-        title = "Test accuracy (no bar for generated data: its labels are random)"
-    base = alt.Chart(frame).encode(y=alt.Y("series:N").title(RESULT_SERIES_TITLE), tooltip=_summary_tooltip())
+        subtitle = "No bar for generated data: its labels are random."
+    base = alt.Chart(frame).encode(y=_series_y(), tooltip=_summary_tooltip())
     bars = base.mark_bar().encode(
         x=alt.X("test_accuracy:Q").title("Test accuracy (%)").scale(domain=[0, 1]).axis(format="%"),
         color=_series_color().legend(None),
     )
     labels = base.mark_text(align="left", dx=4).encode(x=alt.X("label_x:Q"), text=alt.Text("test_accuracy_text:N"))
-    return alt.layer(bars, labels).properties(title=title)
+    return alt.layer(bars, labels).properties(
+        **chart_layout(chart_title("Test accuracy", subtitle), _bar_rows(frame["series"]))
+    )
+
+
+def _series_y() -> alt.Y:
+    """The bar charts' run axis: each run's name on as many lines as it has parts, whole."""
+    return alt.Y("series:N").title(RESULT_SERIES_TITLE).axis(labelExpr=SERIES_LINES, labelLimit=0)
+
+
+def _bar_rows(series: pd.Series) -> alt.Step:
+    """The height of each bar's row: room for its run's name, one line per part."""
+    lines = max((str(name).count(SERIES_SEPARATOR) + 1 for name in series), default=1)
+    return alt.Step(max(MIN_BAR_ROW_PX, SERIES_LINE_PX * lines + 4))
 
 
 def _series_color() -> alt.Color:
-    return alt.Color("series:N").title(RESULT_SERIES_TITLE).scale(scheme=COLOR_SCHEME)
+    """One colour per run; the legend, when shown, goes below the plot with each name whole, as on the axes."""
+    return (
+        alt.Color("series:N")
+        .title(RESULT_SERIES_TITLE)
+        .scale(scheme=COLOR_SCHEME)
+        .legend(orient="bottom", direction="vertical", labelExpr=SERIES_LINES, labelLimit=0)
+    )
 
 
 def _summary_tooltip() -> list[alt.Tooltip]:
@@ -419,8 +482,8 @@ def _with_speedup(frame: pd.DataFrame) -> pd.DataFrame:
     slowest = frame["total_s"].astype(float).max()
     frame["speedup"] = slowest / frame["total_s"].astype(float)
     frame["speedup_text"] = [
-        f"{series} (baseline, slowest)" if seconds == slowest else f"{series} {speedup:.1f}x faster"
-        for series, speedup, seconds in zip(frame["series"], frame["speedup"], frame["total_s"], strict=True)
+        "baseline (slowest)" if seconds == slowest else f"{speedup:.1f}x faster"
+        for speedup, seconds in zip(frame["speedup"], frame["total_s"], strict=True)
     ]
     return frame
 
@@ -444,15 +507,16 @@ def _result_dict(value: Any) -> dict[str, Any]:
 # --- Data-parallel scaling charts ---
 
 
-def scaling_chart(df: pd.DataFrame) -> alt.HConcatChart:
+def scaling_charts(df: pd.DataFrame) -> tuple[alt.Chart, alt.LayerChart]:
     """Steady epoch time and scaling efficiency against the number of GPUs, one line per configuration.
 
     Args:
         df: Output of `lib.parallel.scaling_frame` (config, num_gpus, epoch_s, speedup, efficiency, runs).
 
     Returns:
-        Two panels side by side: time per epoch (s) and efficiency (%, with a dashed 100% line meaning
-        perfect scaling), both against the number of GPUs.
+        Two charts: time per epoch (s) and efficiency (%, with a dashed 100% line meaning perfect scaling),
+        both against the number of GPUs. Two charts, not one concatenated chart: Vega-Lite sizes the
+        panels of a concatenated chart on their own, wider than a narrow page.
     """
     tooltip = [
         alt.Tooltip("config:N").title("Configuration"),
@@ -463,12 +527,18 @@ def scaling_chart(df: pd.DataFrame) -> alt.HConcatChart:
         alt.Tooltip("runs:Q").title("Runs (median taken)"),
     ]
     x = alt.X("num_gpus:Q").title("Number of GPUs").axis(tickMinStep=1, format="d")
-    color = alt.Color("config:N").title("Configuration").scale(scheme=COLOR_SCHEME)
+    # Configuration labels are long ("fashion-tuned: [500, 500], batch 1024, tensorflow"): whole below the plot.
+    color = (
+        alt.Color("config:N")
+        .title("Configuration")
+        .scale(scheme=COLOR_SCHEME)
+        .legend(orient="bottom", direction="vertical", labelLimit=0)
+    )
     base = alt.Chart(df).encode(x=x, color=color, tooltip=tooltip)
     epoch = (
         base.mark_line(point=True)
         .encode(y=alt.Y("epoch_s:Q").title("Time per epoch (s)"))
-        .properties(title="Time per epoch (lower is faster)")
+        .properties(**chart_layout(chart_title("Time per epoch", "Lower is faster.")))
     )
     ideal = (
         alt.Chart(pd.DataFrame({"efficiency": [1.0], "label": ["perfect scaling (100%)"]}))
@@ -478,8 +548,10 @@ def scaling_chart(df: pd.DataFrame) -> alt.HConcatChart:
     efficiency = base.mark_line(point=True).encode(
         y=alt.Y("efficiency:Q").title("Scaling efficiency (%, speedup / GPUs)").axis(format="%").scale(domainMin=0)
     )
-    efficiency_panel = alt.layer(efficiency, ideal).properties(title="Scaling efficiency (100% is perfect)")
-    return alt.hconcat(epoch, efficiency_panel)
+    efficiency_panel = alt.layer(efficiency, ideal).properties(
+        **chart_layout(chart_title("Scaling efficiency", "100% is perfect."))
+    )
+    return epoch, efficiency_panel
 
 
 # --- Hardware efficiency charts ---
@@ -518,8 +590,7 @@ def hardware_efficiency_chart(df: pd.DataFrame) -> alt.LayerChart:
         alt.Tooltip("compile_share_of_run:Q").title("Compilation (% of run)").format(".0%"),
         alt.Tooltip("diagnosis:N").title("Diagnosis"),
     ]
-    y = alt.Y("series:N").title(RESULT_SERIES_TITLE)
-    base = alt.Chart(frame).encode(y=y, tooltip=tooltip)
+    base = alt.Chart(frame).encode(y=_series_y(), tooltip=tooltip)
     bars = base.mark_bar().encode(
         x=alt.X("share_of_ceiling:Q").title("Achieved FLOP/s (% of the device's matmul ceiling)").axis(format="%"),
         color=_series_color().legend(None),
@@ -530,4 +601,6 @@ def hardware_efficiency_chart(df: pd.DataFrame) -> alt.LayerChart:
         .mark_rule(strokeDash=[4, 4], color="gray")
         .encode(x="share_of_ceiling:Q", tooltip=[alt.Tooltip("label:N").title("Reference")])
     )
-    return alt.layer(bars, labels, ceiling).properties(title="How close to the hardware (longer is closer)")
+    return alt.layer(bars, labels, ceiling).properties(
+        **chart_layout(chart_title("How close to the hardware", "Longer is closer."), _bar_rows(frame["series"]))
+    )

@@ -41,8 +41,8 @@ def test_summary_frame_labels_speedup_over_slowest(cpu_gpu_runs):
     summary = charts.run_summary_frame(cpu_gpu_runs)
     by_device = summary.set_index("device")
     assert by_device.loc["gpu:0", "speedup"] == pytest.approx(22.0 / 3.0)
-    assert by_device.loc["gpu:0", "speedup_text"] == "gpu:0 7.3x faster"
-    assert by_device.loc["cpu:0", "speedup_text"] == "cpu:0 (baseline, slowest)"
+    assert by_device.loc["gpu:0", "speedup_text"] == "7.3x faster"
+    assert by_device.loc["cpu:0", "speedup_text"] == "baseline (slowest)"
     assert list(summary["series"]) == ["cpu:0", "gpu:0"]
 
 
@@ -51,7 +51,7 @@ def test_summary_frame_names_repeated_devices_by_run_id():
     frame = pd.concat([frame.assign(id=7), frame.assign(id=9, total_s=10.0)], ignore_index=True)
     summary = charts.run_summary_frame(frame)
     assert list(summary["series"]) == ["cpu:0 · #7", "cpu:0 · #9"]
-    assert summary.loc[0, "speedup_text"] == "cpu:0 · #7 2.0x faster"
+    assert summary.loc[0, "speedup_text"] == "2.0x faster"
 
 
 def test_summary_frame_names_runs_by_the_setting_that_differs():
@@ -109,8 +109,24 @@ def test_total_time_chart_writes_speedup_on_bars(cpu_gpu_runs):
     assert labels["mark"]["type"] == "text"
     assert labels["encoding"]["text"]["field"] == "speedup_text"
     values = chart.to_dict()["datasets"]
-    assert "gpu:0 7.3x faster" in json.dumps(values)
+    assert "7.3x faster" in json.dumps(values)
     _assert_every_mark_has_tooltip(chart)
+
+
+def test_bar_charts_show_long_run_names_whole_one_part_a_line():
+    frame = charts.device_runs_to_frame([_device_run("cpu:0", [3.0, 2.0])])
+    frame = pd.concat(
+        [frame.assign(id=1, batch_size=32, epochs=2), frame.assign(id=2, batch_size=1024, epochs=5)],
+        ignore_index=True,
+    )
+    summary = charts.run_summary_frame(frame)
+    assert list(summary["series"]) == ["batch 32 · 2 epochs", "batch 1,024 · 5 epochs"]
+    for build in (charts.total_time_chart, charts.throughput_chart, charts.accuracy_on_test_set_chart):
+        chart = build(summary)
+        spec, axis = chart.to_dict(), _layers(chart)[0]["encoding"]["y"]["axis"]
+        assert axis == {"labelExpr": charts.SERIES_LINES, "labelLimit": 0}  # no "…": one line per part
+        assert spec["height"] == {"step": 2 * charts.SERIES_LINE_PX + 4}  # room for the two lines
+        assert spec["autosize"]["type"] == "fit-x"  # the title adds to the height, not squeezes the bars
 
 
 def test_epoch_time_chart_shapes_epoch_one_differently(cpu_gpu_runs):
@@ -120,7 +136,9 @@ def test_epoch_time_chart_shapes_epoch_one_differently(cpu_gpu_runs):
     assert points["encoding"]["shape"]["field"] == "phase"
     assert points["encoding"]["shape"]["scale"]["domain"] == [charts.COMPILE_PHASE, charts.STEADY_PHASE]
     assert lines["encoding"]["y"]["title"] == "Time per epoch (s)"
-    assert "compilation" in chart.to_dict()["title"]
+    assert chart.to_dict()["title"] == {"text": "Time per epoch", "subtitle": "Epoch 1 includes compilation."}
+    legend = lines["encoding"]["color"]["legend"]
+    assert legend["orient"] == "bottom" and legend["labelExpr"] == charts.SERIES_LINES and legend["labelLimit"] == 0
     _assert_every_mark_has_tooltip(chart)
 
 
@@ -180,7 +198,7 @@ def test_generated_data_gets_no_accuracy_bar_and_says_why(real_and_generated_run
     assert pd.isna(summary.loc[1, "test_accuracy"])  # the chance-level 11% is not kept for any chart
     chart = charts.accuracy_on_test_set_chart(summary)
     spec = chart.to_dict()
-    assert spec["title"] == "Test accuracy (no bar for generated data: its labels are random)"
+    assert spec["title"] == {"text": "Test accuracy", "subtitle": "No bar for generated data: its labels are random."}
     (rows,) = spec["datasets"].values()
     by_series = {row["series"]: row for row in rows}
     assert by_series["generated data"]["test_accuracy"] is None  # no bar
@@ -195,10 +213,10 @@ def test_training_accuracy_curves_leave_generated_data_out(real_and_generated_ru
     epochs = charts.run_epochs_frame(real_and_generated_runs)
     assert set(epochs["data"]) == {"real", "generated"}
     accuracy = charts.training_curve_chart(epochs, "train_accuracy").to_dict()
-    assert "real data only" in accuracy["title"] and "random labels" in accuracy["title"]
+    assert accuracy["title"]["subtitle"] == "Real data only: generated data has random labels."
     (rows,) = accuracy["datasets"].values()
     assert {row["data"] for row in rows} == {"real"}
     loss = charts.training_curve_chart(epochs, "train_loss").to_dict()
     (rows,) = loss["datasets"].values()
     assert {row["data"] for row in rows} == {"real", "generated"}
-    assert loss["title"] == "Training loss per epoch"
+    assert loss["title"] == {"text": "Training loss per epoch"}

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.backend import backend_name
 from lib.keys import Key, layer_units_key
-from lib.presets import PRESETS
+from lib.presets import PRESETS, TUTORIAL_LINK
 from lib.results import DeviceRun
 from lib.spec import DEFAULT_LEARNING_RATES, ModelSpec, count_params
 from lib.store import RunStore
@@ -141,6 +141,11 @@ def test_model_over_the_parameter_limit_shows_a_clear_message(runs_db, monkeypat
     assert "passes a server limit" in error and "parameters: this server's limit is 100,000" in error
     assert "GPUX_" not in error and "hidden_units" not in error  # the pages' words, not internal names
     assert "Server limit: 100,000" in next(m.help for m in at.metric if m.label == "Parameters")
+
+
+def test_the_tutorial_is_named_and_linked_beside_its_presets(runs_db):
+    at = open_build()
+    assert any(TUTORIAL_LINK in caption.value for caption in at.caption)
 
 
 def test_sliders_stop_at_the_server_limits(runs_db, monkeypatch):

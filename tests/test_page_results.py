@@ -73,7 +73,8 @@ def history(at: AppTest):
 
 
 def chart_titles(at: AppTest) -> list[str]:
-    return [spec["title"]["text"] if isinstance(spec["title"], dict) else spec["title"] for spec in charts(at)]
+    """Each chart's title and its subtitle, if any, as one line."""
+    return [f"{spec['title']['text']} {spec['title'].get('subtitle', '')}".strip() for spec in charts(at)]
 
 
 def chart_rows(at: AppTest, title: str) -> list[dict]:
@@ -106,7 +107,7 @@ def test_store_with_gpu_runs_compares_cpu_vs_gpu_by_default_in_six_charts(seeded
     titles = chart_titles(at)
     assert len(titles) == 6
     assert any("Total training time" in title for title in titles)
-    assert any("epoch 1 includes compilation" in title for title in titles)
+    assert "Time per epoch Epoch 1 includes compilation." in titles
     assert {row["series"] for row in chart_rows(at, "Total training time")} == {"cpu:0", "gpu:0"}
     captions = caption_texts(at)
     assert "gpu:0 took 5.00 s, 4.6x less than cpu:0 (23.0 s)" in " ".join(captions)
@@ -187,7 +188,7 @@ def test_generated_data_shows_no_accuracy_in_the_table_and_the_charts(runs_db):
     assert list(table["Test accuracy"]) == ["— (generated data)", "80.0%"]
     assert at.multiselect(key=Key.RESULTS_COMPARE).value == store.runs()["id"].tolist()  # they differ in the data
     titles = chart_titles(at)
-    assert "Test accuracy (no bar for generated data: its labels are random)" in titles
+    assert "Test accuracy No bar for generated data: its labels are random." in titles
     rows = {row["series"]: row for row in chart_rows(at, "Test accuracy")}
     assert rows["generated data"]["test_accuracy_text"] == "no accuracy: generated data, random labels"
     assert pd.isna(rows["generated data"]["test_accuracy"])

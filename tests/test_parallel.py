@@ -10,7 +10,7 @@ import pyarrow
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib.charts import scaling_chart
+from lib.charts import scaling_charts
 from lib.devices import DeviceInfo, DeviceNotFoundError, resolve_device
 from lib.engine import TrainingData
 from lib.keys import Key
@@ -322,8 +322,8 @@ def test_scaling_frame_is_empty_without_a_multi_gpu_run(tmp_path):
 
 
 def test_scaling_chart_draws_epoch_time_and_efficiency(scaling_store):
-    spec = scaling_chart(scaling_frame(scaling_store.runs())).to_dict()
-    epoch_panel, efficiency_panel = spec["hconcat"]
+    epoch_chart, efficiency_chart = scaling_charts(scaling_frame(scaling_store.runs()))
+    epoch_panel, efficiency_panel = epoch_chart.to_dict(), efficiency_chart.to_dict()
     assert epoch_panel["encoding"]["x"]["field"] == "num_gpus"
     assert epoch_panel["encoding"]["y"]["title"] == "Time per epoch (s)"
     line, ideal = efficiency_panel["layer"]
@@ -331,7 +331,7 @@ def test_scaling_chart_draws_epoch_time_and_efficiency(scaling_store):
     assert ideal["mark"]["type"] == "rule" and "tooltip" in ideal["encoding"]
     tooltip_fields = {item["field"] for item in epoch_panel["encoding"]["tooltip"]}
     assert {"num_gpus", "epoch_s", "speedup", "efficiency"} <= tooltip_fields
-    assert len(spec["datasets"]) == 2  # the scaling rows and the 100% reference line
+    assert len(efficiency_panel["datasets"]) == 2  # the scaling rows and the 100% reference line
 
 
 @pytest.fixture
@@ -372,10 +372,10 @@ def test_results_page_draws_the_scaling_chart(runs_db):
     at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=120)
     at.switch_page("app_pages/results.py").run()
     assert not at.exception
-    scaling = [chart.proto for chart in at.get("vega_lite_chart") if "hconcat" in json.loads(chart.proto.spec)]
-    assert len(scaling) == 1
-    # Streamlit sends the chart's data as Arrow tables next to the spec; the first panel names its table.
-    table = json.loads(scaling[0].spec)["hconcat"][0]["data"]["name"]
+    scaling = [chart.proto for chart in at.get("vega_lite_chart") if "num_gpus" in chart.proto.spec]
+    assert len(scaling) == 2  # time per epoch, then efficiency
+    # Streamlit sends the chart's data as Arrow tables next to the spec; the spec names its table.
+    table = json.loads(scaling[0].spec)["data"]["name"]
     data = next(dataset.data.data for dataset in scaling[0].datasets if dataset.name == table)
     rows = pyarrow.ipc.open_stream(data).read_pandas()
     assert rows["num_gpus"].tolist() == [1, 2]
