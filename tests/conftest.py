@@ -19,6 +19,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Every job runner starts a warm spare worker (Keras imported, hundreds of MB); page tests make one runner per
 # test database, so spares are off unless a test asks for them (the worker-pool and runner tests do).
 os.environ.setdefault("GPUX_WARM_WORKER", "0")
+# Tests set the devices they need and never read the host's: the suite sees no GPU, on a GPU machine too.
+# CUDA_VISIBLE_DEVICES="" hides the GPUs from the NVML probe, TensorFlow and CUDA (and from every worker the tests
+# start, which inherit it); JAX_PLATFORMS keeps JAX on its CPU. Tests of GPU paths fake their GPUs.
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+os.environ["JAX_PLATFORMS"] = "cpu"
 
 # The scaling benchmark as the GPU machine runs it: JAX, with TensorFlow, Streamlit and Altair unimportable.
 SCALING_BENCHMARK_SCRIPT = """

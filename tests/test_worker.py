@@ -14,6 +14,7 @@ import time
 import pytest
 
 import lib.worker
+from lib.backend import backend_name
 from lib.class_board import progress_fraction
 from lib.datasets import DatasetUnavailableError, synthetic_dataset
 from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobRequest, progress_event_from_dict, run_from_epoch_events
@@ -69,8 +70,9 @@ def test_worker_sends_started_ready_progress_and_result_events():
     assert result.device == "cpu:0" and result.status == "done" and len(result.epoch_s) == 2
 
 
-def start_worker(request: JobRequest, backend: str = "tensorflow") -> subprocess.Popen:
-    """A cold worker of `backend` that has its job on standard input."""
+def start_worker(request: JobRequest, backend: str | None = None) -> subprocess.Popen:
+    """A cold worker of `backend` (the active Keras backend when None) that has its job on standard input."""
+    backend = backend or backend_name()
     worker = subprocess.Popen(
         [sys.executable, "-m", "lib.worker"],
         stdin=subprocess.PIPE,
