@@ -98,8 +98,11 @@ def test_new_user_goes_from_home_to_a_cpu_timing_chart(chromium, journey):
         samples.press("Enter")
         expect(page).to_have_url(re.compile(r"samples=500"))
         wait_for_script(page)
+        # Before Train is pressed, the page says how long the chosen samples take here, as a range with its basis.
+        expect(page.get_by_text(re.compile(r"^500 samples: about \d.* here \(.+\)\.$"))).to_be_visible()
         page.locator(f".st-key-{Key.TRAIN} button").click()
         expect(page.locator(f".st-key-{Key.CANCEL} button")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"epoch 0/"))).to_have_count(0)  # epochs count from 1
         screenshot(page, "journey_2_training")
         job_id = finished_job_id(page)
         expect(page.locator(CHART)).to_have_count(1)
