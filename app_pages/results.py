@@ -35,10 +35,10 @@ from lib.comparison import (
     train_accuracy_caption,
 )
 from lib.datasets import DATASETS
+from lib.device_run import DeviceRun
 from lib.diagnosis import assess, efficiency_frame
 from lib.keys import Key
 from lib.parallel import scaling_frame
-from lib.results import DeviceRun
 from lib.spec import ModelSpec
 from lib.store import RunStore, StoreError
 from lib.ui_state import history_table, run_filters, run_label

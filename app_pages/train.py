@@ -33,6 +33,7 @@ from lib.backend import BackendUnavailableError, backend_name
 from lib.charts import device_runs_to_frame, run_summary_frame, total_time_chart
 from lib.class_board import model_text, progress_fraction, progress_text
 from lib.datasets import DATASETS, OWNER_FIX_TITLE, available_sources, resolve_locations, unavailable_fix
+from lib.device_run import DeviceRun
 from lib.devices import DeviceNotFoundError, has_gpu
 from lib.estimates import SampleSuggestion, estimate_job, format_seconds, suggest_sample_limit
 from lib.jobs import JobError, JobNotFoundError, JobSnapshot, JobState, QueueFullError
@@ -41,7 +42,6 @@ from lib.limits import OWNER_SETTINGS_TITLE, owner_settings
 from lib.links import RunSettings, refused_spec_problems
 from lib.parallel import ALL_GPUS, describe_data_parallel, describe_gradient_exchange, device_label
 from lib.presets import PRESETS
-from lib.results import DeviceRun
 from lib.spec import SpecError, count_params, flops_per_sample
 from lib.ui_state import matching_preset
 from ui import runtime, session

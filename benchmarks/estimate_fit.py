@@ -41,9 +41,9 @@ os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="estimate-fit-keras-
 
 from benchmarks.perf_report import csv_list, log, print_table, run_record, write_json  # noqa: E402
 from lib.backend import backend_name  # noqa: E402
+from lib.device_run import DeviceRun  # noqa: E402
 from lib.estimates import JobEstimate, estimate_job  # noqa: E402
 from lib.presets import PRESETS, get_preset  # noqa: E402
-from lib.results import DeviceRun  # noqa: E402
 from lib.store import RunStore  # noqa: E402
 
 TEST_SAMPLES = 500  # test images evaluated per run (evaluation is outside the timed epochs)

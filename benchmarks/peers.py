@@ -2,7 +2,7 @@
 
 Peers, each timed per epoch (epoch 1 includes compilation or warm-up; steady = median of epochs 2..n):
 - engine: `lib.engine.train_on_devices`, as the app runs it;
-- engine, input on device: the same model trained by `lib.fastpath` (data and shuffle on the device,
+- engine, input on device: the same model trained by `lib.device_resident` (data and shuffle on the device,
   one compiled call per epoch; JAX backend only);
 - keras fit: `build_model` + a bare `model.fit` on the same NumPy arrays, same compile settings;
 - pytorch eager: a hand-written PyTorch loop for the same MLP (Linear/ReLU layers, logits + cross-entropy,
@@ -40,7 +40,7 @@ from benchmarks.perf_report import (  # noqa: E402
     run_record,
     write_json,
 )
-from lib import fastpath  # noqa: E402
+from lib import device_resident  # noqa: E402
 from lib.devices import has_gpu, list_devices, resolve_device  # noqa: E402
 from lib.diagnosis import run_precision  # noqa: E402
 from lib.engine import TrainingData, prepare_data, steady_epoch_seconds, train_on_devices  # noqa: E402
@@ -241,8 +241,8 @@ def run_peer(peer: str, args, spec: ModelSpec, dataset, data: TrainingData, devi
     if peer == "engine":
         rows = [run_engine(spec, dataset, device, args.samples, flops)]
     elif peer == "device-resident":
-        if not fastpath.supported():
-            log(fastpath.unsupported_reason())
+        if not device_resident.supported():
+            log(device_resident.unsupported_reason())
             return []
         resident = spec.with_changes(device_resident=True)
         rows = [run_engine(resident, dataset, device, args.samples, flops, label="engine, input on device")]

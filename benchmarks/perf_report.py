@@ -187,7 +187,7 @@ def int_list(text: str) -> list[int]:
 
 
 def device_resident_run(spec, data, device: str, *, evaluate: bool = True, profile: bool = False):
-    """Trains a spec with `lib.fastpath` (input on the device) and returns a `DeviceRun` like the engine's.
+    """Trains a spec with `lib.device_resident` (input on the device) and returns a `DeviceRun` like the engine's.
 
     Args:
         spec: The `ModelSpec` to train.
@@ -202,7 +202,7 @@ def device_resident_run(spec, data, device: str, *, evaluate: bool = True, profi
     """
     import keras
 
-    from lib.fastpath import fit_device_resident
+    from lib.device_resident import fit_device_resident
     from lib.model import build_model
 
     keras.utils.clear_session()
@@ -316,8 +316,8 @@ def _device_run(spec, data, device: str, history, test):
     """A `DeviceRun` from per-epoch `EpochStats`, filled in as `lib.engine` fills its runs."""
     import keras
 
+    from lib.device_run import DeviceRun
     from lib.engine import steady_epoch_seconds
-    from lib.results import DeviceRun
     from lib.spec import flops_per_epoch
 
     epoch_s = [stats.seconds for stats in history]

@@ -7,7 +7,7 @@ Configurations per dataset (CIFAR-10 and Fashion-MNIST):
 - tuned: the tuned preset (larger batch, steps_per_execution, XLA);
 - tuned + mixed_bfloat16: the tuned preset in mixed precision (GPUs only: CPUs without bfloat16 units
   emulate it);
-and with --device-resident (JAX backend only: `lib.fastpath`, data and shuffle on the device, one compiled
+and with --device-resident (JAX backend only: `lib.device_resident`, data and shuffle on the device, one compiled
 call per epoch): the tutorial preset, the tuned preset, and the tuned preset in mixed_bfloat16.
 Steady epoch = median of epochs 2..n; TFLOP/s = training FLOPs per epoch / steady epoch; "% of ceiling"
 compares with the device's matmul ceiling in the precision the run computes in (`lib.diagnosis`).
@@ -41,14 +41,14 @@ from benchmarks.perf_report import (  # noqa: E402
     run_record,
     write_json,
 )
-from lib import fastpath  # noqa: E402
+from lib import device_resident  # noqa: E402
 from lib.backend import backend_name  # noqa: E402
 from lib.ceilings import CeilingError, measure_ceilings  # noqa: E402
+from lib.device_run import DeviceRun  # noqa: E402
 from lib.devices import has_gpu, list_devices, resolve_device  # noqa: E402
 from lib.diagnosis import assess, run_precision  # noqa: E402
 from lib.engine import prepare_data, train_on_devices  # noqa: E402
 from lib.presets import PRESETS, get_preset  # noqa: E402
-from lib.results import DeviceRun  # noqa: E402
 from lib.spec import ModelSpec  # noqa: E402
 
 DEFAULT_PRESETS = ("cifar10-seed", "cifar10-tuned", "fashion-seed", "fashion-tuned")
@@ -85,7 +85,7 @@ class Config:
 
     label: str  # shown in the table
     spec: ModelSpec  # what trains
-    device_resident: bool = False  # train with lib.fastpath instead of the engine
+    device_resident: bool = False  # train with lib.device_resident instead of the engine
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,7 +98,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--synthetic", action="store_true", help="generated data of the real shapes")
     parser.add_argument("--device", help="device (default: gpu:0 when present, else cpu:0)")
     parser.add_argument("--spe", type=int, default=64, help="steps_per_execution for the tutorial rows (default 64)")
-    parser.add_argument("--device-resident", action="store_true", help="add lib.fastpath rows (JAX backend only)")
+    parser.add_argument(
+        "--device-resident", action="store_true", help="add lib.device_resident rows (JAX backend only)"
+    )
     parser.add_argument("--no-ceiling", action="store_true", help="skip measuring the device's matmul ceiling")
     parser.add_argument("--ceiling-n", type=int, help="matrix size of the ceiling (default 4096 CPU, 8192 GPU)")
     parser.add_argument(
@@ -119,7 +121,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def configs_for(name: str, args, device: str) -> list[Config]:
     """The configurations of one preset, as the module docstring lists them."""
     spec = get_preset(name).spec.with_changes(epochs=args.epochs)
-    resident = args.device_resident and fastpath.supported()
+    resident = args.device_resident and device_resident.supported()
     if name.endswith("-seed"):
         configs = [Config(f"{name} (tutorial)", spec)]
         if args.spe > 1:
@@ -222,8 +224,8 @@ def main(argv=None) -> int:
     record = run_record("presets")
     print(describe_record(record), flush=True)
     device = resolve_device(args.device or ("gpu:0" if has_gpu(list_devices()) else "cpu:0"))
-    if args.device_resident and not fastpath.supported():
-        log(fastpath.unsupported_reason())
+    if args.device_resident and not device_resident.supported():
+        log(device_resident.unsupported_reason())
     configs = [config for name in args.presets for config in configs_for(name, args, device)]
     precisions = {run_precision(c.spec.precision, keras.backend.backend(), device) for c in configs}
     ceilings = measure_device_ceilings(device, precisions, args)

@@ -10,7 +10,7 @@ The input floor (on by default) trains a 16-unit model on the same data and devi
 all host-side input work (Keras gathers each shuffled batch in host memory and copies it to the devices),
 which more GPUs do not make faster. An epoch close to its floor is input-bound.
 
-The device-resident rows (on by default, JAX only) train the same spec on the same data with `lib.fastpath`:
+The device-resident rows (on by default, JAX only) train the same spec on the same data with `lib.device_resident`:
 the data sits on the devices, split into one block per GPU, each GPU shuffles its own block, and a whole
 epoch is one compiled call (`fit_device_resident(devices=...)`: replicated weights, gradients averaged
 with `pmean`). Their speedup is against the device-resident loop on one GPU. The model.fit rows always use
@@ -51,9 +51,10 @@ sys.path.insert(0, str(REPO_ROOT))
 from lib.backend import backend_name, library_versions, take_gpu_memory_on_demand  # noqa: E402
 from lib.bench import ProgressPrinter  # noqa: E402
 from lib.datasets import DATASETS, DatasetUnavailableError, load_dataset, synthetic_dataset  # noqa: E402
+from lib.device_resident import supported  # noqa: E402
+from lib.device_run import DeviceRun  # noqa: E402
 from lib.devices import DeviceNotFoundError, list_devices  # noqa: E402
 from lib.engine import train_on_devices  # noqa: E402
-from lib.fastpath import supported  # noqa: E402
 from lib.hardware import describe_hardware, hardware_summary  # noqa: E402
 from lib.jobs import JobState  # noqa: E402
 from lib.limits import ServerLimits  # noqa: E402
@@ -65,7 +66,6 @@ from lib.parallel import (  # noqa: E402
     scaling_frame,
 )
 from lib.presets import PresetNotFoundError, get_preset  # noqa: E402
-from lib.results import DeviceRun  # noqa: E402
 from lib.runner import JobRunner  # noqa: E402
 from lib.store import RunStore, json_ready  # noqa: E402
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print(verdict(rows))
     resident_runs, resident_rows = [], []
     if args.device_resident and supported():
-        # The engine's device-resident path: built on the first replica, weights replicated by lib.fastpath.
+        # The engine's device-resident path: built on the first replica, weights replicated by lib.device_resident.
         resident_runs = train_on_devices(
             spec.with_changes(device_resident=True),
             dataset,
@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
             test_limit=args.test_limit,
         )
         resident_rows = scaling_rows(resident_runs, [], spec.batch_size)
-        print("input on the device (lib.fastpath, one compiled call per epoch; speedup vs its own 1-device run):")
+        print(
+            "input on the device (lib.device_resident, one compiled call per epoch; speedup vs its own 1-device run):"
+        )
         print(format_table(resident_rows, spec, resident_runs, dataset.synthetic))
         print(verdict(resident_rows))
     runner_table, runner_error = None, ""
@@ -189,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device-resident",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also train with the input on the devices (lib.fastpath, JAX only) on one and on all devices (default on)",
+        help="also train with the data on the devices (lib.device_resident, JAX only) on one and all (default on)",
     )
     parser.add_argument(
         "--through-runner",

@@ -9,7 +9,7 @@ model apart, in plain JAX (no Keras, so nothing else is in the step), to see wha
   data-parallel run: the lower bound of a 2-GPU step, all compute and no communication);
 - `2 gpu, all-reduce only`: just the per-step all-reduce of a gradient-sized set of arrays (float32 and
   bfloat16), the communication alone;
-- `2 gpu, fp32 all-reduce` / `bf16 all-reduce`: data parallel as `lib.fastpath` does it (shard_map, `pmean` of
+- `2 gpu, fp32 all-reduce` / `bf16 all-reduce`: data parallel as `lib.device_resident` does it (shard_map, `pmean` of
   the gradients before the update), with the gradients averaged in float32 or sent as bfloat16;
 - `..., first layer in 4 blocks`: the same maths with the first layer's weights held as 4 column blocks, so
   its gradient (37 MB of the 49 MB) is 4 all-reduces that can start while the other blocks are computed.

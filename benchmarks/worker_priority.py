@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.harness import avx512_lines  # noqa: E402
 from lib.backend import backend_name, library_versions  # noqa: E402
+from lib.device_run import DeviceRun  # noqa: E402
 from lib.hardware import describe_hardware, hardware_summary  # noqa: E402
 from lib.jobs import JobRequest  # noqa: E402
-from lib.results import DeviceRun  # noqa: E402
 from lib.spec import ModelSpec  # noqa: E402
 from lib.worker import WORKER_NICE  # noqa: E402
 from lib.worker_pool import DEFAULT_WORKER_COMMAND, WorkerPool, WorkerProcess  # noqa: E402

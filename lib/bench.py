@@ -70,13 +70,13 @@ from typing import Any, TextIO
 
 from lib.backend import BackendUnavailableError
 from lib.datasets import DATASET_NAMES, DATASETS, DatasetUnavailableError, UnknownDatasetError
+from lib.device_run import DeviceRun, ProgressEvent
 from lib.devices import DeviceNotFoundError
 from lib.hardware import describe_hardware, hardware_summary
 from lib.jobs import JobRequest, LimitError
 from lib.limits import LIMIT_ENV_VARS, LimitConfigError, ServerLimits, load_limits
 from lib.presets import PRESETS, PresetNotFoundError, get_preset
 from lib.requests import check_limits, check_request
-from lib.results import DeviceRun, ProgressEvent
 from lib.spec import (
     HIDDEN_ACTIVATIONS,
     LABEL_ENCODINGS,

@@ -27,7 +27,7 @@ from typing import Any
 
 from lib.backend import backend_name, import_backend_module
 
-PRECISIONS = ("float32 strict", "tf32", "bfloat16")  # every precision a ceiling can be measured in
+MATMUL_PRECISIONS = ("float32 strict", "tf32", "bfloat16")  # every precision a ceiling can be measured in
 DEFAULT_N = {"cpu": 4096, "gpu": 8192}  # matrix size per device type: large enough to saturate it
 WARMUP_PRODUCTS = 2  # untimed products before the timed ones (compilation, caches, clocks)
 REPEATS = {"cpu": 3, "gpu": 10}  # timed products per precision; the median is kept
@@ -45,7 +45,7 @@ class Ceiling:
     """The best measured matrix-product speed of one device in one precision."""
 
     device: str  # normalised device name, "cpu:0", "gpu:0"
-    precision: str  # one of PRECISIONS
+    precision: str  # one of MATMUL_PRECISIONS
     n: int  # the product was n x n times n x n
     seconds: float  # median wall time of one product
     flops_per_s: float  # 2 n^3 / seconds
@@ -91,7 +91,7 @@ def precisions_for(device: str) -> tuple[str, ...]:
         device: A normalised device name.
     """
     if device_type(device) == "gpu":
-        return PRECISIONS
+        return MATMUL_PRECISIONS
     return ("float32 strict", "bfloat16")
 
 
@@ -109,7 +109,7 @@ def measure_ceilings(
         device: Normalised device name, "cpu:0" or "gpu:0".
         n: Matrix size; `DEFAULT_N` for the device type when None.
         backend: "jax", "tensorflow" or "torch"; the active Keras backend when None.
-        precisions: Which of `PRECISIONS` to measure; `precisions_for(device)` when None.
+        precisions: Which of `MATMUL_PRECISIONS` to measure; `precisions_for(device)` when None.
         repeats: Timed products per precision; `REPEATS` for the device type when None.
 
     Returns:
@@ -146,16 +146,16 @@ def find_ceiling(ceilings: Sequence[Ceiling], device: str, precision: str) -> Ce
     Args:
         ceilings: Ceilings of any devices.
         device: Normalised device name.
-        precision: One of `PRECISIONS`.
+        precision: One of `MATMUL_PRECISIONS`.
     """
     matches = [c for c in ceilings if c.device == device and c.precision == precision]
     return max(matches, key=lambda c: c.flops_per_s, default=None)
 
 
 def _check_precisions(device: str, precisions: Sequence[str]) -> None:
-    unknown = [p for p in precisions if p not in PRECISIONS]
+    unknown = [p for p in precisions if p not in MATMUL_PRECISIONS]
     if unknown:
-        raise CeilingError(f"Unknown precision(s) {unknown}; choose from {list(PRECISIONS)}.")
+        raise CeilingError(f"Unknown precision(s) {unknown}; choose from {list(MATMUL_PRECISIONS)}.")
     if "tf32" in precisions and device_type(device) == "cpu":
         raise CeilingError("TF32 exists on NVIDIA GPUs only; measure 'float32 strict' or 'bfloat16' on a CPU.")
 

@@ -209,7 +209,7 @@ def device_runs_to_frame(device_runs: list[Any], run_id: int | str = "") -> pd.D
     """Turns `DeviceRun`s (of one finished job) into a frame shaped like the run store's.
 
     Args:
-        device_runs: `lib.results.DeviceRun` objects, one per device.
+        device_runs: `lib.device_run.DeviceRun` objects, one per device.
         run_id: The id shown for each row; empty when the runs are not stored yet.
 
     Returns:

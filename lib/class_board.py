@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from lib.results import ProgressEvent
+from lib.device_run import ProgressEvent
 
 
 def progress_fraction(event: ProgressEvent) -> float:

@@ -109,7 +109,7 @@ def efficiency(run: Any, ceiling: Ceiling | None) -> float | None:
     """Share of the ceiling a run achieved: achieved FLOP/s / ceiling FLOP/s.
 
     Args:
-        run: A `lib.results.DeviceRun` (anything with `achieved_flops_per_s`).
+        run: A `lib.device_run.DeviceRun` (anything with `achieved_flops_per_s`).
         ceiling: The device's ceiling in the run's precision, or None.
 
     Returns:
@@ -125,7 +125,7 @@ def assess(run: Any, spec: Any, ceilings: Sequence[Ceiling]) -> Efficiency:
     """Computes a run's efficiency numbers and its one-line diagnosis.
 
     Args:
-        run: A `lib.results.DeviceRun`.
+        run: A `lib.device_run.DeviceRun`.
         spec: The `lib.spec.ModelSpec` it trained (batch size, precision, steps per execution).
         ceilings: Measured ceilings; those of `run.device` are used.
 
@@ -159,7 +159,7 @@ def diagnose(run: Any, spec: Any, ceilings: Sequence[Ceiling]) -> str:
     """Returns the one-line diagnosis of a run, e.g. 'bound by per-step overhead: try a larger batch...'.
 
     Args:
-        run: A `lib.results.DeviceRun`.
+        run: A `lib.device_run.DeviceRun`.
         spec: The `lib.spec.ModelSpec` it trained.
         ceilings: Measured ceilings; those of `run.device` are used.
     """

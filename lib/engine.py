@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
-from lib import fastpath
+from lib import device_resident
+from lib.device_run import DeviceRun, ProgressEvent
 from lib.devices import resolve_device
 from lib.estimates import trained_samples
 from lib.model import build_model
@@ -46,7 +47,6 @@ from lib.parallel import (
     trim_to_replicas,
     validate_batch_split,
 )
-from lib.results import DeviceRun, ProgressEvent
 from lib.spec import ModelSpec, flops_per_epoch
 
 if TYPE_CHECKING:
@@ -245,14 +245,14 @@ def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: E
     with device_scope(replicas[0] if resident else device):
         model = build_model(spec, data.image_shape, data.num_classes)
         if resident:
-            fastpath.fit_device_resident(
+            device_resident.fit_device_resident(
                 model,
                 data.x_train,
                 data.y_train,
                 batch_size=spec.batch_size,
                 epochs=spec.epochs,
                 seed=spec.seed,
-                devices=fastpath.jax_devices(replicas) if run.replicas > 1 else None,
+                devices=device_resident.jax_devices(replicas) if run.replicas > 1 else None,
                 on_epoch_end=timer.record_epoch,
                 should_stop=timer.stop_requested,
             )
@@ -274,7 +274,7 @@ def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: E
 
 
 def uses_device_resident_loop(spec: ModelSpec, backend: str) -> bool:
-    """Tells whether a run trains with its data on the device (`lib.fastpath`) instead of `model.fit`.
+    """Tells whether a run trains with its data on the device (`lib.device_resident`) instead of `model.fit`.
 
     Data-parallel runs ("gpu:all") use it too: the loop replicates the weights and averages the gradients itself.
 
@@ -282,7 +282,7 @@ def uses_device_resident_loop(spec: ModelSpec, backend: str) -> bool:
         spec: The model and training settings; `device_resident` asks for the loop.
         backend: The Keras backend; the loop exists for JAX only, other backends fall back to `model.fit`.
     """
-    return spec.device_resident and fastpath.supported(backend)
+    return spec.device_resident and device_resident.supported(backend)
 
 
 def _fill_timings(run: DeviceRun, timer: EpochTimer, spec: ModelSpec, data: TrainingData) -> None:
@@ -386,7 +386,7 @@ class EpochTimer(keras.callbacks.Callback):
             )
         )
 
-    def record_epoch(self, epoch: int, stats: fastpath.EpochStats) -> None:
+    def record_epoch(self, epoch: int, stats: device_resident.EpochStats) -> None:
         """Records an epoch timed by the device-resident loop (which calls no Keras callbacks)."""
         self.epoch_s.append(stats.seconds)
         self.loss.append(stats.loss)

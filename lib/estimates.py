@@ -63,7 +63,9 @@ RECENT_OVERHEADS = 20  # latest measured overheads whose median is used
 TARGET_S = 45.0  # default job length a suggested sample limit aims for (the middle of 30 to 60 s)
 TOO_SLOW_S = 60.0  # a suggestion still over this at its smallest is said to be too slow
 ROUND_KEEP = 0.75  # a rounder sample count is taken when it keeps at least this fraction of the exact one
-RESIDENT_BACKENDS = ("jax",)  # backends where "keep the data on the device" runs one call per epoch (lib.fastpath)
+RESIDENT_BACKENDS = (
+    "jax",
+)  # backends where "keep the data on the device" runs one call per epoch (lib.device_resident)
 RECOMPILING_BACKENDS = ("tensorflow", "torch")  # where a compiled step compiles again for a partial last batch
 
 

@@ -20,9 +20,9 @@ from typing import Any
 import pandas as pd
 
 from lib.backend import library_versions
+from lib.device_run import DeviceRun
 from lib.hardware import describe_hardware
 from lib.jobs import JobRecord
-from lib.results import DeviceRun
 from lib.spec import ModelSpec
 from lib.store import RunStore, StoreError
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from lib.results import DeviceRun, ProgressEvent
+from lib.device_run import DeviceRun, ProgressEvent
 from lib.spec import ModelSpec
 
 WORKER_TEST_HOOKS_ENV = "GPUX_WORKER_TEST_HOOKS"  # "1" lets a worker honour spec.extra["worker_test_hook"]

@@ -44,6 +44,7 @@ import pandas as pd
 
 from lib.backend import BackendUnavailableError, backend_name
 from lib.datasets import get_info
+from lib.device_run import DeviceRun
 from lib.devices import DeviceNotFoundError
 from lib.estimates import estimate_job, format_seconds, median_overhead
 from lib.hardware import usable_cores
@@ -65,7 +66,6 @@ from lib.jobs import (
 from lib.limits import ServerLimits
 from lib.links import refused_spec_problems
 from lib.requests import check_devices, check_limits, check_request
-from lib.results import DeviceRun
 from lib.runner_job import RunnerJob, anonymous_name, read_tail, request_key
 from lib.spec import ModelSpec, SpecError, count_params
 from lib.store import RunStore, StoreError

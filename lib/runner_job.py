@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import IO, Any
 
 from lib.datasets import get_info
+from lib.device_run import DeviceRun, ProgressEvent
 from lib.job_records import RunLabels
 from lib.jobs import (
     FINAL_STATES,
@@ -30,7 +31,6 @@ from lib.jobs import (
     progress_event_from_dict,
     run_from_epoch_events,
 )
-from lib.results import DeviceRun, ProgressEvent
 
 STDERR_TAIL_CHARS = 2000  # how much of a crashed worker's standard error is read for the reason
 WORKER_INFO_EVENTS = ("started", "warm", "ready")  # the worker's events about itself, kept in `worker`

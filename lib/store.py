@@ -36,8 +36,8 @@ from typing import IO, Any
 import pandas as pd
 
 from lib.comparison import ACCURACY_FIELDS, GENERATED_DATA, data_label
+from lib.device_run import STATUSES, DeviceRun
 from lib.jobs import JobRecord, JobRequest, JobState
-from lib.results import STATUSES, DeviceRun
 from lib.spec import ModelSpec, SpecError, count_params
 
 DB_ENV_VAR = "GPUX_RUNS_DB"

@@ -70,8 +70,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
+from lib.device_run import DeviceRun, ProgressEvent
 from lib.jobs import TEST_HOOK_KEY, WORKER_PARENT_ENV, WORKER_TEST_HOOKS_ENV, JobRequest, run_from_epoch_events
-from lib.results import DeviceRun, ProgressEvent
 
 SPARE_ARG = "--spare"  # command-line switch: warm up first, then wait for the job
 WORKER_NICE_ENV = "GPUX_WORKER_NICE"  # server setting: nice levels below the server that workers train at

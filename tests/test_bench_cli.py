@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from lib import bench
+from lib.device_run import DeviceRun
 from lib.presets import PRESETS
-from lib.results import DeviceRun
 from lib.spec import ModelSpec
 from lib.store import RunStore
 from tests.conftest import REPO_ROOT

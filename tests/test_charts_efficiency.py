@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from lib.ceilings import Ceiling
 from lib.charts import CEILING_NOT_MEASURED, COLOR_SCHEME, hardware_efficiency_chart
+from lib.device_run import DeviceRun
 from lib.diagnosis import efficiency_frame
 from lib.presets import PRESETS
-from lib.results import DeviceRun
 
 
 def run_on(device: str, achieved_flops_per_s: float) -> DeviceRun:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from lib import charts
-from lib.results import DeviceRun
+from lib.device_run import DeviceRun
 
 
 def _device_run(device: str, epoch_s: list[float], accuracy: float = 0.85) -> DeviceRun:

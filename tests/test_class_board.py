@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from lib.class_board import finished_jobs, model_text, progress_fraction, progress_text, start_of_today
-from lib.results import ProgressEvent
+from lib.device_run import ProgressEvent
 from lib.worker import ProgressRelay
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from lib import diagnosis
 from lib.ceilings import Ceiling
-from lib.results import DeviceRun
+from lib.device_run import DeviceRun
 from lib.spec import ModelSpec
 
 CIFAR_FLOPS_PER_SAMPLE = 73.4e6  # 6 x (3072 x 3000 + 3000 x 1000 + 1000 x 10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from lib.device_run import DeviceRun
 from lib.estimates import (
     COMPILE_SPREAD,
     FIRST_GUESS_TEXT,
@@ -21,7 +22,6 @@ from lib.estimates import (
     usable_runs,
 )
 from lib.presets import PRESETS
-from lib.results import DeviceRun
 from lib.spec import ModelSpec
 from lib.store import RunStore
 

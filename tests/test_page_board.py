@@ -14,9 +14,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.device_run import DeviceRun
 from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV
 from lib.presets import PRESETS
-from lib.results import DeviceRun
 from lib.runner import anonymous_name
 from lib.spec import ModelSpec
 from tests.conftest import REPO_ROOT

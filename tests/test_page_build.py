@@ -8,9 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.backend import backend_name
+from lib.device_run import DeviceRun
 from lib.keys import Key, layer_units_key
 from lib.presets import PRESETS, TUTORIAL_LINK
-from lib.results import DeviceRun
 from lib.spec import DEFAULT_LEARNING_RATES, ModelSpec, count_params
 from lib.store import RunStore
 from tests.conftest import REPO_ROOT

@@ -10,9 +10,9 @@ import pytest
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
+from lib.device_run import DeviceRun
 from lib.keys import Key
 from lib.presets import PRESETS
-from lib.results import DeviceRun
 from lib.store import RunStore
 from tests.conftest import REPO_ROOT
 

@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.charts import scaling_charts
+from lib.device_run import DeviceRun
 from lib.devices import DeviceInfo, DeviceNotFoundError, resolve_device
 from lib.engine import TrainingData
 from lib.keys import Key
@@ -32,7 +33,6 @@ from lib.parallel import (
     scaling_frame,
     trim_to_replicas,
 )
-from lib.results import DeviceRun
 from lib.spec import ModelSpec, count_params, flops_per_sample
 from lib.store import RunStore
 
@@ -62,7 +62,7 @@ spec = ModelSpec(
 dataset = synthetic_dataset("fashion_mnist", 320, 71, seed=1)
 runs = train_on_devices(spec, dataset, ["cpu:0", "all-cpus"])
 resident = []
-if os.environ["KERAS_BACKEND"] == "jax":  # the device-resident loop, data parallel (lib.fastpath)
+if os.environ["KERAS_BACKEND"] == "jax":  # the device-resident loop, data parallel (lib.device_resident)
     resident = train_on_devices(spec.with_changes(device_resident=True, epochs=3), dataset, ["all-cpus"])
 print(json.dumps({
     "resolved": resolve_device("CPU:ALL"),

@@ -25,6 +25,7 @@ import pytest
 
 from lib.backend import BackendUnavailableError, backend_name
 from lib.class_board import progress_fraction, progress_text
+from lib.device_run import DeviceRun
 from lib.devices import DeviceNotFoundError
 from lib.estimates import DEFAULT_OVERHEAD_S, estimate_job
 from lib.jobs import (
@@ -38,7 +39,6 @@ from lib.jobs import (
     RunnerClosedError,
 )
 from lib.limits import ServerLimits
-from lib.results import DeviceRun
 from lib.runner import JobRunner
 from lib.spec import ModelSpec, SpecError
 from lib.store import RunStore

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from lib.device_run import DeviceRun
 from lib.jobs import JobRecord, JobRequest, JobState
-from lib.results import DeviceRun
 from lib.spec import ModelSpec
 from lib.store import (
     DEFAULT_DB_PATH,
@@ -308,7 +308,7 @@ def test_concurrent_threads_all_rows_present(store):
 # Each writer waits until all writers have imported and opened the store, so their writes overlap.
 WRITER = """
 import pathlib, sys, time
-from lib.results import DeviceRun
+from lib.device_run import DeviceRun
 from lib.spec import ModelSpec
 from lib.store import RunStore
 store = RunStore(sys.argv[1])

@@ -17,9 +17,9 @@ import lib.worker
 from lib.backend import backend_name
 from lib.class_board import progress_fraction
 from lib.datasets import DatasetUnavailableError, synthetic_dataset
+from lib.device_run import DeviceRun, ProgressEvent
 from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobRequest, progress_event_from_dict, run_from_epoch_events
 from lib.presets import PRESETS
-from lib.results import DeviceRun, ProgressEvent
 from lib.spec import ModelSpec
 from lib.worker import (
     SPARE_ARG,

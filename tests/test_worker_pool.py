@@ -13,8 +13,8 @@ import signal
 
 import pytest
 
+from lib.device_run import DeviceRun
 from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobRequest
-from lib.results import DeviceRun
 from lib.spec import ModelSpec
 from lib.worker import MAX_NICE, WORKER_NICE, WORKER_NICE_ENV
 from lib.worker_pool import DEFAULT_WORKER_COMMAND, WARM_WORKER_ENV, WorkerPool, WorkerProcess

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
+from lib.device_run import DeviceRun
 from lib.keys import Key
 from lib.parallel import ALL_GPUS
 from lib.presets import PRESETS
-from lib.results import DeviceRun
 from lib.store import RunStore
 from tests.browser.conftest import PAGE_TIMEOUT_MS, RUNS_DB_NAME, streamlit_server
 from tests.conftest import REPO_ROOT

@@ -1,4 +1,4 @@
-"""Tests of the device-resident training loop (lib.fastpath).
+"""Tests of the device-resident training loop (lib.device_resident).
 
 The loop needs the JAX backend, and Keras fixes its backend at import, so the training checks run
 once in a subprocess with KERAS_BACKEND=jax (JAX's CPU build is a dev dependency) and report their
@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from lib import fastpath
+from lib import device_resident
 from tests.conftest import REPO_ROOT
 
 # Tiny problems: a linear rule over 64 inputs, 4 classes; small MLPs; a few epochs.
@@ -22,7 +22,7 @@ JAX_CHECKS = r"""
 import json
 import numpy as np
 import keras
-from lib.fastpath import FastPathError, fit_device_resident
+from lib.device_resident import DeviceResidentError, fit_device_resident
 
 rng = np.random.default_rng(0)
 NUM, FEATURES, CLASSES, BATCH = 1000, 64, 4, 64  # 1000 = 15 whole batches + a last batch of 40
@@ -65,16 +65,16 @@ ordered = fit_device_resident(mlp(), x_float[:960], y[:960], batch_size=BATCH, e
 reference_960 = mlp()
 fit_960 = reference_960.fit(x_float[:960], y[:960], batch_size=BATCH, epochs=3, shuffle=False, verbose=0).history
 report["ordered"] = {
-    "fastpath_loss": [s.loss for s in ordered], "fit_loss": fit_960["loss"],
-    "fastpath_accuracy": [s.accuracy for s in ordered], "fit_accuracy": fit_960["accuracy"],
+    "resident_loss": [s.loss for s in ordered], "fit_loss": fit_960["loss"],
+    "resident_accuracy": [s.accuracy for s in ordered], "fit_accuracy": fit_960["accuracy"],
 }
 
 # Every sample trains: 1000 = 15 whole batches and a last one of 40, the steps model.fit(shuffle=False) takes.
 ragged = fit_device_resident(mlp(), x_float, y, batch_size=BATCH, epochs=3, seed=0, shuffle=False)
 fit_1000 = mlp().fit(x_float, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0).history
 report["ragged"] = {
-    "fastpath_loss": [s.loss for s in ragged], "fit_loss": fit_1000["loss"],
-    "fastpath_accuracy": [s.accuracy for s in ragged], "fit_accuracy": fit_1000["accuracy"],
+    "resident_loss": [s.loss for s in ragged], "fit_loss": fit_1000["loss"],
+    "resident_accuracy": [s.accuracy for s in ragged], "fit_accuracy": fit_1000["accuracy"],
 }
 
 # Mixed precision (bfloat16 hidden layer, float32 output) with one-hot labels.
@@ -103,12 +103,12 @@ report["small_steps"] = int(small.optimizer.iterations.numpy())
 errors = {}
 try:
     fit_device_resident(mlp(), x_float[:0], y[:0], batch_size=BATCH, epochs=1, seed=0)
-except FastPathError as error:
+except DeviceResidentError as error:
     errors["empty"] = str(error)
 bare = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(CLASSES)])
 try:
     fit_device_resident(bare, x_float, y, batch_size=BATCH, epochs=1, seed=0)
-except FastPathError as error:
+except DeviceResidentError as error:
     errors["uncompiled"] = str(error)
 
 # A Keras distribution (data parallel) spreads the weights over devices: the loop refuses it.
@@ -117,7 +117,7 @@ import jax
 with keras.distribution.DataParallel(devices=jax.devices("cpu")).scope():
     try:
         fit_device_resident(mlp(), x_float, y, batch_size=BATCH, epochs=1, seed=0)
-    except FastPathError as error:
+    except DeviceResidentError as error:
         errors["distributed"] = str(error)
 report["errors"] = errors
 print("REPORT" + json.dumps(report))
@@ -184,16 +184,16 @@ def jax_report() -> dict:
 
 
 def test_supported_only_on_jax():
-    assert fastpath.supported("jax")
-    assert not fastpath.supported("tensorflow")
-    assert not fastpath.supported("torch")
-    assert "not available on the torch backend" in fastpath.unsupported_reason("torch")
+    assert device_resident.supported("jax")
+    assert not device_resident.supported("tensorflow")
+    assert not device_resident.supported("torch")
+    assert "not available on the torch backend" in device_resident.unsupported_reason("torch")
 
 
 def test_refuses_on_other_backends(monkeypatch):
-    monkeypatch.setattr(fastpath, "backend_name", lambda: "torch")
-    with pytest.raises(fastpath.FastPathError, match="not available"):
-        fastpath.fit_device_resident(None, [], [], batch_size=1, epochs=1, seed=0)
+    monkeypatch.setattr(device_resident, "backend_name", lambda: "torch")
+    with pytest.raises(device_resident.DeviceResidentError, match="not available"):
+        device_resident.fit_device_resident(None, [], [], batch_size=1, epochs=1, seed=0)
 
 
 def test_loss_falls_and_accuracy_beats_chance(jax_report):
@@ -219,14 +219,14 @@ def test_the_remainder_trains_as_one_smaller_step(jax_report):
 
 def test_a_ragged_epoch_matches_model_fit_value_by_value(jax_report):
     run = jax_report["ragged"]
-    assert run["fastpath_loss"] == pytest.approx(run["fit_loss"], rel=1e-3)
-    assert run["fastpath_accuracy"] == pytest.approx(run["fit_accuracy"], abs=1e-3)
+    assert run["resident_loss"] == pytest.approx(run["fit_loss"], rel=1e-3)
+    assert run["resident_accuracy"] == pytest.approx(run["fit_accuracy"], abs=1e-3)
 
 
 def test_in_order_matches_model_fit(jax_report):
     run = jax_report["ordered"]
-    assert run["fastpath_loss"] == pytest.approx(run["fit_loss"], rel=1e-3)
-    assert run["fastpath_accuracy"] == pytest.approx(run["fit_accuracy"], abs=1e-3)
+    assert run["resident_loss"] == pytest.approx(run["fit_loss"], rel=1e-3)
+    assert run["resident_accuracy"] == pytest.approx(run["fit_accuracy"], abs=1e-3)
 
 
 def test_mixed_precision_trains(jax_report):
@@ -287,7 +287,7 @@ def test_presets_benchmark_has_tutorial_tuned_and_device_resident_rows(benchmark
 def test_peers_benchmark_compares_against_the_engine(benchmark_outputs):
     rows = benchmark_outputs[1]["peers"]["rows"]
     peers = [row["peer"] for row in rows]
-    # The middle row goes through the engine once ModelSpec has a device_resident option, else through fastpath.
+    # The middle row goes through the engine once ModelSpec has a device_resident option, else through device_resident.
     assert peers[0] == "engine" and peers[2] == "keras fit (bare)"
     assert peers[1] == "engine, input on device"
     assert rows[0]["vs_engine"] == 1.0

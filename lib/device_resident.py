@@ -1,5 +1,8 @@
 """Training with the input kept on the device: one compiled call per epoch (JAX backend).
 
+One feature, one name: the spec field `device_resident`, the Build page's "Keep the data on the device"
+and this module (once called "fastpath").
+
 `model.fit` on NumPy arrays shuffles and gathers the data on the host and copies every batch to the
 device; at large batches on a fast GPU that host-side work, not the GPU, sets the epoch time. Here
 the training arrays are copied to the device once, shuffled there each epoch
@@ -42,7 +45,7 @@ REPLICA_AXIS = "replica"  # mesh axis name of the data-parallel loop
 UNSUPPORTED_MESSAGE = "input kept on the device: not available on the {backend} backend (JAX only); using model.fit"
 
 
-class FastPathError(ValueError):
+class DeviceResidentError(ValueError):
     """The device-resident loop cannot train this model on this data; the message says why."""
 
 
@@ -111,11 +114,11 @@ def fit_device_resident(
         `EpochStats` of each finished epoch. The model holds the trained weights afterwards.
 
     Raises:
-        FastPathError: Not the JAX backend, a Keras distribution in force (pass `devices` instead), model
+        DeviceResidentError: Not the JAX backend, a Keras distribution in force (pass `devices` instead), model
             not compiled, no samples, a device listed twice, or a batch that does not split evenly.
     """
     if not supported():
-        raise FastPathError(unsupported_reason())
+        raise DeviceResidentError(unsupported_reason())
     import jax
     import jax.numpy as jnp
 
@@ -156,7 +159,7 @@ def jax_devices(names: list[str]) -> list[Any]:
         names: Names such as ["gpu:0", "gpu:1"] (`lib.parallel.replica_devices("gpu:all")`).
 
     Raises:
-        FastPathError: A name that no JAX device has.
+        DeviceResidentError: A name that no JAX device has.
     """
     import jax
 
@@ -166,7 +169,7 @@ def jax_devices(names: list[str]) -> list[Any]:
         matches = [device for device in jax.devices(kind) if str(device.id) == index]
         if not matches:
             present = ", ".join(f"{kind}:{device.id}" for device in jax.devices(kind))
-            raise FastPathError(f"No JAX device {name!r}; the {kind} devices are {present}. Choose one of them.")
+            raise DeviceResidentError(f"No JAX device {name!r}; the {kind} devices are {present}. Choose one of them.")
         found.append(matches[0])
     return found
 
@@ -176,7 +179,7 @@ def _check_no_distribution() -> None:
     import keras
 
     if keras.distribution.distribution() is not None:
-        raise FastPathError(
+        raise DeviceResidentError(
             "Input kept on the device replicates the weights itself: build the model without a Keras "
             "distribution and pass devices=[...] for a data-parallel run."
         )
@@ -188,7 +191,7 @@ def _placement(devices: list[Any]) -> tuple[Any, Any, Any]:
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     if len(set(devices)) != len(devices):
-        raise FastPathError(f"Each device may appear once; got {[str(device) for device in devices]}.")
+        raise DeviceResidentError(f"Each device may appear once; got {[str(device) for device in devices]}.")
     if len(devices) == 1:
         return None, devices[0], devices[0]
     mesh = Mesh(np.array(devices), (REPLICA_AXIS,))
@@ -199,12 +202,12 @@ def _placement(devices: list[Any]) -> tuple[Any, Any, Any]:
 def _replica_batch_and_steps(num_samples: int, batch_size: int, replicas: int) -> tuple[int, int, int, int]:
     """(samples per replica step, whole steps per epoch, samples in the smaller last step, samples sent)."""
     if batch_size % replicas:
-        raise FastPathError(
+        raise DeviceResidentError(
             f"A global batch of {batch_size} does not split evenly over {replicas} devices; choose a multiple of "
             f"{replicas}."
         )
     if 1 <= num_samples < replicas:
-        raise FastPathError(f"{num_samples} samples cannot fill {replicas} devices; give at least {replicas}.")
+        raise DeviceResidentError(f"{num_samples} samples cannot fill {replicas} devices; give at least {replicas}.")
     block = num_samples // replicas
     per_replica, steps, tail = _batch_and_steps(block, batch_size // replicas)
     return per_replica, steps, tail, block * replicas
@@ -213,9 +216,9 @@ def _replica_batch_and_steps(num_samples: int, batch_size: int, replicas: int) -
 def _batch_and_steps(num_samples: int, batch_size: int) -> tuple[int, int, int]:
     """(batch, whole batches per epoch, samples left for one smaller step); under one batch: one step of all."""
     if batch_size < 1:
-        raise FastPathError(f"batch_size must be at least 1, not {batch_size}.")
+        raise DeviceResidentError(f"batch_size must be at least 1, not {batch_size}.")
     if num_samples < 1:
-        raise FastPathError("There are no training samples; give at least one.")
+        raise DeviceResidentError("There are no training samples; give at least one.")
     if num_samples < batch_size:
         return num_samples, 1, 0
     return batch_size, num_samples // batch_size, num_samples % batch_size
@@ -226,7 +229,7 @@ def _compiled_loss(model: Any) -> Callable[[Any, Any], Any]:
     import keras
 
     if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
-        raise FastPathError("The model must be compiled with a loss and an optimizer before training.")
+        raise DeviceResidentError("The model must be compiled with a loss and an optimizer before training.")
     return keras.losses.get(model.loss)
 
 
@@ -242,7 +245,7 @@ def _to_device(x: Any, y: Any, device: Any) -> tuple[Any, Any]:
     import numpy as np
 
     if len(x) != len(y):
-        raise FastPathError(f"x has {len(x)} samples but y has {len(y)}; give one label per sample.")
+        raise DeviceResidentError(f"x has {len(x)} samples but y has {len(y)}; give one label per sample.")
     labels = np.asarray(y)
     if labels.ndim == 1 or np.issubdtype(labels.dtype, np.integer):
         labels = labels.astype(np.int32)

@@ -1,4 +1,4 @@
-"""Tests of the data-parallel device-resident loop (lib.fastpath with `devices`).
+"""Tests of the data-parallel device-resident loop (lib.device_resident with `devices`).
 
 JAX fixes its device count at start-up, so the checks run once in a subprocess with KERAS_BACKEND=jax and
 two host CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=2), and report their findings as JSON;
@@ -22,8 +22,8 @@ import json
 import numpy as np
 import jax
 import keras
-from lib import fastpath
-from lib.fastpath import FastPathError, fit_device_resident, jax_devices
+from lib import device_resident
+from lib.device_resident import DeviceResidentError, fit_device_resident, jax_devices
 
 rng = np.random.default_rng(0)
 NUM, FEATURES, CLASSES, BATCH, REPLICAS = 1000, 64, 4, 64, 2
@@ -50,7 +50,7 @@ def mlp(extra=(), optimizer="adam"):
 
 # Record the replicated state handed to the write-back: one copy per device.
 replica_copies = []
-original_write_back = fastpath._write_back
+original_write_back = device_resident._write_back
 
 
 def recording_write_back(model, state, device):
@@ -59,7 +59,7 @@ def recording_write_back(model, state, device):
     original_write_back(model, state, device)
 
 
-fastpath._write_back = recording_write_back
+device_resident._write_back = recording_write_back
 
 # In order: replica r's batch k is rows k*PER.. of block r, so global batch k is the union of those; the last
 # (smaller) batch is the union of the blocks' last 20 rows.
@@ -108,7 +108,7 @@ for label, call in {
 }.items():
     try:
         call()
-    except FastPathError as error:
+    except DeviceResidentError as error:
         errors[label] = str(error)
 report["errors"] = errors
 print("REPORT" + json.dumps(report))
