@@ -35,11 +35,9 @@ from lib.comparison import (
     train_accuracy_caption,
 )
 from lib.datasets import DATASETS
-from lib.device_run import DeviceRun
 from lib.diagnosis import assess, efficiency_frame
 from lib.keys import Key
 from lib.parallel import scaling_frame
-from lib.spec import ModelSpec
 from lib.store import RunStore, StoreError
 from lib.ui_state import history_table, run_filters, run_label
 from ui import runtime
@@ -140,10 +138,10 @@ def draw_comparison(store: RunStore, runs) -> None:
     else:
         chart_box(accuracy_on_test_set_chart(summary), accuracy_caption(summary, compared))
         chart_box(training_curve_chart(epochs, "train_accuracy"), train_accuracy_caption(summary, epochs))
-    draw_hardware(compared, dict(zip(summary["run_id"], summary["series"], strict=True)))
+    draw_hardware(store, compared, dict(zip(summary["run_id"], summary["series"], strict=True)))
 
 
-def draw_hardware(compared, series: dict[str, str]) -> None:
+def draw_hardware(store: RunStore, compared, series: dict[str, str]) -> None:
     """Achieved FLOP/s of each compared run against this server's measured matmul ceiling, with a diagnosis."""
     st.subheader("How close to the hardware")
     if st.button("Measure this machine's ceiling", key=Key.RESULTS_MEASURE_CEILING, icon=":material/speed:"):
@@ -160,14 +158,10 @@ def draw_hardware(compared, series: dict[str, str]) -> None:
             icon=":material/info:",
         )
         return
-    entries = [
-        (
-            series.get(str(row["id"]), run_label(row)),
-            DeviceRun.from_dict(row["result"]),
-            ModelSpec.from_dict(row["spec"]),
-        )
-        for _, row in compared.iterrows()
-    ]
+    entries = []
+    for _, row in compared.iterrows():
+        stored = store.get(int(row["id"]))  # the run and its spec, decoded by the store
+        entries.append((series.get(str(row["id"]), run_label(row)), stored.run, stored.spec))
     frame = efficiency_frame(entries, ceilings)
     frame["compile_share_of_run"] = [assess(run, spec, ceilings).compile_share_of_run for _, run, spec in entries]
     chart_box(

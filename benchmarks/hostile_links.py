@@ -134,8 +134,10 @@ def hostile_value(rng: random.Random) -> str | list[str]:
         return rng.choice(("9", "x", "*", "[a](b)", "\u0663")) * rng.choice((1000, 5000))
     if kind == 3:
         return ",".join(str(rng.randrange(-5, 10**6)) for _ in range(rng.choice((9, 100, 1000))))
-    if kind == 4:
-        return [rng.choice(NUMBER_PAYLOADS + MARKDOWN_PAYLOADS) for _ in range(rng.randrange(2, 5))]
+    if kind == 4:  # the last value is the one Streamlit gives: markdown, which no parameter accepts
+        return [rng.choice(NUMBER_PAYLOADS + MARKDOWN_PAYLOADS) for _ in range(rng.randrange(1, 4))] + [
+            rng.choice(MARKDOWN_PAYLOADS)
+        ]
     return "".join(chr(rng.randrange(0x20, 0x3000)) for _ in range(rng.randrange(1, 40)))
 
 

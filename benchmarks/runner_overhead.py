@@ -12,8 +12,8 @@ This script times those parts for tiny real training jobs through `lib.runner.Jo
     finish      the rest of the job's wall time: process exit, reading the last events, store write
 
 Then it submits N + 1 jobs at once and reports how long the last one waited before it started, next
-to the runner's estimate at submission. A "floor" row runs workers that skip Keras (the worker's fake
-test hook) to show the runner's own cost per job.
+to the runner's estimate at submission. A "floor" row runs workers that skip Keras (the tests' worker,
+tests/helpers/fake_worker.py, with its "fake" hook) to show the runner's own cost per job.
 
 Run from the repository root:
 
@@ -37,11 +37,12 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from lib.hardware import describe_hardware, hardware_summary  # noqa: E402
-from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobSnapshot, JobState  # noqa: E402
+from lib.jobs import JobSnapshot, JobState  # noqa: E402
 from lib.limits import ServerLimits  # noqa: E402
 from lib.runner import JobRunner  # noqa: E402
 from lib.spec import ModelSpec  # noqa: E402
 from lib.store import RunStore  # noqa: E402
+from tests.helpers.fake_worker import FAKE_WORKER_COMMAND, HOOK_KEY  # noqa: E402
 
 PARTS = ("spawn", "imports", "data", "build+eval", "training", "finish")
 
@@ -126,8 +127,8 @@ def queue_wait(runner: JobRunner, spec: ModelSpec, args: argparse.Namespace, bac
 
 def floor_parts(store: RunStore, count: int) -> list[dict]:
     """Runs workers that skip Keras (one 0-second epoch each): the runner's own per-job cost."""
-    runner = JobRunner(store, ServerLimits(), env={WORKER_TEST_HOOKS_ENV: "1"})
-    spec = ModelSpec(hidden_units=(8,), epochs=1, extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 0.0}})
+    runner = JobRunner(store, ServerLimits(), worker_command=FAKE_WORKER_COMMAND)
+    spec = ModelSpec(hidden_units=(8,), epochs=1, extra={HOOK_KEY: {"fake": True, "epoch_s": 0.0}})
     try:
         parts = []
         for index in range(count):

@@ -8,7 +8,6 @@ Streamlit rerun can read a job without locking anything. `JobRequest` is also wh
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
@@ -18,8 +17,6 @@ from typing import Any
 from lib.device_run import DeviceRun, ProgressEvent
 from lib.spec import ModelSpec
 
-WORKER_TEST_HOOKS_ENV = "GPUX_WORKER_TEST_HOOKS"  # "1" lets a worker honour spec.extra["worker_test_hook"]
-TEST_HOOK_KEY = "worker_test_hook"  # the spec.extra entry a worker reads when test hooks are enabled
 WORKER_PARENT_ENV = "GPUX_WORKER_PARENT_PID"  # the server's process id; the worker exits once it is gone
 
 
@@ -257,12 +254,7 @@ def run_from_epoch_events(
     epoch_s = [max(later - earlier, 0.0) for earlier, later in zip(marks[:-1], marks[1:], strict=True)]
     run = DeviceRun(device=device, backend=backend, synthetic=synthetic, status=status, error=error)
     run.num_train = num_train
-    run.epoch_s = epoch_s
+    run.set_epoch_times(epoch_s)
     run.train_loss = [event.loss for event in epoch_events if event.loss is not None]
     run.train_accuracy = [event.accuracy for event in epoch_events if event.accuracy is not None]
-    if epoch_s:
-        run.first_epoch_s = epoch_s[0]
-        run.steady_epoch_s = statistics.median(epoch_s[1:]) if len(epoch_s) > 1 else epoch_s[0]
-        run.total_s = sum(epoch_s)
-        run.samples_per_s = num_train / run.steady_epoch_s if run.steady_epoch_s > 0 else None
     return run

@@ -41,16 +41,8 @@ the training starts.
 A spare whose standard input closes without a job exits with code 0. It does not touch any device before
 its job, so it holds no GPU memory.
 
-Test hooks: when the environment has GPUX_WORKER_TEST_HOOKS=1 (never set on a real server), the worker
-honours `spec.extra["worker_test_hook"]`, a dict with any of:
-    "fake": true               skip Keras; each epoch waits "epoch_s" seconds (default 0.05)
-    "test_accuracy": float     the fake run's test accuracy (default: none, as if the test was skipped)
-    "sleep_before_s": float    wait before training starts
-    "sleep_after_epoch_s": float   wait after each finished epoch
-    "raise": "message"         raise RuntimeError(message) before training
-    "crash_after_epoch": int   end the process with "crash_signal" (default "SIGKILL") after that epoch
-    "ignore_sigterm": true     ignore SIGTERM, so only the runner's SIGKILL ends the worker
-    "print": "text"            print text to standard output before training (it must reach stderr)
+A job runs in two steps, `prepare_job` (imports, data, "ready") and `train_job`; `main(job=...)` runs another
+job function in this same process and protocol (the tests' worker, tests/helpers/fake_worker.py, does).
 
 Run by hand: `echo '{"spec": {...}, "devices": ["cpu:0"], "synthetic": true, "sample_limit": 300}' |
 python -m lib.worker` (add `--spare` to see the warm-up first).
@@ -70,8 +62,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
-from lib.device_run import DeviceRun, ProgressEvent
-from lib.jobs import TEST_HOOK_KEY, WORKER_PARENT_ENV, WORKER_TEST_HOOKS_ENV, JobRequest, run_from_epoch_events
+from lib.device_run import ProgressEvent, is_out_of_memory
+from lib.jobs import WORKER_PARENT_ENV, JobRequest
 
 SPARE_ARG = "--spare"  # command-line switch: warm up first, then wait for the job
 WORKER_NICE_ENV = "GPUX_WORKER_NICE"  # server setting: nice levels below the server that workers train at
@@ -79,7 +71,6 @@ WORKER_NICE = 10  # default of that setting: the server's threads win a busy cor
 MAX_NICE = 19  # the lowest priority of a Unix nice value
 PRELOAD_MAX_BYTES = 64 * 2**20  # a spare pre-reads a local dataset only when its images are this small
 PARENT_CHECK_S = 0.5  # how often the worker checks that the server that started it is still alive
-SLEEP_STEP_S = 0.05  # granularity of the test hooks' stoppable waits
 ERROR_MESSAGE_CHARS = 1000  # longest error message sent back
 OUT_OF_MEMORY_HINT = (
     " The model, batch or data did not fit in the device's memory: use fewer or smaller hidden layers, a smaller "
@@ -302,21 +293,6 @@ class SpareWarmUp:
         )
 
 
-def read_test_hook(request: JobRequest, environ: Mapping[str, str]) -> dict[str, Any]:
-    """Returns the job's test hook, or an empty dict unless test hooks are enabled in `environ`."""
-    if environ.get(WORKER_TEST_HOOKS_ENV) != "1":
-        return {}
-    hook = request.spec.extra.get(TEST_HOOK_KEY)
-    return dict(hook) if isinstance(hook, dict) else {}
-
-
-def stoppable_sleep(seconds: float, stop: threading.Event) -> None:
-    """Waits up to `seconds`, returning early once `stop` is set."""
-    deadline = time.monotonic() + seconds
-    while not stop.is_set() and time.monotonic() < deadline:
-        time.sleep(min(SLEEP_STEP_S, max(deadline - time.monotonic(), 0.0)))
-
-
 class JobStop(threading.Event):
     """Set when the runner asks the job to stop (SIGTERM); `on_sigterm` is the signal's handler.
 
@@ -353,8 +329,7 @@ def readable_error(error: BaseException) -> str:
     text = str(error).strip() or repr(error)
     if not type(error).__module__.startswith("lib."):
         text = f"{type(error).__name__}: {text.splitlines()[0]}"
-    lowered = text.lower()
-    if "resourceexhausted" in lowered or "out of memory" in lowered or isinstance(error, MemoryError):
+    if is_out_of_memory(error):
         text += OUT_OF_MEMORY_HINT
     return text[:ERROR_MESSAGE_CHARS]
 
@@ -401,24 +376,13 @@ class ProgressRelay:
         return event
 
 
-def make_progress_callback(
-    emitter: EventWriter, hook: dict[str, Any], stop: JobStop
-) -> Callable[[ProgressEvent], None]:
-    """Returns the engine's progress callback: it relays events and applies the per-epoch test hooks."""
-    sleep_after_epoch_s = float(hook.get("sleep_after_epoch_s", 0.0))
-    crash_after_epoch = hook.get("crash_after_epoch")
-    crash_signal = signal.Signals[str(hook.get("crash_signal", "SIGKILL"))]
+def make_progress_callback(emitter: EventWriter, stop: JobStop) -> Callable[[ProgressEvent], None]:
+    """Returns the engine's progress callback: it relays events (`ProgressRelay`) as "progress" events."""
     relay = ProgressRelay()
 
     def on_progress(event: ProgressEvent) -> None:
         stop.training = True  # the first event is a device's "device_start": from now on a stop keeps epochs
         emitter.emit({"type": "progress", "event": relay(event).to_dict()})
-        if event.kind != "epoch":
-            return
-        if crash_after_epoch is not None and event.epoch >= int(crash_after_epoch):
-            os.kill(os.getpid(), crash_signal)
-        if sleep_after_epoch_s:
-            stoppable_sleep(sleep_after_epoch_s, stop)
 
     return on_progress
 
@@ -440,18 +404,22 @@ def block_unused_tensorflow(environ: Mapping[str, str]) -> bool:
     return True
 
 
-def run_job(request: JobRequest, emitter: EventWriter, stop: JobStop, hook: dict[str, Any], state: WorkerState) -> None:
-    """Imports Keras, loads the data and trains on each device in turn, sending each result as it is ready.
+def run_job(request: JobRequest, emitter: EventWriter, stop: JobStop, state: WorkerState) -> None:
+    """Imports Keras, loads the data and trains on each device in turn, sending each result as it is ready."""
+    dataset = prepare_job(request, emitter, state)
+    train_job(request, emitter, stop, dataset, make_progress_callback(emitter, stop))
 
-    `lib.engine.train_on_devices` is called once per device, so a job killed on its second device has
-    already sent the first device's result. In a spare the imports are done and the data may be pre-read.
+
+def prepare_job(request: JobRequest, emitter: EventWriter, state: WorkerState) -> Any:
+    """Imports Keras, checks the devices and loads the data, then sends "ready"; returns the dataset.
+
+    In a spare the imports are done and the data may be pre-read.
     """
     started = time.perf_counter()
     import_training_modules(os.environ)
     import keras
 
     from lib.devices import resolve_device
-    from lib.engine import train_on_devices
     from lib.estimates import trained_samples
 
     imported = time.perf_counter()
@@ -471,8 +439,23 @@ def run_job(request: JobRequest, emitter: EventWriter, stop: JobStop, hook: dict
             "idle_threads": state.idle_threads,
         }
     )
-    apply_start_hooks(hook, stop)
-    on_progress = make_progress_callback(emitter, hook, stop)
+    return dataset
+
+
+def train_job(
+    request: JobRequest,
+    emitter: EventWriter,
+    stop: JobStop,
+    dataset: Any,
+    on_progress: Callable[[ProgressEvent], None],
+) -> None:
+    """Trains on each device in turn, sending each device's result as soon as it is ready.
+
+    `lib.engine.train_on_devices` is called once per device, so a job killed on its second device has
+    already sent the first device's result.
+    """
+    from lib.engine import train_on_devices
+
     for device in request.devices:
         if stop.is_set():
             return
@@ -489,79 +472,15 @@ def run_job(request: JobRequest, emitter: EventWriter, stop: JobStop, hook: dict
             emitter.emit({"type": "result", "run": run.to_dict()})
 
 
-def apply_start_hooks(hook: dict[str, Any], stop: threading.Event) -> None:
-    """Applies the test hooks that act before training: a print, a wait, then a raised error."""
-    if "print" in hook:
-        print(hook["print"], flush=True)
-    stoppable_sleep(float(hook.get("sleep_before_s", 0.0)), stop)
-    if "raise" in hook:
-        raise RuntimeError(str(hook["raise"]))
+JobFunction = Callable[[JobRequest, EventWriter, JobStop, WorkerState], None]  # runs one job, sending its events
 
 
-def run_fake_job(
-    request: JobRequest, emitter: EventWriter, stop: JobStop, hook: dict[str, Any], state: WorkerState
-) -> None:
-    """The "fake" test hook: the same events as a real job, with waits instead of Keras training."""
-    backend = os.environ.get("KERAS_BACKEND", "none")
-    num_train = request.sample_limit or 1
-    emitter.emit(
-        {
-            "type": "ready",
-            "backend": backend,
-            "import_s": 0.0,
-            "data_s": 0.0,
-            "num_train": num_train,
-            "nice": state.nice,
-            "idle_threads": state.idle_threads,
-        }
-    )
-    apply_start_hooks(hook, stop)
-    on_progress = make_progress_callback(emitter, hook, stop)
-    epoch_s = float(hook.get("epoch_s", 0.05))
-    for device in request.devices:
-        if stop.is_set():
-            return
-        run = _fake_device_run(request, hook, device, backend, num_train, epoch_s, on_progress, stop)
-        emitter.emit({"type": "result", "run": run.to_dict()})
-
-
-def _fake_device_run(
-    request: JobRequest,
-    hook: dict[str, Any],
-    device: str,
-    backend: str,
-    num_train: int,
-    epoch_s: float,
-    on_progress: Callable[[ProgressEvent], None],
-    stop: JobStop,
-) -> DeviceRun:
-    epochs = request.spec.epochs
-    started = time.perf_counter()
-    on_progress(ProgressEvent(kind="device_start", device=device, epochs=epochs))
-    events = []
-    for epoch in range(1, epochs + 1):
-        stoppable_sleep(epoch_s, stop)
-        if stop.is_set():
-            break
-        event = ProgressEvent(
-            kind="epoch", device=device, epoch=epoch, epochs=epochs, elapsed_s=time.perf_counter() - started, loss=1.0
-        )
-        events.append(event)
-        on_progress(event)
-    status = "cancelled" if len(events) < epochs else "done"
-    run = run_from_epoch_events(
-        device, backend, synthetic=request.synthetic, num_train=num_train, epoch_events=events, status=status
-    )
-    if status == "done" and "test_accuracy" in hook:
-        run.test_accuracy = float(hook["test_accuracy"])
-    return run
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, job: JobFunction = run_job) -> int:
     """Reads one job on standard input, runs it, and reports events on standard output.
 
     Args:
         argv: Command-line arguments (`sys.argv[1:]` when None); `--spare` warms up before the job arrives.
+        job: What runs the job once it has arrived (`run_job`: trains it).
 
     Returns:
         0 when the job ran (or stopped when asked), 1 when it failed; the reason is sent as an "error" event.
@@ -575,12 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         emitter.emit({"type": "started", "pid": os.getpid(), "wall_time": time.time()})
         job_text, state = wait_as_spare(emitter, nice) if spare else (sys.stdin.read(), WorkerState(nice=nice))
         signal.signal(signal.SIGTERM, stop.on_sigterm)
-        request = JobRequest.from_worker_dict(json.loads(job_text))
-        hook = read_test_hook(request, os.environ)
-        if hook.get("ignore_sigterm"):
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        job = run_fake_job if hook.get("fake") else run_job
-        job(request, emitter, stop, hook, state)
+        job(JobRequest.from_worker_dict(json.loads(job_text)), emitter, stop, state)
     except Exception as error:  # every failure becomes a readable "error" event; the traceback goes to stderr
         traceback.print_exc()
         emitter.emit({"type": "error", "message": readable_error(error)})

@@ -25,14 +25,18 @@ os.environ.setdefault("GPUX_WARM_WORKER", "0")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
 os.environ["JAX_PLATFORMS"] = "cpu"
 
-# The scaling benchmark as the GPU machine runs it: JAX, with TensorFlow, Streamlit and Altair unimportable.
-SCALING_BENCHMARK_SCRIPT = """
-import runpy, sys
-for name in ("tensorflow", "streamlit", "altair"):
-    sys.modules[name] = None
-sys.argv = ["benchmarks/scaling.py", *sys.argv[1:]]
-runpy.run_path("benchmarks/scaling.py", run_name="__main__")
-"""
+# `python ...` arguments that run the scaling benchmark as the GPU machine does: TensorFlow, Streamlit and Altair
+# unimportable (tests/helpers/gpu_machine.py).
+SCALING_BENCHMARK = ["-m", "tests.helpers.gpu_machine", "benchmarks/scaling.py"]
+
+
+def subprocess_env(**settings: str) -> dict[str, str]:
+    """This process's environment plus `settings`, with the repository first on PYTHONPATH.
+
+    Entries already on PYTHONPATH stay after it: on the GPU machine the packages come through PYTHONPATH.
+    """
+    pythonpath = os.pathsep.join(path for path in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if path)
+    return {**os.environ, **settings, "PYTHONPATH": pythonpath}
 
 
 def run_on_two_host_devices(args: list[str], backend: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
@@ -41,14 +45,12 @@ def run_on_two_host_devices(args: list[str], backend: str, timeout_s: float = 30
     TensorFlow's two logical CPU devices are set up by the code under test itself; JAX reads the
     device count from XLA_FLAGS when it starts, so it must be set before the process begins.
     """
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "PYTHONPATH": str(REPO_ROOT),
-        "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
+    env = subprocess_env(
+        KERAS_BACKEND=backend,
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
     return subprocess.run(
         [sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s
     )

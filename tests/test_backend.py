@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -16,51 +17,44 @@ from lib.backend import (
     backend_name,
     import_backend_module,
     keras_config_path,
+    keras_home_rule,
     library_versions,
     take_gpu_memory_on_demand,
 )
 from tests.conftest import REPO_ROOT
 
 
-def run_python(code: str, **env: str) -> str:
-    """Runs `code` in a fresh interpreter from the repository root and returns its last output line."""
+def run_report(name: str, **env: str) -> str:
+    """Runs tests/helpers/fresh_reports.py's report `name` in a fresh interpreter; returns its last output line."""
     environ = {key: value for key, value in os.environ.items() if key not in ("KERAS_BACKEND", "KERAS_HOME")}
     environ.update(env)
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=300
-    )
+    command = [sys.executable, "-m", "tests.helpers.fresh_reports", name]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 
 
-PROBE = (
-    "import json, sys; from lib.backend import backend_name, library_versions; "
-    "print(json.dumps([backend_name(), library_versions(), sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') "
-    "if m in sys.modules)]))"
-)
-
-
 def test_env_variable_chooses_backend_without_importing_keras(tmp_path):
-    name, _, imported = json.loads(run_python(PROBE, KERAS_BACKEND="jax", KERAS_HOME=str(tmp_path)))
+    name, _, imported = json.loads(run_report("backend", KERAS_BACKEND="jax", KERAS_HOME=str(tmp_path)))
     assert name == "jax"
     assert imported == []
 
 
 def test_keras_json_chooses_backend_when_env_unset(tmp_path):
     (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch", "floatx": "float32"}))
-    name, _, imported = json.loads(run_python(PROBE, KERAS_HOME=str(tmp_path)))
+    name, _, imported = json.loads(run_report("backend", KERAS_HOME=str(tmp_path)))
     assert name == "torch"
     assert imported == []
 
 
 def test_default_is_tensorflow_without_config(tmp_path):
-    name, _, _ = json.loads(run_python(PROBE, KERAS_HOME=str(tmp_path / "empty")))
+    name, _, _ = json.loads(run_report("backend", KERAS_HOME=str(tmp_path / "empty")))
     assert name == "tensorflow"
 
 
 def test_env_variable_beats_keras_json(tmp_path):
     (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch"}))
-    name, _, _ = json.loads(run_python(PROBE, KERAS_BACKEND="jax", KERAS_HOME=str(tmp_path)))
+    name, _, _ = json.loads(run_report("backend", KERAS_BACKEND="jax", KERAS_HOME=str(tmp_path)))
     assert name == "jax"
 
 
@@ -71,7 +65,7 @@ def test_backend_name_matches_keras_once_imported():
 
 
 def test_library_versions_reads_metadata_without_importing_backends(tmp_path):
-    _, versions, imported = json.loads(run_python(PROBE, KERAS_HOME=str(tmp_path)))
+    _, versions, imported = json.loads(run_report("backend", KERAS_HOME=str(tmp_path)))
     assert imported == []
     assert versions["python"] == ".".join(str(part) for part in sys.version_info[:3])
     assert versions["keras"] == importlib.metadata.version("keras")
@@ -95,9 +89,21 @@ def test_keras_config_path_uses_keras_home(tmp_path):
     assert keras_config_path({"KERAS_HOME": str(tmp_path)}) == tmp_path / "keras.json"
 
 
+def test_keras_home_rule_is_the_one_keras_applies(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert keras_home_rule({"KERAS_HOME": "~/elsewhere"}) == tmp_path / "elsewhere"
+    assert keras_home_rule({}) == tmp_path / ".keras"
+    tmp_path.chmod(0o500)  # a read-only home: Keras falls back to /tmp
+    try:
+        if not os.access(tmp_path, os.W_OK):  # root may still write
+            assert keras_home_rule({}) == pathlib.Path("/tmp/.keras")
+    finally:
+        tmp_path.chmod(0o700)
+
+
 def test_unreadable_keras_json_falls_back_to_default(tmp_path):
     (tmp_path / "keras.json").write_text("{not json")
-    name, _, _ = json.loads(run_python(PROBE, KERAS_HOME=str(tmp_path)))
+    name, _, _ = json.loads(run_report("backend", KERAS_HOME=str(tmp_path)))
     assert name == "tensorflow"
 
 

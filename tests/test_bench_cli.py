@@ -14,7 +14,7 @@ from lib.device_run import DeviceRun
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
 from lib.store import RunStore
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, subprocess_env
 
 TINY = ["--preset", "fashion-seed", "--hidden-units", "32", "--devices", "cpu", "--epochs", "2"]
 TINY_DATA = ["--limit", "512", "--test-limit", "256"]
@@ -318,25 +318,13 @@ def test_run_table_marks_failed_runs_and_missing_numbers():
     assert "GENERATED data" in table and "FAILED: Out of memory on gpu:0" in table and "epoch 1 includes" not in table
 
 
-# Runs the CLI with KERAS_BACKEND=jax while any import of tensorflow, streamlit or altair fails, as on the GPU machine.
-BLOCKING_RUNNER = """
-import runpy, sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "streamlit", "altair"):
-            raise ImportError(f"blocked import of {name}")
-sys.meta_path.insert(0, Block())
-sys.argv = ["lib.bench", *sys.argv[1:]]
-runpy.run_module("lib.bench", run_name="__main__", alter_sys=True)
-"""
-
-
 def test_jax_backend_without_tensorflow(tmp_path):
     out_json, db = tmp_path / "jax.json", tmp_path / "jax.sqlite"
     argv = [*TINY, *TINY_DATA, "--synthetic", "--json", str(out_json), "--db", str(db)]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO_ROOT)}
+    # As on the GPU machine: any import of tensorflow, streamlit or altair fails (tests/helpers/gpu_machine.py).
+    env = subprocess_env(KERAS_BACKEND="jax")
     result = subprocess.run(
-        [sys.executable, "-c", BLOCKING_RUNNER, *argv],
+        [sys.executable, "-m", "tests.helpers.gpu_machine", "-m", "lib.bench", *argv],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -1,165 +1,28 @@
 """Tests of the device-resident training loop (lib.device_resident).
 
-The loop needs the JAX backend, and Keras fixes its backend at import, so the training checks run
-once in a subprocess with KERAS_BACKEND=jax (JAX's CPU build is a dev dependency) and report their
-findings as JSON; the tests below assert on that report.
+The loop needs the JAX backend, and Keras fixes its backend at import, so the training checks
+(tests/helpers/device_resident_report.py) run once in a subprocess with KERAS_BACKEND=jax (JAX's CPU build is
+a dev dependency) and report their findings as JSON; the tests below assert on that report.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
 from lib import device_resident
-from tests.conftest import REPO_ROOT
-
-# Tiny problems: a linear rule over 64 inputs, 4 classes; small MLPs; a few epochs.
-JAX_CHECKS = r"""
-import json
-import numpy as np
-import keras
-from lib.device_resident import DeviceResidentError, fit_device_resident
-
-rng = np.random.default_rng(0)
-NUM, FEATURES, CLASSES, BATCH = 1000, 64, 4, 64  # 1000 = 15 whole batches + a last batch of 40
-x_uint8 = rng.integers(0, 256, (NUM, FEATURES), dtype=np.uint8)
-x_float = (x_uint8 / np.float32(255)).astype(np.float32)
-y = np.argmax(x_float @ rng.normal(size=(FEATURES, CLASSES)), axis=1).astype(np.uint8)
-report = {}
-
-
-def mlp(policy="float32", loss="sparse_categorical_crossentropy", seed=0):
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((FEATURES,)),
-        keras.layers.Dense(32, activation="relu", dtype=policy),
-        keras.layers.Dense(CLASSES, activation="softmax", dtype="float32"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss, metrics=["accuracy"])
-    return model
-
-
-# uint8 input scaled in the step, shuffled on the device.
-model = mlp()
-initial = [w.copy() for w in model.get_weights()]
-seen = []
-history = fit_device_resident(
-    model, x_uint8, y, batch_size=BATCH, epochs=4, seed=0, input_scale=1 / 255,
-    on_epoch_end=lambda epoch, stats: seen.append(epoch),
-)
-_, eval_accuracy = model.evaluate(x_float, y, batch_size=BATCH, verbose=0)
-report["uint8"] = {
-    "loss": [s.loss for s in history], "accuracy": [s.accuracy for s in history],
-    "seconds": [s.seconds for s in history], "callback_epochs": seen,
-    "eval_accuracy": float(eval_accuracy),
-    "weights_changed": any(not np.allclose(a, b) for a, b in zip(initial, model.get_weights())),
-    "optimizer_steps": int(model.optimizer.iterations.numpy()),
-}
-
-# Same batches in the same order as model.fit(shuffle=False): the same float32 math.
-ordered = fit_device_resident(mlp(), x_float[:960], y[:960], batch_size=BATCH, epochs=3, seed=0, shuffle=False)
-reference_960 = mlp()
-fit_960 = reference_960.fit(x_float[:960], y[:960], batch_size=BATCH, epochs=3, shuffle=False, verbose=0).history
-report["ordered"] = {
-    "resident_loss": [s.loss for s in ordered], "fit_loss": fit_960["loss"],
-    "resident_accuracy": [s.accuracy for s in ordered], "fit_accuracy": fit_960["accuracy"],
-}
-
-# Every sample trains: 1000 = 15 whole batches and a last one of 40, the steps model.fit(shuffle=False) takes.
-ragged = fit_device_resident(mlp(), x_float, y, batch_size=BATCH, epochs=3, seed=0, shuffle=False)
-fit_1000 = mlp().fit(x_float, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0).history
-report["ragged"] = {
-    "resident_loss": [s.loss for s in ragged], "fit_loss": fit_1000["loss"],
-    "resident_accuracy": [s.accuracy for s in ragged], "fit_accuracy": fit_1000["accuracy"],
-}
-
-# Mixed precision (bfloat16 hidden layer, float32 output) with one-hot labels.
-one_hot = np.eye(CLASSES, dtype=np.float32)[y]
-mixed = mlp(policy="mixed_bfloat16", loss="categorical_crossentropy")
-mixed_history = fit_device_resident(mixed, x_float, one_hot, batch_size=BATCH, epochs=4, seed=1)
-report["mixed"] = {
-    "loss": [s.loss for s in mixed_history], "accuracy": [s.accuracy for s in mixed_history],
-    "hidden_kernel_dtype": str(mixed.layers[0].kernel.dtype),
-}
-
-# should_stop ends training between epochs; the epochs done are kept and written back.
-calls = []
-stopped = fit_device_resident(
-    mlp(), x_float, y, batch_size=BATCH, epochs=5, seed=0,
-    should_stop=lambda: calls.append(1) or len(calls) > 2,
-)
-report["stopped_epochs"] = len(stopped)
-
-# Fewer samples than one batch make one smaller step, as in the engine.
-small = mlp()
-fit_device_resident(small, x_float[:10], y[:10], batch_size=BATCH, epochs=2, seed=0)
-report["small_steps"] = int(small.optimizer.iterations.numpy())
-
-# No samples, and an uncompiled model, are errors with a fix in the message.
-errors = {}
-try:
-    fit_device_resident(mlp(), x_float[:0], y[:0], batch_size=BATCH, epochs=1, seed=0)
-except DeviceResidentError as error:
-    errors["empty"] = str(error)
-bare = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(CLASSES)])
-try:
-    fit_device_resident(bare, x_float, y, batch_size=BATCH, epochs=1, seed=0)
-except DeviceResidentError as error:
-    errors["uncompiled"] = str(error)
-
-# A Keras distribution (data parallel) spreads the weights over devices: the loop refuses it.
-import jax
-
-with keras.distribution.DataParallel(devices=jax.devices("cpu")).scope():
-    try:
-        fit_device_resident(mlp(), x_float, y, batch_size=BATCH, epochs=1, seed=0)
-    except DeviceResidentError as error:
-        errors["distributed"] = str(error)
-report["errors"] = errors
-print("REPORT" + json.dumps(report))
-"""
-
-
-# The performance benchmarks as the GPU machine runs them: JAX, with TensorFlow, Streamlit and Altair
-# unimportable; tiny sizes so that only the code paths are exercised.
-BENCHMARK_RUNS = r"""
-import json
-import sys
-
-for name in ("tensorflow", "streamlit", "altair"):
-    sys.modules[name] = None
-
-from benchmarks import ceilings, peers, presets
-
-out = sys.argv[1]
-codes = {
-    "ceilings": ceilings.main(
-        ["--devices", "cpu:0", "--backends", "jax", "--n", "256", "--repeats", "1", "--json", f"{out}/ceilings.json"]
-    ),
-    "presets": presets.main(
-        ["--presets", "fashion-seed,fashion-tuned", "--samples", "1024", "--epochs", "2", "--synthetic",
-         "--device-resident", "--spe", "4", "--test-samples", "64", "--ceiling-n", "256", "--profile",
-         "--json", f"{out}/presets.json"]
-    ),
-    "peers": peers.main(
-        ["--preset", "fashion-seed", "--batch-sizes", "64", "--samples", "256", "--epochs", "2", "--synthetic",
-         "--peers", "engine,device-resident,keras-fit", "--json", f"{out}/peers.json"]
-    ),
-}
-print("CODES" + json.dumps(codes))
-"""
+from tests.conftest import REPO_ROOT, subprocess_env
 
 
 @pytest.fixture(scope="module")
 def benchmark_outputs(tmp_path_factory) -> tuple[dict, dict]:
     out = tmp_path_factory.mktemp("benchmarks")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO_ROOT)}
+    env = subprocess_env(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     result = subprocess.run(
-        [sys.executable, "-c", BENCHMARK_RUNS, str(out)],
+        [sys.executable, "-m", "tests.helpers.gpu_machine", "-m", "tests.helpers.benchmark_runs", str(out)],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -174,9 +37,14 @@ def benchmark_outputs(tmp_path_factory) -> tuple[dict, dict]:
 
 @pytest.fixture(scope="module")
 def jax_report() -> dict:
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO_ROOT)}
+    env = subprocess_env(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     result = subprocess.run(
-        [sys.executable, "-c", JAX_CHECKS], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "tests.helpers.device_resident_report"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("REPORT"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -21,7 +22,6 @@ from lib.devices import (
     device_names,
     device_table,
     driver_gpu_memory_bytes,
-    format_bytes,
     gpu_setup_hint,
     has_gpu,
     keras_device_name,
@@ -29,6 +29,7 @@ from lib.devices import (
     normalize_device_name,
     resolve_device,
 )
+from lib.formatting import format_bytes
 from tests.conftest import REPO_ROOT
 from tests.test_probe import fake_pynvml
 
@@ -228,22 +229,19 @@ def test_has_gpu_on_given_lists():
 
 
 def test_devices_under_jax_backend_in_subprocess():
-    code = (
-        "import dataclasses, json; from lib.backend import backend_name; "
-        "from lib.devices import list_devices, cuda_build_info; "
-        "print(json.dumps([backend_name(), [dataclasses.asdict(d) for d in list_devices()], cuda_build_info()]))"
-    )
     env = {**os.environ, "KERAS_BACKEND": "jax"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+    command = [sys.executable, "-m", "tests.helpers.fresh_reports", "devices"]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     name, devices, build = json.loads(result.stdout.strip().splitlines()[-1])
     assert name == "jax"
     assert devices[0]["name"] == "cpu:0"
     assert {(device["backend"], device["source"]) for device in devices} == {("jax", BACKEND_SOURCE)}
     assert build["backend"] == "jax"
-    assert isinstance(build["built_with_cuda"], bool)
+    # JAX finds CUDA through a plugin package: the build is CUDA's exactly when one is installed.
+    plugins = [major for major in ("12", "13") if importlib.util.find_spec(f"jax_cuda{major}_plugin")]
+    assert build["built_with_cuda"] is bool(plugins)
+    assert build["cuda_version"] == (max(plugins) if plugins else None)
 
 
 @pytest.mark.parametrize(

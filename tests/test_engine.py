@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from lib.engine import (
 from lib.model import build_model
 from lib.spec import ModelSpec
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, subprocess_env
 
 SMALL = ModelSpec(hidden_units=(64,), optimizer="adam", learning_rate=0.001, batch_size=32, epochs=3)
 TWO_CPUS = ["cpu:0", "cpu:0"]
@@ -195,46 +194,11 @@ def test_unknown_device_is_refused_before_any_training(fashion):
     assert events == []
 
 
-# TensorFlow is made unimportable, as on the GPU machine, which has only JAX.
-JAX_SCRIPT = """
-import json
-import sys
-
-sys.modules["tensorflow"] = None
-
-from lib.datasets import synthetic_dataset
-from lib.engine import train_on_devices
-from lib.model import build_model
-from lib.spec import ModelSpec
-
-spec = ModelSpec(hidden_units=(16,), batch_size=64, epochs=2, jit_compile=False)
-dataset = synthetic_dataset("fashion_mnist", 300, 100, seed=0)
-runs = train_on_devices(spec, dataset, ["cpu:0", "cpu:0"])
-jit = build_model(spec, (28, 28), 10).jit_compile
-
-# The device-resident loop: data on the device, one compiled call per epoch.
-resident = spec.with_changes(device_resident=True, epochs=3)
-events = []
-resident_run = train_on_devices(resident, dataset, ["cpu:0"], progress=events.append)[0]
-seen = []
-stopped_run = train_on_devices(
-    resident, dataset, ["cpu:0"], progress=seen.append, should_stop=lambda: any(e.kind == "epoch" for e in seen)
-)[0]
-print(json.dumps({
-    "runs": [run.to_dict() for run in runs],
-    "jit": jit,
-    "resident": resident_run.to_dict(),
-    "resident_events": [event.kind for event in events],
-    "stopped": stopped_run.to_dict(),
-}))
-"""
-
-
 def test_jax_backend_trains_the_same_way():
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO_ROOT), "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+    # TensorFlow is made unimportable, as on the GPU machine, which has only JAX.
+    env = subprocess_env(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    command = [sys.executable, "-m", "tests.helpers.gpu_machine", "-m", "tests.helpers.engine_jax_report"]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["jit"] is True  # JAX always compiles, whatever the spec says

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from types import SimpleNamespace
 
 import psutil
+import pytest
 
 from lib.devices import DeviceInfo
 from lib.hardware import cpu_description, cpu_model, describe_hardware, hardware_summary, ram_bytes, usable_cores
@@ -21,31 +23,59 @@ def fake_cpuinfo(tmp_path):
     return path
 
 
-def test_cpu_model_comes_from_cpuinfo(tmp_path):
+def fake_machine(monkeypatch, *, ram: int | None, cores: int | None, affinity: list[int] | None) -> None:
+    """Makes psutil report `ram` bytes, `cores` logical cores and this process's `affinity`; None: not said."""
+
+    def fails(*args, **kwargs):
+        raise AttributeError("not on this system")  # as psutil's cpu_affinity on macOS
+
+    def memory():
+        if ram is None:
+            raise OSError("no /proc/meminfo")
+        return SimpleNamespace(total=ram)
+
+    monkeypatch.setattr(psutil, "virtual_memory", memory)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: cores)
+    monkeypatch.setattr(psutil.Process, "cpu_affinity", fails if affinity is None else lambda self: affinity)
+
+
+def test_cpu_model_comes_from_cpuinfo_else_platform(tmp_path, monkeypatch):
     assert cpu_model(fake_cpuinfo(tmp_path)) == "Test CPU 9000"
-    assert cpu_model(tmp_path / "nowhere") == (platform.processor() or None)
+    monkeypatch.setattr(platform, "processor", lambda: "x86_64")
+    assert cpu_model(tmp_path / "nowhere") == "x86_64"
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    assert cpu_model(tmp_path / "nowhere") is None
 
 
-def test_cores_and_ram_come_from_psutil():
-    assert ram_bytes() == psutil.virtual_memory().total > 0
-    assert usable_cores() == len(psutil.Process().cpu_affinity())
-    assert 1 <= usable_cores() <= psutil.cpu_count(logical=True)
+def test_cores_and_ram_come_from_psutil(monkeypatch):
+    fake_machine(monkeypatch, ram=16 * 2**30, cores=8, affinity=[0, 2, 5])
+    assert ram_bytes() == 16 * 2**30
+    assert usable_cores() == 3  # a container or taskset allows 3 of the 8
 
 
-def test_cpu_description_names_model_and_usable_cores(tmp_path):
-    cores = usable_cores()
-    assert cpu_description(fake_cpuinfo(tmp_path)) == f"Test CPU 9000, {cores} core{'s' if cores != 1 else ''}"
+def test_cores_and_ram_when_the_system_does_not_say(monkeypatch):
+    fake_machine(monkeypatch, ram=None, cores=8, affinity=None)
+    assert ram_bytes() is None
+    assert usable_cores() == 8  # no affinity (macOS): every logical core
+    fake_machine(monkeypatch, ram=None, cores=None, affinity=None)
+    assert usable_cores() == 1
+
+
+@pytest.mark.parametrize(("affinity", "expected"), [([0], "Test CPU 9000, 1 core"), ([0, 1], "Test CPU 9000, 2 cores")])
+def test_cpu_description_names_model_and_usable_cores(tmp_path, monkeypatch, affinity, expected):
+    fake_machine(monkeypatch, ram=2**30, cores=4, affinity=affinity)
+    assert cpu_description(fake_cpuinfo(tmp_path)) == expected
 
 
 def test_describes_cpu_ram_and_the_drivers_visible_gpus(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([H100, A100]))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,0")
+    fake_machine(monkeypatch, ram=16 * 2**30, cores=8, affinity=[0, 1])
     hardware = describe_hardware(cpuinfo=fake_cpuinfo(tmp_path))
     assert hardware["cpu_model"] == "Test CPU 9000"
-    assert hardware["ram_bytes"] == psutil.virtual_memory().total
-    assert hardware["logical_cores"] == psutil.cpu_count(logical=True)
+    assert (hardware["ram_bytes"], hardware["logical_cores"], hardware["usable_cores"]) == (16 * 2**30, 8, 2)
     assert hardware["gpus"] == [A100[0], H100[0]]
-    assert hardware["python"].count(".") == 2
+    assert hardware["python"] == platform.python_version()
     json.dumps(hardware)  # stored as JSON with every run
 
 

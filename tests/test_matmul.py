@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from lib import matmul
+from lib.ceilings import matmul_flops
 from lib.charts import matmul_gflops_chart, matmul_time_chart
 from lib.devices import DeviceNotFoundError
 from lib.limits import ServerLimits
@@ -22,7 +23,6 @@ from lib.matmul import (
     MatmulTiming,
     crossover_size,
     gflops_per_second,
-    matmul_flops,
     matmul_sizes,
     speedup_at_largest,
     sweep,
@@ -191,14 +191,9 @@ def test_no_crossover_when_gpu_never_wins_or_is_absent():
 
 
 def test_matmul_under_jax_backend_in_subprocess():
-    code = (
-        "import dataclasses, json; from lib.limits import ServerLimits; from lib.matmul import time_matmul; "
-        "print(json.dumps(dataclasses.asdict(time_matmul('cpu', 32, repeats=2, limits=ServerLimits(matmul_n=64)))))"
-    )
     env = {**os.environ, "KERAS_BACKEND": "jax"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+    command = [sys.executable, "-m", "tests.helpers.fresh_reports", "matmul"]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     timing = json.loads(result.stdout.strip().splitlines()[-1])
     assert timing["device"] == "cpu:0"

@@ -14,12 +14,13 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import lib.runner
 from lib.device_run import DeviceRun
-from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV
 from lib.presets import PRESETS
 from lib.runner import anonymous_name
 from lib.spec import ModelSpec
 from tests.conftest import REPO_ROOT
+from tests.helpers.fake_worker import FAKE_WORKER_COMMAND, HOOK_KEY
 from ui import runtime
 
 BOARD = str(REPO_ROOT / "app_pages" / "board.py")
@@ -28,14 +29,14 @@ OWNERS = ("a" * 32, "b" * 32, "c" * 32, "d" * 32)  # four browser sessions
 
 
 def fake_spec(hidden_units: tuple[int, ...] = (64,), epochs: int = 40) -> ModelSpec:
-    """A model trained by the worker's fake hook: `epochs` epochs of 0.5 s."""
-    return ModelSpec(hidden_units=hidden_units, epochs=epochs, extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 0.5}})
+    """A model trained by the test worker's fake hook: `epochs` epochs of 0.5 s."""
+    return ModelSpec(hidden_units=hidden_units, epochs=epochs, extra={HOOK_KEY: {"fake": True, "epoch_s": 0.5}})
 
 
 @pytest.fixture
 def runner(runs_db, monkeypatch):
-    """The board's job runner, with fake-hook workers started cold; shut down when the test ends."""
-    monkeypatch.setenv(WORKER_TEST_HOOKS_ENV, "1")
+    """The board's job runner, with the tests' workers (hooks honoured) started cold; shut down when the test ends."""
+    monkeypatch.setattr(lib.runner, "DEFAULT_WORKER_COMMAND", FAKE_WORKER_COMMAND)
     monkeypatch.setenv("GPUX_WARM_WORKER", "0")
     monkeypatch.setenv("GPUX_WARMUP", "0")
     yield runtime.runner()
@@ -99,7 +100,7 @@ def test_the_queue_shows_serving_order_names_and_what_each_asked_for(runner):
 
 
 def test_a_running_job_counts_its_epochs_from_one(runner):
-    slow = ModelSpec(hidden_units=(64,), epochs=40, extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 60}})
+    slow = ModelSpec(hidden_units=(64,), epochs=40, extra={HOOK_KEY: {"fake": True, "epoch_s": 60}})
     job = runner.submit(OWNERS[0], slow, ["cpu:0"], sample_limit=500, client="10.0.0.1")
     deadline = time.monotonic() + FAKE_WAIT_S
     while runner.get(job.id).latest_progress("cpu:0") is None:  # the first epoch has started

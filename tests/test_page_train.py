@@ -16,16 +16,18 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import lib.runner
 from lib.backend import backend_name
 from lib.datasets import available_sources
 from lib.devices import has_gpu, list_devices
 from lib.estimates import median_overhead, suggest_sample_limit
-from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobSnapshot
+from lib.jobs import JobSnapshot
 from lib.keys import Key
 from lib.links import RunSettings
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
 from tests.conftest import REPO_ROOT
+from tests.helpers.fake_worker import FAKE_WORKER_COMMAND, HOOK_KEY
 from ui import runtime
 
 APP = str(REPO_ROOT / "streamlit_app.py")
@@ -35,16 +37,16 @@ FAKE_WAIT_S = 60  # upper bound for a fake job to reach a state (no Keras, a 2-c
 
 
 def fake_spec(epochs: int = 40, epoch_s: float = 0.5) -> ModelSpec:
-    """The tutorial's Fashion-MNIST model, trained by the worker's fake hook (`epochs` x `epoch_s` seconds)."""
+    """The tutorial's Fashion-MNIST model, trained by the test worker's fake hook (`epochs` x `epoch_s` seconds)."""
     return PRESETS["fashion-seed"].spec.with_changes(
-        epochs=epochs, extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": epoch_s}}
+        epochs=epochs, extra={HOOK_KEY: {"fake": True, "epoch_s": epoch_s}}
     )
 
 
 @pytest.fixture
 def fake_jobs(runs_db, monkeypatch):
-    """Workers honour the fake hook and start cold, nothing imports Keras in the background; the runner ends."""
-    monkeypatch.setenv(WORKER_TEST_HOOKS_ENV, "1")
+    """The tests' workers (hooks honoured), started cold; nothing imports Keras in the background; the runner ends."""
+    monkeypatch.setattr(lib.runner, "DEFAULT_WORKER_COMMAND", FAKE_WORKER_COMMAND)
     monkeypatch.setenv("GPUX_WARM_WORKER", "0")
     monkeypatch.setenv("GPUX_WARMUP", "0")
     yield runs_db
@@ -338,9 +340,7 @@ def test_progress_is_shown_while_running_and_counts_epochs_from_one(fake_jobs):
 
 def test_cancel_says_stopping_at_once_disables_itself_and_the_table_shows_dashes(fake_jobs):
     # A worker that ignores SIGTERM stays "stopping" until the runner kills it after its grace period.
-    at = open_train(
-        fake_spec().with_changes(extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 0.5, "ignore_sigterm": True}})
-    )
+    at = open_train(fake_spec().with_changes(extra={HOOK_KEY: {"fake": True, "epoch_s": 0.5, "ignore_sigterm": True}}))
     runtime.runner().cancel_grace_s = 4.0
     click_train(at)
     wait_for_bar(at, "epoch 1/")  # training: the worker ignores SIGTERM from now on
@@ -365,7 +365,7 @@ def test_cancel_says_stopping_at_once_disables_itself_and_the_table_shows_dashes
 
 def test_accuracy_on_generated_images_is_not_shown_as_an_accuracy(fake_jobs):
     spec = fake_spec(epochs=2, epoch_s=0.05).with_changes(
-        extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 0.05, "test_accuracy": 1.0}}
+        extra={HOOK_KEY: {"fake": True, "epoch_s": 0.05, "test_accuracy": 1.0}}
     )
     at = open_train(spec)
     at.checkbox(key=Key.SYNTHETIC).check().run()

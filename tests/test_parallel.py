@@ -36,47 +36,15 @@ from lib.parallel import (
 from lib.spec import ModelSpec, count_params, flops_per_sample
 from lib.store import RunStore
 
-from .conftest import REPO_ROOT, SCALING_BENCHMARK_SCRIPT, run_on_two_host_devices
+from .conftest import REPO_ROOT, SCALING_BENCHMARK, run_on_two_host_devices
 
 SUBPROCESS_TIMEOUT_S = 300
-
-# Trains the same tiny MLP on one CPU device and data parallel on two, in a fresh process that configures
-# its devices before the backend starts: TensorFlow splits its CPU into two logical devices, JAX is told by
-# XLA_FLAGS (set by the test) to show two host devices.
-TRAIN_SCRIPT = """
-import json, os
-if os.environ["KERAS_BACKEND"] == "tensorflow":
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from lib.datasets import synthetic_dataset
-from lib.devices import resolve_device
-from lib.engine import train_on_devices
-from lib.parallel import replica_devices
-from lib.spec import ModelSpec
-
-spec = ModelSpec(
-    hidden_units=(32,), optimizer="sgd", learning_rate=0.05, label_encoding="integer", batch_size=32, epochs=2,
-    steps_per_execution=4, jit_compile=True,
-)
-dataset = synthetic_dataset("fashion_mnist", 320, 71, seed=1)
-runs = train_on_devices(spec, dataset, ["cpu:0", "all-cpus"])
-resident = []
-if os.environ["KERAS_BACKEND"] == "jax":  # the device-resident loop, data parallel (lib.device_resident)
-    resident = train_on_devices(spec.with_changes(device_resident=True, epochs=3), dataset, ["all-cpus"])
-print(json.dumps({
-    "resolved": resolve_device("CPU:ALL"),
-    "replicas": replica_devices("cpu:all"),
-    "runs": [run.to_dict() for run in runs],
-    "resident": [run.to_dict() for run in resident],
-}))
-"""
 
 
 @pytest.fixture(scope="module", params=["tensorflow", "jax"])
 def parallel_training(request):
     """One real comparison, one CPU device against data parallel over two, on each backend."""
-    done = run_on_two_host_devices(["-c", TRAIN_SCRIPT], request.param)
+    done = run_on_two_host_devices(["-m", "tests.helpers.parallel_training"], request.param)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return request.param, result
@@ -106,20 +74,19 @@ def test_data_parallel_loss_matches_one_device(parallel_training):
 
 def test_device_resident_data_parallel_trains_through_the_engine(parallel_training):
     backend, result = parallel_training
-    if backend != "jax":
-        assert result["resident"] == []  # the loop exists on JAX only; nothing else asked for it
-        return
     (run,) = (DeviceRun.from_dict(run) for run in result["resident"])
-    assert (run.status, run.device, run.replicas) == ("done", ALL_CPUS, 2), run.error
+    assert (run.status, run.device, run.replicas, run.backend) == ("done", ALL_CPUS, 2, backend), run.error
     assert len(run.epoch_s) == 3 and run.train_loss[-1] < run.train_loss[0]
     assert run.test_accuracy is not None and 0.0 <= run.test_accuracy <= 1.0  # random generated labels
+    # The loop exists on JAX only (one compiled call per epoch, no batch events); elsewhere model.fit trains.
+    fit_batches = "batch" in result["resident_event_kinds"]
+    assert fit_batches is (backend != "jax"), result["resident_event_kinds"]
 
 
 def test_scaling_benchmark_runs_on_forced_host_devices(tmp_path):
     out = tmp_path / "scaling.json"
     args = [
-        "-c",
-        SCALING_BENCHMARK_SCRIPT,
+        *SCALING_BENCHMARK,
         "--kind",
         "cpu",
         "--preset",
@@ -148,7 +115,7 @@ def test_scaling_benchmark_runs_on_forced_host_devices(tmp_path):
 
 def test_scaling_benchmark_trains_through_the_job_runner(tmp_path):
     out = tmp_path / "scaling.json"
-    args = ["-c", SCALING_BENCHMARK_SCRIPT, "--kind", "cpu", "--preset", "fashion-tuned", "--synthetic"]
+    args = [*SCALING_BENCHMARK, "--kind", "cpu", "--preset", "fashion-tuned", "--synthetic"]
     args += ["--limit", "512", "--test-limit", "32", "--epochs", "2", "--no-input-floor", "--no-device-resident"]
     args += ["--through-runner", "--quiet", "--json", str(out)]
     done = run_on_two_host_devices(args, "jax")

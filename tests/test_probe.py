@@ -155,11 +155,6 @@ def test_backend_lists_stay_marked_as_backend():
 
 
 def test_probe_imports_no_backend_library():
-    code = (
-        "import sys; from lib.probe import probe_devices; probe_devices(); "
-        "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch', 'streamlit') if m in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True
-    )
+    command = [sys.executable, "-m", "tests.helpers.fresh_reports", "probe"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"

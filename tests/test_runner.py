@@ -1,10 +1,11 @@
 """JobRunner with real worker processes: queue order, one job at a time, cancel, limits, crashes, persistence.
 
-Most jobs use the worker's "fake" test hook (a real `python -m lib.worker` process that sends the same
-events as training, with short waits instead of Keras), so the queue logic is exercised in seconds; these
-runners start every worker cold (`warm_workers=False`), except the test of the warm spare. Two jobs train
-for real: one on the TensorFlow backend end to end, one on JAX cancelled mid-run. The class-server
-behaviour (coalescing, the fair queue, the durable queue, the board) is in tests/test_runner_class.py.
+The runners start the tests' worker (tests/helpers/fake_worker.py: `lib.worker`'s process and protocol, with
+hooks). Most jobs use its "fake" hook (the same events as training, with short waits instead of Keras), so the
+queue logic is exercised in seconds; these runners start every worker cold (`warm_workers=False`), except the
+test of the warm spare. Two jobs train for real: one on the active backend end to end, one on JAX cancelled
+mid-run. The class-server behaviour (coalescing, the fair queue, the durable queue, the board) is in
+tests/test_runner_class.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import zlib
@@ -29,8 +29,6 @@ from lib.device_run import DeviceRun
 from lib.devices import DeviceNotFoundError
 from lib.estimates import DEFAULT_OVERHEAD_S, estimate_job
 from lib.jobs import (
-    TEST_HOOK_KEY,
-    WORKER_TEST_HOOKS_ENV,
     JobNotFoundError,
     JobState,
     LimitError,
@@ -45,15 +43,16 @@ from lib.store import RunStore
 
 from .conftest import REPO_ROOT, process_alive
 from .conftest import wait_until as wait_for
+from .helpers.fake_worker import FAKE_WORKER_COMMAND, HOOK_KEY
 
-TEST_ENV = {WORKER_TEST_HOOKS_ENV: "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+TEST_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 WAIT_S = 120  # upper bound for one job to end; only reached when something is broken
 LONG_S = 60  # a wait that the test always cuts short
 
 
 def fake_spec(epochs: int = 2, **hook) -> ModelSpec:
     """A tiny spec whose worker skips Keras and follows the test hook."""
-    return ModelSpec(hidden_units=(8,), epochs=epochs, extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 0.02, **hook}})
+    return ModelSpec(hidden_units=(8,), epochs=epochs, extra={HOOK_KEY: {"fake": True, "epoch_s": 0.02, **hook}})
 
 
 @pytest.fixture
@@ -63,11 +62,12 @@ def store(tmp_path) -> RunStore:
 
 @contextlib.contextmanager
 def runners(default_store: RunStore) -> Iterator:
-    """Yields a function that makes test runners (fake-hook env, cold workers); shuts them all down after."""
+    """Yields a function that makes test runners (the tests' worker, cold); shuts them all down after."""
     made = []
 
     def make(limits: ServerLimits | None = None, **kwargs) -> JobRunner:
         kwargs.setdefault("env", TEST_ENV)
+        kwargs.setdefault("worker_command", FAKE_WORKER_COMMAND)
         kwargs.setdefault("warm_workers", False)
         runner = JobRunner(kwargs.pop("store", default_store), limits or ServerLimits(), **kwargs)
         made.append(runner)
@@ -329,23 +329,8 @@ def test_results_survive_a_new_runner_on_the_same_database(make_runner, store):
 
 def test_a_server_that_dies_leaves_its_running_job_interrupted_and_its_queue_for_the_next(tmp_path, make_runner):
     db = tmp_path / "runs.sqlite"
-    server = textwrap.dedent(
-        f"""
-        import sys, time
-        from lib.limits import ServerLimits
-        from lib.runner import JobRunner
-        from lib.store import RunStore
-        from tests.test_runner import TEST_ENV, fake_spec, submit_fake
-        runner = JobRunner(RunStore({str(db)!r}), ServerLimits(), env=TEST_ENV, warm_workers=False)
-        job = submit_fake(runner, "a", sleep_before_s={LONG_S})
-        queued = [submit_fake(runner, owner, client="10.0.0." + owner) for owner in ("b", "c")]
-        while runner.get(job.id).pid is None or "ready" not in runner.get(job.id).worker:
-            time.sleep(0.05)
-        print(job.id, runner.get(job.id).pid, *(q.id for q in queued), flush=True)
-        time.sleep({LONG_S})
-        """
-    )
-    process = subprocess.Popen([sys.executable, "-c", server], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "tests.helpers.dying_server", str(db), str(LONG_S)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     job_id, worker_pid, *queued_ids = process.stdout.readline().split()
     store = RunStore(db)
     assert list(store.runs(job_id=job_id)["status"]) == ["running"]
@@ -479,9 +464,7 @@ def test_real_job_on_the_active_backend_end_to_end(make_runner, store):
 
 def test_real_jax_job_cancelled_mid_run_keeps_its_epochs(make_runner, store):
     runner = make_runner()
-    spec = ModelSpec(
-        hidden_units=(16,), epochs=4, batch_size=32, extra={TEST_HOOK_KEY: {"sleep_after_epoch_s": LONG_S}}
-    )
+    spec = ModelSpec(hidden_units=(16,), epochs=4, batch_size=32, extra={HOOK_KEY: {"sleep_after_epoch_s": LONG_S}})
     job = runner.submit("a", spec, ["cpu:0"], sample_limit=128, test_limit=32, synthetic=True, backend="jax")
     wait_for_epoch(runner, job.id, 1)
 

@@ -12,23 +12,9 @@ import sys
 
 from tests.conftest import REPO_ROOT, run_on_two_host_devices
 
-TINY_BREAKDOWN = """
-import json, sys
-sys.path.insert(0, "benchmarks")
-import jax, numpy as np
-import scaling_breakdown as breakdown
-breakdown.LAYERS, breakdown.NUM_SAMPLES = (64, 48, 32, 10), 256
-rows = {mode: breakdown.measure(mode, 64, 2, jax.devices("cpu")[:2]) for mode in breakdown.MODES}
-inputs = jax.numpy.asarray(np.random.default_rng(0).random((8, 64)), jax.numpy.float32)
-labels = jax.numpy.arange(8) % 10
-params = [breakdown._init_params(jax.random.key(0), blocks) for blocks in (1, 4)]
-losses = [float(breakdown._loss(weights, inputs, labels)) for weights in params]
-print(json.dumps({"rows": rows, "losses": losses}))
-"""
-
 
 def test_every_mode_runs_and_blocks_keep_the_maths():
-    done = run_on_two_host_devices(["-c", TINY_BREAKDOWN], "jax")
+    done = run_on_two_host_devices(["-m", "tests.helpers.scaling_breakdown_report"], "jax")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     rows = result["rows"]

@@ -305,30 +305,11 @@ def test_concurrent_threads_all_rows_present(store):
     assert sorted(frame["job_id"]) == sorted(f"t{t}-{i}" for t in range(8) for i in range(10))
 
 
-# Each writer waits until all writers have imported and opened the store, so their writes overlap.
-WRITER = """
-import pathlib, sys, time
-from lib.device_run import DeviceRun
-from lib.spec import ModelSpec
-from lib.store import RunStore
-store = RunStore(sys.argv[1])
-ready = pathlib.Path(sys.argv[1]).parent / "ready"
-ready.mkdir(exist_ok=True)
-(ready / sys.argv[2]).touch()
-deadline = time.monotonic() + 60
-while len(list(ready.iterdir())) < int(sys.argv[3]) and time.monotonic() < deadline:
-    time.sleep(0.01)
-for index in range(25):
-    run = DeviceRun(device="cpu:0", backend="tensorflow", synthetic=True, epoch_s=[1.0], total_s=1.0)
-    store.record(ModelSpec(), run, job_id=f"{sys.argv[2]}-{index}", params=1)
-"""
-
-
 def test_concurrent_processes_all_rows_present(tmp_path):
     path = tmp_path / "shared.sqlite"
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), f"p{number}", "4"],
+            [sys.executable, "-m", "tests.helpers.store_writer", str(path), f"p{number}", "4"],
             cwd=REPO_ROOT,
             stderr=subprocess.PIPE,
             text=True,

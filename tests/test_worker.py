@@ -1,4 +1,8 @@
-"""The worker process on its own: its event protocol on stdout, errors, test hooks, spare mode, priorities."""
+"""The worker process on its own: its event protocol on stdout, errors, spare mode, priorities.
+
+Jobs that need no Keras run in the tests' worker (tests/helpers/fake_worker.py: lib.worker's protocol, faked
+training); the others in `python -m lib.worker` itself.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from lib.backend import backend_name
 from lib.class_board import progress_fraction
 from lib.datasets import DatasetUnavailableError, synthetic_dataset
 from lib.device_run import DeviceRun, ProgressEvent
-from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobRequest, progress_event_from_dict, run_from_epoch_events
+from lib.jobs import JobRequest, progress_event_from_dict, run_from_epoch_events
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
 from lib.worker import (
@@ -28,25 +32,26 @@ from lib.worker import (
     idle_this_thread,
     load_job_data,
     preload_datasets,
-    read_test_hook,
     readable_error,
     restore_thread_priorities,
     worker_nice,
 )
+from lib.worker_pool import DEFAULT_WORKER_COMMAND
 
 from .conftest import REPO_ROOT
-
-HOOKS_ON = {WORKER_TEST_HOOKS_ENV: "1"}
+from .helpers.fake_worker import FAKE_WORKER_COMMAND, HOOK_KEY
 
 
 def fake_request(**hook) -> JobRequest:
-    spec = ModelSpec(hidden_units=(8,), epochs=2, extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 0.01, **hook}})
+    spec = ModelSpec(hidden_units=(8,), epochs=2, extra={HOOK_KEY: {"fake": True, "epoch_s": 0.01, **hook}})
     return JobRequest(spec=spec, devices=("cpu:0",), sample_limit=100, synthetic=True)
 
 
-def run_worker(request: JobRequest, env: dict[str, str] | None = None) -> tuple[int, list[dict], str]:
+def run_worker(
+    request: JobRequest, env: dict[str, str] | None = None, command: tuple[str, ...] = DEFAULT_WORKER_COMMAND
+) -> tuple[int, list[dict], str]:
     completed = subprocess.run(
-        [sys.executable, "-m", "lib.worker"],
+        command,
         input=json.dumps(request.to_worker_dict()),
         capture_output=True,
         text=True,
@@ -59,7 +64,7 @@ def run_worker(request: JobRequest, env: dict[str, str] | None = None) -> tuple[
 
 
 def test_worker_sends_started_ready_progress_and_result_events():
-    code, events, _ = run_worker(fake_request(), HOOKS_ON)
+    code, events, _ = run_worker(fake_request(), command=FAKE_WORKER_COMMAND)
 
     assert code == 0
     assert [event["type"] for event in events[:2]] == ["started", "ready"]
@@ -74,7 +79,7 @@ def start_worker(request: JobRequest, backend: str | None = None) -> subprocess.
     """A cold worker of `backend` (the active Keras backend when None) that has its job on standard input."""
     backend = backend or backend_name()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "lib.worker"],
+        DEFAULT_WORKER_COMMAND,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -128,14 +133,14 @@ def test_sigterm_before_any_training_ends_the_worker_at_once():
 
 
 def test_printed_text_goes_to_stderr_not_the_event_stream():
-    code, events, stderr = run_worker(fake_request(print="a library printing to stdout"), HOOKS_ON)
+    code, events, stderr = run_worker(fake_request(print="a library printing to stdout"), command=FAKE_WORKER_COMMAND)
 
     assert code == 0 and events[-1]["type"] == "result"
     assert "a library printing to stdout" in stderr
 
 
 def test_worker_error_becomes_an_error_event_and_exit_code_1():
-    code, events, stderr = run_worker(fake_request(**{"raise": "broken on purpose"}), HOOKS_ON)
+    code, events, stderr = run_worker(fake_request(**{"raise": "broken on purpose"}), command=FAKE_WORKER_COMMAND)
 
     assert code == 1
     assert events[-1] == {"type": "error", "message": "RuntimeError: broken on purpose"}
@@ -153,25 +158,11 @@ def test_missing_real_dataset_is_a_readable_error(tmp_path):
     assert events[-1]["message"].startswith("CIFAR-10 is not available offline")
 
 
-def test_test_hooks_need_the_environment_switch():
-    request = fake_request(sleep_before_s=1)
-
-    assert read_test_hook(request, {}) == {}
-    assert read_test_hook(request, HOOKS_ON)["sleep_before_s"] == 1
-
-
 def test_worker_exits_when_the_server_that_started_it_dies():
-    launcher = (
-        "import json, os, subprocess, sys\n"
-        "env = {**os.environ, 'GPUX_WORKER_PARENT_PID': str(os.getpid())}\n"
-        "p = subprocess.Popen([sys.executable, '-m', 'lib.worker'], stdin=subprocess.PIPE, env=env, text=True,\n"
-        "    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)\n"
-        f"p.stdin.write({json.dumps(json.dumps(fake_request(sleep_before_s=60).to_worker_dict()))})\n"
-        "p.stdin.close()\n"
-        "print(p.pid, flush=True)\n"
+    job = json.dumps(fake_request(sleep_before_s=60).to_worker_dict())
+    output = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.orphan_worker"], input=job, capture_output=True, text=True, cwd=REPO_ROOT
     )
-    env = {**os.environ, **HOOKS_ON}
-    output = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, cwd=REPO_ROOT, env=env)
     worker_pid = int(output.stdout)
 
     deadline = time.monotonic() + 30
@@ -189,16 +180,9 @@ def _alive(pid: int) -> bool:
 
 
 def test_jax_worker_does_not_import_tensorflow():
-    script = (
-        "import os, sys\n"
-        "from lib.worker import block_unused_tensorflow\n"
-        "print(block_unused_tensorflow(os.environ))\n"
-        "import keras\n"
-        "keras.utils.set_random_seed(1)\n"
-        "print(sys.modules.get('tensorflow') is not None)\n"
-    )
     env = {**os.environ, "KERAS_BACKEND": "jax"}
-    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, env=env)
+    command = [sys.executable, "-m", "tests.helpers.tensorflow_blocked_report"]
+    output = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=env)
 
     assert output.stdout.split() == ["True", "False"], output.stderr
 
@@ -247,7 +231,7 @@ def test_run_from_epoch_events_keeps_finished_epochs():
 
 def start_spare(env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "lib.worker", SPARE_ARG],
+        [*DEFAULT_WORKER_COMMAND, SPARE_ARG],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -1,8 +1,9 @@
 """WorkerPool with real worker processes: warm spares handed over and replaced, cold starts, priorities, close.
 
-Most jobs use the worker's "fake" test hook (a real `python -m lib.worker` process that skips Keras), so the
-pool logic is exercised in seconds; the spares still import Keras on JAX, at idle priority. One job trains
-for real, once in a spare and once cold, to show that both send the same events.
+The pools start the tests' worker (tests/helpers/fake_worker.py: `lib.worker`'s process and protocol, with
+hooks). Most jobs use its "fake" hook (training skipped), so the pool logic is exercised in seconds; the spares
+still import Keras on JAX, at idle priority. One job trains for real, once in a spare and once cold, to show
+that both send the same events.
 """
 
 from __future__ import annotations
@@ -14,19 +15,19 @@ import signal
 import pytest
 
 from lib.device_run import DeviceRun
-from lib.jobs import TEST_HOOK_KEY, WORKER_TEST_HOOKS_ENV, JobRequest
+from lib.jobs import JobRequest
 from lib.spec import ModelSpec
 from lib.worker import MAX_NICE, WORKER_NICE, WORKER_NICE_ENV
-from lib.worker_pool import DEFAULT_WORKER_COMMAND, WARM_WORKER_ENV, WorkerPool, WorkerProcess
+from lib.worker_pool import WARM_WORKER_ENV, WorkerPool, WorkerProcess
 
 from .conftest import REPO_ROOT, process_alive, wait_until
+from .helpers.fake_worker import FAKE_WORKER_COMMAND, HOOK_KEY
 
 BACKEND = "jax"  # the quickest backend to import, so spares warm up quickly
 BACKEND_ENV = {"KERAS_BACKEND": BACKEND}
 TEST_ENV = {
     **os.environ,
     WARM_WORKER_ENV: "1",  # tests/conftest.py turns spares off for every other test
-    WORKER_TEST_HOOKS_ENV: "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "JAX_PLATFORMS": "cpu",
 }
@@ -35,7 +36,7 @@ LONG_S = 60  # a wait that the test always cuts short
 
 
 def fake_request(**hook) -> JobRequest:
-    spec = ModelSpec(hidden_units=(8,), epochs=2, extra={TEST_HOOK_KEY: {"fake": True, "epoch_s": 0.01, **hook}})
+    spec = ModelSpec(hidden_units=(8,), epochs=2, extra={HOOK_KEY: {"fake": True, "epoch_s": 0.01, **hook}})
     return JobRequest(spec=spec, devices=("cpu:0",), sample_limit=100, synthetic=True)
 
 
@@ -49,7 +50,7 @@ def make_pool():
     pools = []
 
     def make(env: dict[str, str] | None = None, **kwargs) -> WorkerPool:
-        pool = WorkerPool(DEFAULT_WORKER_COMMAND, env or TEST_ENV, cwd=REPO_ROOT, **kwargs)
+        pool = WorkerPool(FAKE_WORKER_COMMAND, env or TEST_ENV, cwd=REPO_ROOT, **kwargs)
         pools.append(pool)
         return pool
 
@@ -236,4 +237,4 @@ def test_worker_trains_at_the_worker_nice_value(make_pool, spare, setting):
 
 def test_a_bad_nice_setting_is_refused_when_the_pool_is_made():
     with pytest.raises(ValueError, match=WORKER_NICE_ENV):
-        WorkerPool(DEFAULT_WORKER_COMMAND, {**TEST_ENV, WORKER_NICE_ENV: "-5"}, cwd=REPO_ROOT)
+        WorkerPool(FAKE_WORKER_COMMAND, {**TEST_ENV, WORKER_NICE_ENV: "-5"}, cwd=REPO_ROOT)
