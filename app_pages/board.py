@@ -13,7 +13,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from lib.class_board import FinishedJob, finished_jobs, model_text, progress_fraction, start_of_today
 from lib.datasets import DATASETS
-from lib.estimates import format_seconds
+from lib.formatting import format_seconds
 from lib.jobs import BoardEntry, BoardSnapshot
 from lib.parallel import device_label
 from lib.presets import PRESETS

@@ -1,21 +1,20 @@
 """Build a model: layers and training settings, with live size, cost, time estimates and the Keras code.
 
-The spec lives in session state (shared with the Train page). Widgets show it; every widget's callback
-rebuilds it from all of them, so presets, shared links and the Train page can change it too.
+The spec lives in session state (shared with the Train page). `ui.build_state` keeps the widgets and the
+spec in step: the widgets show it, every widget's callback rebuilds it, and a preset click loads a preset.
 """
 
 import streamlit as st
 
 from lib.backend import backend_name
 from lib.datasets import DATASETS
-from lib.devices import format_bytes
 from lib.estimates import estimate_job
+from lib.formatting import format_bytes, format_count
 from lib.keys import Key, layer_units_key
 from lib.limits import OWNER_SETTINGS_TITLE, SPEC_LIMITS, owner_settings
-from lib.links import fit_to_limits, refused_spec_problems
+from lib.links import refused_spec_problems
 from lib.presets import PRESETS, TUTORIAL_LINK
 from lib.spec import (
-    DEFAULT_LEARNING_RATES,
     HIDDEN_ACTIVATIONS,
     LABEL_ENCODINGS,
     OPTIMIZERS,
@@ -32,64 +31,15 @@ from lib.spec import (
 )
 from lib.ui_state import (
     batch_size_options,
-    build_widget_values,
-    format_count,
     layer_table_frame,
     matching_preset,
-    spec_from_build_widgets,
     steps_per_execution_options,
     units_options,
 )
-from ui import runtime, session
+from ui import build_state, runtime, session
 
 limits = runtime.server_limits()
 spec = session.current_spec(limits, runtime.training_device_names())
-
-
-def show_spec_in_widgets() -> None:
-    """Sets every Build widget's value from the session's spec (before the widgets are drawn).
-
-    The preset chooser shows the preset the model still is, and nothing once the model was changed.
-    """
-    current = session.current_spec(limits, runtime.training_device_names())
-    for key, value in build_widget_values(current).items():
-        if st.session_state.get(key) != value:
-            st.session_state[key] = value
-    if len(set(current.hidden_units)) > 1 or Key.PER_LAYER_UNITS not in st.session_state:
-        st.session_state[Key.PER_LAYER_UNITS] = len(set(current.hidden_units)) > 1
-    st.session_state[Key.PRESET] = matching_preset(current, PRESETS)
-
-
-def sync_spec() -> None:
-    """Widget callback: rebuilds the session's spec from the widgets.
-
-    A preset clicked in the same rerun wins: the browser may send stale values of other widgets with the
-    click (a slider hidden in per-layer mode, say), and rebuilding from them would mix two models.
-    """
-    if st.session_state.get(Key.PRESET_LOADED):
-        return
-    session.set_spec(spec_from_build_widgets(st.session_state, session.current_spec(limits, [])))
-
-
-def on_optimizer_change() -> None:
-    """Widget callback: a new optimizer starts from its usual learning rate."""
-    st.session_state[Key.LEARNING_RATE] = DEFAULT_LEARNING_RATES[st.session_state[Key.OPTIMIZER]]
-    sync_spec()
-
-
-def load_preset() -> None:
-    """Preset chooser callback: loads the chosen preset, fitted to this server's limits."""
-    name = st.session_state[Key.PRESET]
-    if name is None:
-        return
-    preset_spec, notices = fit_to_limits(PRESETS[name].spec, limits)
-    session.set_spec(preset_spec)
-    st.session_state[Key.PRESET_LOADED] = True
-    st.session_state[Key.PER_LAYER_UNITS] = len(set(preset_spec.hidden_units)) > 1
-    if notices:
-        st.session_state[Key.LINK_NOTICES] = session.PendingNotices(
-            tuple(notices), preset_spec, header=session.PRESET_NOTICES_HEADER
-        )
 
 
 def limit_help(name: str, what: str) -> str:
@@ -98,23 +48,17 @@ def limit_help(name: str, what: str) -> str:
 
 
 def draw_layer_controls() -> None:
-    """Dataset, number of hidden layers and their widths."""
-    st.selectbox(
-        "Dataset",
-        options=list(DATASETS),
-        format_func=lambda name: DATASETS[name].title,
-        key=Key.BUILD_DATASET,
-        on_change=sync_spec,
-    )
+    """Dataset, number of hidden layers and their widths, activations."""
+    st.selectbox(options=list(DATASETS), format_func=lambda name: DATASETS[name].title, **build_state.widget("dataset"))
     st.slider(
         "Hidden layers",
         min_value=1,
         max_value=limits.hidden_layers,
         key=Key.HIDDEN_LAYERS,
-        on_change=sync_spec,
+        on_change=build_state.on_change,
         help=limit_help("hidden_layers", "hidden layers"),
     )
-    st.toggle("Different units per layer", key=Key.PER_LAYER_UNITS, on_change=sync_spec)
+    st.toggle("Different units per layer", key=Key.PER_LAYER_UNITS, on_change=build_state.on_change)
     if st.session_state[Key.PER_LAYER_UNITS]:
         columns = st.columns(4)
         for index in range(st.session_state[Key.HIDDEN_LAYERS]):
@@ -124,7 +68,7 @@ def draw_layer_controls() -> None:
                 max_value=limits.units,
                 step=1,
                 key=layer_units_key(index),
-                on_change=sync_spec,
+                on_change=build_state.on_change,
                 help=limit_help("units", "units per layer"),
             )
     else:
@@ -132,81 +76,28 @@ def draw_layer_controls() -> None:
             "Units per hidden layer",
             options=units_options(limits.units, st.session_state[Key.UNITS]),
             key=Key.UNITS,
-            on_change=sync_spec,
+            on_change=build_state.on_change,
             help=limit_help("units", "units per layer"),
         )
     # One widget per row: two side by side cut their values ("rel", "so") on a projector.
-    st.selectbox("Hidden activation", HIDDEN_ACTIVATIONS, key=Key.HIDDEN_ACTIVATION, on_change=sync_spec)
-    st.selectbox(
-        "Output activation",
-        OUTPUT_ACTIVATIONS,
-        key=Key.OUTPUT_ACTIVATION,
-        on_change=sync_spec,
-        help="softmax: one class per image, probabilities that sum to 1 (what cross-entropy expects).",
-    )
+    st.selectbox(options=HIDDEN_ACTIVATIONS, **build_state.widget("hidden_activation"))
+    st.selectbox(options=OUTPUT_ACTIVATIONS, **build_state.widget("output_activation"))
 
 
 def draw_training_controls() -> None:
     """Optimizer, learning rate, epochs, batch size and the speed options."""
-    st.selectbox("Optimizer", OPTIMIZERS, key=Key.OPTIMIZER, on_change=on_optimizer_change)
-    st.number_input(
-        "Learning rate",
-        min_value=1e-6,
-        max_value=1.0,
-        step=1e-4,
-        format="%.6f",
-        key=Key.LEARNING_RATE,
-        on_change=sync_spec,
-    )
-    st.slider(
-        "Epochs",
-        min_value=1,
-        max_value=limits.epochs,
-        key=Key.BUILD_EPOCHS,
-        on_change=sync_spec,
-        help=limit_help("epochs", "epochs"),
-    )
-    st.select_slider(
-        "Batch size",
-        options=batch_size_options(limits.batch_size, st.session_state[Key.BATCH_SIZE]),
-        key=Key.BATCH_SIZE,
-        on_change=sync_spec,
-        help=limit_help("batch_size", "samples per step"),
-    )
+    st.selectbox(options=OPTIMIZERS, **build_state.widget("optimizer"))
+    st.number_input(min_value=1e-6, max_value=1.0, step=1e-4, format="%.6f", **build_state.widget("learning_rate"))
+    st.slider(min_value=1, max_value=limits.epochs, **build_state.widget("epochs"))
+    batch_sizes = batch_size_options(limits.batch_size, st.session_state[Key.BATCH_SIZE])
+    st.select_slider(options=batch_sizes, **build_state.widget("batch_size"))
     with st.expander("Speed options (the tuned presets use these)"):
-        st.selectbox(
-            "Labels",
-            LABEL_ENCODINGS,
-            key=Key.LABEL_ENCODING,
-            on_change=sync_spec,
-            help="integer labels + sparse cross-entropy, or one-hot float32 labels (the tutorial's CIFAR-10 test).",
-        )
-        st.select_slider(
-            "Steps per execution",
-            options=steps_per_execution_options(st.session_state[Key.STEPS_PER_EXECUTION]),
-            key=Key.STEPS_PER_EXECUTION,
-            on_change=sync_spec,
-            help="Training steps per call into the compiled function: fewer Python round trips per epoch.",
-        )
-        st.toggle(
-            "XLA compilation (jit_compile)",
-            key=Key.JIT_COMPILE,
-            on_change=sync_spec,
-            help="XLA compiles each training step into fused kernels: fewer, faster operations per step.",
-        )
-        st.selectbox(
-            "Precision",
-            PRECISIONS,
-            key=Key.PRECISION,
-            on_change=sync_spec,
-            help="mixed_bfloat16 computes hidden layers in bfloat16: faster on recent GPUs.",
-        )
-        st.toggle(
-            "Keep the data on the device",
-            key=Key.DEVICE_RESIDENT,
-            on_change=sync_spec,
-            help="JAX backend only; other backends train with model.fit.",
-        )
+        st.selectbox(options=LABEL_ENCODINGS, **build_state.widget("label_encoding"))
+        steps = steps_per_execution_options(st.session_state[Key.STEPS_PER_EXECUTION])
+        st.select_slider(options=steps, **build_state.widget("steps_per_execution"))
+        st.toggle(**build_state.widget("jit_compile"))
+        st.selectbox(options=PRECISIONS, **build_state.widget("precision"))
+        st.toggle(**build_state.widget("device_resident"))
         st.markdown(SPEED_OPTIONS_EXPLAINED)
 
 
@@ -301,15 +192,14 @@ st.caption(
     f'The presets marked "as in the tutorial" reproduce {TUTORIAL_LINK}.'
 )
 session.show_link_notices()
-st.session_state.pop(Key.PRESET_LOADED, None)  # every widget callback of this rerun has run
-show_spec_in_widgets()
+build_state.show_spec(spec)
 
 st.pills(
     "Start from a preset (one click loads it)",
     options=list(PRESETS),
     format_func=lambda name: PRESETS[name].title,
     key=Key.PRESET,
-    on_change=load_preset,
+    on_change=build_state.on_preset_click,
 )
 preset_name = matching_preset(spec, PRESETS)
 if preset_name:

@@ -18,6 +18,7 @@ from lib.datasets import (
     synthetic_dataset,
 )
 from lib.keys import Key
+from lib.preprocessing import encode_labels, scale_images
 from lib.presets import TUTORIAL_LINK
 from ui import runtime
 
@@ -214,12 +215,12 @@ def show_preprocessing(dataset: Dataset) -> None:
     before, after = st.columns(2)
     before.caption(f"As loaded: {image.dtype}, values {image.min()} to {image.max()}")
     before.dataframe(channel[CROP, CROP], hide_index=False)
-    scaled = eda.scale_to_unit(image)
+    scaled = scale_images(image)  # what lib.engine trains on
     after.caption(f"Scaled: {scaled.dtype}, values {scaled.min():.3f} to {scaled.max():.3f}")
-    after.dataframe(eda.scale_to_unit(channel[CROP, CROP]), hide_index=False)
+    after.dataframe(scale_images(channel[CROP, CROP]), hide_index=False)
 
     label = int(dataset.y_train[0])
-    encoded = eda.one_hot(dataset.y_train[:1], info.num_classes)[0]
+    encoded = encode_labels(dataset.y_train[:1], "one_hot", info.num_classes)[0]
     st.markdown(
         f"Its label **{label}** ({info.class_names[label]}) as a one-hot row (float32): the target that the model's "
         f"softmax output, {info.num_classes} probabilities that add up to 1, is compared with by categorical "

@@ -5,6 +5,7 @@ import threading
 import streamlit as st
 
 from lib.backend import BackendUnavailableError, backend_name, library_versions
+from lib.ceilings import matmul_flops
 from lib.charts import matmul_gflops_chart, matmul_time_chart
 from lib.devices import (
     DeviceNotFoundError,
@@ -23,7 +24,6 @@ from lib.matmul import (
     MatmulDtypeError,
     MatmulSizeError,
     crossover_size,
-    matmul_flops,
     matmul_sizes,
     speedup_at_largest,
     sweep,

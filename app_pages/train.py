@@ -35,7 +35,8 @@ from lib.class_board import model_text, progress_fraction, progress_text
 from lib.datasets import DATASETS, OWNER_FIX_TITLE, available_sources, resolve_locations, unavailable_fix
 from lib.device_run import DeviceRun
 from lib.devices import DeviceNotFoundError, has_gpu
-from lib.estimates import SampleSuggestion, estimate_job, format_seconds, suggest_sample_limit
+from lib.estimates import SampleSuggestion, estimate_job, suggest_sample_limit
+from lib.formatting import format_seconds
 from lib.jobs import JobError, JobNotFoundError, JobSnapshot, JobState, QueueFullError
 from lib.keys import Key
 from lib.limits import OWNER_SETTINGS_TITLE, owner_settings

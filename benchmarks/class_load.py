@@ -151,7 +151,7 @@ TRAIN_STATE_JS = """(previous) => {
 FINAL_STATES = ("done", "failed", "refused", "exception")
 CONNECTION_JS = """() => document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-connection-state')"""
 
-# "about 45 s", "about 4 min 05 s", "about 1 h 02 min": what lib.estimates.format_seconds writes after "about".
+# "about 45 s", "about 4 min 05 s", "about 1 h 02 min": what lib.formatting.format_seconds writes after "about".
 ABOUT_DURATION = re.compile(r"about\s+((?:\d+(?:[.,]\d+)?\s*(?:h|min|s)\b\s*)+)", re.IGNORECASE)
 DURATION_PART = re.compile(r"(\d+(?:[.,]\d+)?)\s*(h|min|s)\b", re.IGNORECASE)
 UNIT_SECONDS = {"h": 3600.0, "min": 60.0, "s": 1.0}

@@ -29,8 +29,8 @@ import keras  # noqa: E402
 
 from benchmarks.perf_report import bare_fit  # noqa: E402
 from lib.datasets import DatasetUnavailableError, load_dataset, synthetic_dataset  # noqa: E402
-from lib.device_run import ProgressEvent  # noqa: E402
-from lib.engine import prepare_data, steady_epoch_seconds, train_on_devices  # noqa: E402
+from lib.device_run import ProgressEvent, steady_epoch_seconds  # noqa: E402
+from lib.engine import prepare_data, train_on_devices  # noqa: E402
 from lib.presets import get_preset  # noqa: E402
 
 

@@ -41,9 +41,10 @@ from benchmarks.perf_report import (  # noqa: E402
     write_json,
 )
 from lib import device_resident  # noqa: E402
+from lib.device_run import steady_epoch_seconds  # noqa: E402
 from lib.devices import has_gpu, list_devices, resolve_device  # noqa: E402
 from lib.diagnosis import run_precision  # noqa: E402
-from lib.engine import TrainingData, prepare_data, steady_epoch_seconds, train_on_devices  # noqa: E402
+from lib.engine import TrainingData, prepare_data, train_on_devices  # noqa: E402
 from lib.presets import PRESETS, get_preset  # noqa: E402
 from lib.spec import ModelSpec, flops_per_sample  # noqa: E402
 

@@ -317,30 +317,25 @@ def _device_run(spec, data, device: str, history, test):
     import keras
 
     from lib.device_run import DeviceRun
-    from lib.engine import steady_epoch_seconds
     from lib.spec import flops_per_epoch
 
-    epoch_s = [stats.seconds for stats in history]
-    steady = steady_epoch_seconds(epoch_s)
     num_train = len(data.x_train)
     input_size = int(math.prod(data.image_shape))
-    return DeviceRun(
+    run = DeviceRun(
         device=device,
         backend=keras.backend.backend(),
         synthetic=data.synthetic,
         num_train=num_train,
         num_test=len(data.x_test) if test else 0,
-        epoch_s=epoch_s,
-        first_epoch_s=epoch_s[0],
-        steady_epoch_s=steady,
-        total_s=sum(epoch_s),
-        samples_per_s=num_train / steady,
-        achieved_flops_per_s=flops_per_epoch(spec, num_train, input_size, data.num_classes) / steady,
         train_loss=[stats.loss for stats in history],
         train_accuracy=[stats.accuracy for stats in history],
         test_loss=float(test[0]) if test else None,
         test_accuracy=float(test[1]) if test else None,
     )
+    run.set_epoch_times(
+        [stats.seconds for stats in history], flops_per_epoch(spec, num_train, input_size, data.num_classes)
+    )
+    return run
 
 
 MATMUL_KERNEL = re.compile(r"gemm|xmma|cutlass|nvjet|cublas|wgmma|matmul|\bdot", re.IGNORECASE)  # GEMM kernel names

@@ -77,17 +77,29 @@ def backend_name(environ: Mapping[str, str] | None = None) -> str:
     return _backend_from_config(keras_config_path(env)) or DEFAULT_BACKEND
 
 
-def keras_config_path(environ: Mapping[str, str]) -> pathlib.Path:
-    """Returns where Keras looks for `keras.json`: `$KERAS_HOME`, else `~/.keras` (`/tmp/.keras` if home is read-only).
+def keras_home_rule(environ: Mapping[str, str]) -> pathlib.Path:
+    """Returns the Keras home folder by the rule Keras applies when it is imported, without importing it.
+
+    `$KERAS_HOME`, else `~/.keras`, else `/tmp/.keras` when the home folder is not writable. Keras keeps
+    `keras.json` there and caches downloaded datasets in its `datasets/`.
 
     Args:
         environ: The environment to read `KERAS_HOME` from.
     """
     if "KERAS_HOME" in environ:
-        return pathlib.Path(environ["KERAS_HOME"]) / "keras.json"
-    home = pathlib.Path(os.path.expanduser("~"))
+        return pathlib.Path(environ["KERAS_HOME"]).expanduser()
+    home = pathlib.Path("~").expanduser()
     base = home if os.access(home, os.W_OK) else pathlib.Path("/tmp")
-    return base / ".keras" / "keras.json"
+    return base / ".keras"
+
+
+def keras_config_path(environ: Mapping[str, str]) -> pathlib.Path:
+    """Returns where Keras looks for `keras.json`: in its home folder (`keras_home_rule`).
+
+    Args:
+        environ: The environment to read `KERAS_HOME` from.
+    """
+    return keras_home_rule(environ) / "keras.json"
 
 
 def _backend_from_config(path: pathlib.Path) -> str | None:

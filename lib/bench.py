@@ -69,7 +69,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from lib.backend import BackendUnavailableError
-from lib.datasets import DATASET_NAMES, DATASETS, DatasetUnavailableError, UnknownDatasetError
+from lib.datasets import DATASETS, DatasetUnavailableError, UnknownDatasetError
 from lib.device_run import DeviceRun, ProgressEvent
 from lib.devices import DeviceNotFoundError
 from lib.hardware import describe_hardware, hardware_summary
@@ -77,15 +77,7 @@ from lib.jobs import JobRequest, LimitError
 from lib.limits import LIMIT_ENV_VARS, LimitConfigError, ServerLimits, load_limits
 from lib.presets import PRESETS, PresetNotFoundError, get_preset
 from lib.requests import check_limits, check_request
-from lib.spec import (
-    HIDDEN_ACTIVATIONS,
-    LABEL_ENCODINGS,
-    OPTIMIZERS,
-    OUTPUT_ACTIVATIONS,
-    PRECISIONS,
-    ModelSpec,
-    SpecError,
-)
+from lib.spec import SPEC_FIELDS, ModelSpec, SpecError, SpecField
 from lib.store import RunStore, StoreError, json_ready
 
 DEFAULT_PRESET = "fashion-seed"
@@ -96,20 +88,11 @@ EXIT_INTERRUPTED = 130
 REAL_DATA = "real"
 GENERATED_DATA = "generated (random pixels and labels, not the real dataset)"
 GENERATED_ACCURACY_FIELDS = ("train_accuracy", "test_accuracy")  # not reported for generated data
-SPEC_OPTIONS = {  # argparse destination -> ModelSpec field
-    "dataset": "dataset",
-    "activation": "hidden_activation",
-    "output_activation": "output_activation",
-    "optimizer": "optimizer",
-    "learning_rate": "learning_rate",
-    "labels": "label_encoding",
-    "batch_size": "batch_size",
-    "epochs": "epochs",
-    "seed": "seed",
-    "steps_per_execution": "steps_per_execution",
-    "jit_compile": "jit_compile",
-    "precision": "precision",
-    "device_resident": "device_resident",
+# argparse destination -> ModelSpec field, for the options that set one field (not --hidden-units).
+SPEC_OPTIONS = {
+    spec_field.cli.removeprefix("--").replace("-", "_"): spec_field.name
+    for spec_field in SPEC_FIELDS
+    if spec_field.kind != "layers"
 }
 EPILOG = """examples:
   python -m lib.bench --preset fashion-seed --devices cpu --epochs 2 --limit 6000 --json out.json
@@ -230,26 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     model = parser.add_argument_group("model spec (each overrides the preset)")
-    model.add_argument("--dataset", choices=DATASET_NAMES)
-    model.add_argument("--hidden-units", type=_units_list, metavar="U1,U2,...", help="units per hidden layer")
-    model.add_argument("--layers", type=_positive_int, metavar="N", help="N hidden layers (of --units units)")
-    model.add_argument("--units", type=_positive_int, metavar="U", help="units of every hidden layer")
-    model.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, help="hidden-layer activation")
-    model.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS)
-    model.add_argument("--optimizer", choices=OPTIMIZERS)
-    model.add_argument("--learning-rate", type=float, metavar="LR")
-    model.add_argument("--labels", choices=LABEL_ENCODINGS, help="label encoding")
-    model.add_argument("--batch-size", type=int, metavar="N")
-    model.add_argument("--epochs", type=int, metavar="N")
-    model.add_argument("--seed", type=int, metavar="N")
-    model.add_argument("--steps-per-execution", type=int, metavar="N")
-    model.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, help="XLA-compile the train step")
-    model.add_argument("--precision", choices=PRECISIONS)
-    model.add_argument(
-        "--device-resident",
-        action=argparse.BooleanOptionalAction,
-        help="keep the data on the device, one compiled call per epoch (JAX backend; others use model.fit)",
-    )
+    for spec_field in SPEC_FIELDS:
+        _add_spec_option(model, spec_field)
 
     out = parser.add_argument_group("output")
     out.add_argument("--json", type=pathlib.Path, metavar="PATH", help="write the results as JSON")
@@ -258,6 +223,23 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--no-store", action="store_true", help="do not store the runs")
     out.add_argument("--quiet", action="store_true", help="no progress lines on standard error")
     return parser
+
+
+def _add_spec_option(group: argparse._ArgumentGroup, spec_field: SpecField) -> None:
+    """Adds the option(s) that set one spec field (`lib.spec.SPEC_FIELDS`), by the field's kind."""
+    help_text = spec_field.help or spec_field.unit or None
+    if spec_field.kind == "layers":
+        group.add_argument(spec_field.cli, type=_units_list, metavar="U1,U2,...", help=help_text)
+        group.add_argument("--layers", type=_positive_int, metavar="N", help="N hidden layers (of --units units)")
+        group.add_argument("--units", type=_positive_int, metavar="U", help="units of every hidden layer")
+    elif spec_field.kind == "choice":
+        group.add_argument(spec_field.cli, choices=spec_field.choices, help=help_text)
+    elif spec_field.kind == "int":
+        group.add_argument(spec_field.cli, type=int, metavar="N", help=help_text)
+    elif spec_field.kind == "rate":
+        group.add_argument(spec_field.cli, type=float, metavar="LR", help=help_text)
+    else:
+        group.add_argument(spec_field.cli, action=argparse.BooleanOptionalAction, help=help_text)
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -365,7 +347,8 @@ def format_presets() -> str:
 def format_devices() -> str:
     """Returns this machine's devices for the active Keras backend, one per line."""
     from lib.backend import backend_name
-    from lib.devices import format_bytes, list_devices
+    from lib.devices import list_devices
+    from lib.formatting import format_bytes
 
     devices = list_devices()
     lines = [f"Keras backend: {backend_name()}"]

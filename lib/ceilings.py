@@ -63,13 +63,13 @@ class Ceiling:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def matmul_flops(n: int) -> float:
-    """Floating-point operations of one n x n by n x n product (a multiply and an add per term).
+def matmul_flops(n: int) -> int:
+    """Returns the floating-point operations of one N x N by N x N product: N^3 multiply-adds, 2 * N^3 FLOPs.
 
     Args:
         n: The matrix size.
     """
-    return 2.0 * n**3
+    return 2 * n**3
 
 
 def device_type(device: str) -> str:

@@ -7,13 +7,14 @@ This is the only `lib` module that imports Altair.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import altair as alt
 import pandas as pd
 
-from lib.comparison import DASH, GENERATED_DATA, data_label, run_names
+from lib.comparison import GENERATED_DATA, data_label, run_names
+from lib.formatting import DASH
+from lib.store import stored_dict
 
 COLOR_SCHEME = "tableau10"  # colour-blind-safe categorical scheme
 CHART_HEIGHT = 260  # px of a line chart's plot: with its title, legend and caption it fits a projector's screen
@@ -268,7 +269,7 @@ def run_epochs_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for (_, run), series in zip(runs.iterrows(), run_names(runs), strict=True):
-        result = _result_dict(run.get("result"))
+        result = stored_dict(run.get("result"))
         epoch_s = result.get("epoch_s") or []
         losses = result.get("train_loss") or []
         accuracies = result.get("train_accuracy") or []
@@ -493,15 +494,6 @@ def _column(runs: pd.DataFrame, name: str) -> pd.Series:
     if name in runs:
         return runs[name].reset_index(drop=True)
     return pd.Series([None] * len(runs), dtype=object)
-
-
-def _result_dict(value: Any) -> dict[str, Any]:
-    """The stored `DeviceRun` as a dict, whether it came decoded, as JSON text or missing."""
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str) and value:
-        return json.loads(value)
-    return {}
 
 
 # --- Data-parallel scaling charts ---

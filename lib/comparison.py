@@ -24,9 +24,9 @@ from typing import Any
 import pandas as pd
 
 from lib.datasets import DATASETS
+from lib.formatting import DASH, format_seconds
 from lib.presets import PRESETS
 
-DASH = "—"  # what a missing value reads as
 REAL_DATA = "real"
 GENERATED_DATA = "generated"
 GENERATED_ACCURACY_NOTE = "generated data: the labels are random, so accuracy means nothing"
@@ -648,15 +648,6 @@ def train_accuracy_caption(summary: pd.DataFrame, epochs: pd.DataFrame) -> str:
 
 
 # --- small helpers ---
-
-
-def format_seconds(value: Any) -> str:
-    """Seconds as "12.3 s", "0.412 s"; a missing value as a dash."""
-    value = _clean(value)
-    if value is None:
-        return DASH
-    value = float(value)
-    return f"{value:,.1f} s" if value >= 10 else f"{value:.2f} s" if value >= 1 else f"{value:.3f} s"
 
 
 def _work(run: pd.Series) -> tuple[int, int] | None:

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from lib.backend import keras_home_rule
+
 DATASET_NAMES = ("fashion_mnist", "cifar10")
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -219,9 +221,8 @@ class DataSource:
 def keras_home(environ: Mapping[str, str] | None = None) -> pathlib.Path:
     """Returns the Keras home folder the Keras loaders use (they cache datasets in its `datasets/`).
 
-    Keras fixes its home when it is imported (`$KERAS_HOME`, else `~/.keras`, else `/tmp/.keras` when the
-    home folder is not writable), so when Keras is already imported its value is read from it; otherwise
-    the same rule is applied here, without paying for a Keras import.
+    Keras fixes its home when it is imported (`lib.backend.keras_home_rule`), so when Keras is already
+    imported its value is read from it; otherwise the same rule is applied, without paying for a Keras import.
 
     Args:
         environ: The environment to read; `os.environ` when None.
@@ -229,12 +230,7 @@ def keras_home(environ: Mapping[str, str] | None = None) -> pathlib.Path:
     keras_config = sys.modules.get("keras.src.backend.config")
     if keras_config is not None and hasattr(keras_config, "keras_home"):
         return pathlib.Path(keras_config.keras_home()).expanduser()
-    env = os.environ if environ is None else environ
-    if "KERAS_HOME" in env:
-        return pathlib.Path(env["KERAS_HOME"]).expanduser()
-    user_home = pathlib.Path("~").expanduser()
-    base = user_home if os.access(user_home, os.W_OK) else pathlib.Path("/tmp")
-    return base / ".keras"
+    return keras_home_rule(os.environ if environ is None else environ)
 
 
 def keras_datasets_dir(environ: Mapping[str, str] | None = None) -> pathlib.Path:

@@ -6,10 +6,28 @@ job worker and drawn by `lib.charts`. It imports nothing heavy, so every layer c
 
 from __future__ import annotations
 
+import re
+import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 STATUSES = ("done", "failed", "cancelled", "timed_out", "interrupted")
+# How TensorFlow, JAX (XLA) and PyTorch say a device ran out of memory, lower-case; "OOM" is matched as a word.
+OUT_OF_MEMORY_MARKERS = ("resource_exhausted", "resourceexhausted", "out of memory", "out_of_memory")
+_OOM_WORD = re.compile(r"\bOOM\b")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Says whether an exception means the device (or the host) ran out of memory, on any backend.
+
+    Args:
+        error: What training or a matrix product raised.
+    """
+    if isinstance(error, MemoryError):
+        return True
+    text = f"{type(error).__name__}: {error}"
+    return any(marker in text.lower() for marker in OUT_OF_MEMORY_MARKERS) or bool(_OOM_WORD.search(text))
 
 
 @dataclass
@@ -39,6 +57,28 @@ class DeviceRun:
     test_accuracy: float | None = None
     replicas: int = 1  # devices that trained together: 1, or N for data parallel over N devices ("gpu:all")
 
+    def set_epoch_times(self, epoch_s: Sequence[float], flops_per_epoch: float | None = None) -> None:
+        """Keeps the finished epochs' times and derives the run's timings from them (nothing more without epochs).
+
+        Epoch 1 apart (tracing and compilation), the steady epoch (`steady_epoch_seconds`), the total (their
+        sum, what the tutorial's %%timeit measured) and the throughputs per steady epoch.
+
+        Args:
+            epoch_s: Wall time of each finished epoch, in order. `num_train` must already be set.
+            flops_per_epoch: Training FLOPs of one epoch (`lib.spec.flops_per_epoch`); None leaves
+                `achieved_flops_per_s` unset.
+        """
+        self.epoch_s = list(epoch_s)
+        if not self.epoch_s:
+            return
+        self.first_epoch_s = self.epoch_s[0]
+        self.steady_epoch_s = steady_epoch_seconds(self.epoch_s)
+        self.total_s = sum(self.epoch_s)
+        if self.steady_epoch_s > 0:
+            self.samples_per_s = self.num_train / self.steady_epoch_s
+            if flops_per_epoch is not None:
+                self.achieved_flops_per_s = flops_per_epoch / self.steady_epoch_s
+
     def to_dict(self) -> dict[str, Any]:
         """Returns the run as JSON-ready plain data."""
         return asdict(self)
@@ -48,6 +88,11 @@ class DeviceRun:
         """Builds a run from `to_dict` output, ignoring unknown keys."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def steady_epoch_seconds(epoch_s: Sequence[float]) -> float:
+    """Returns the steady-state epoch time: the median of epochs 2..n, or epoch 1 when it is the only one."""
+    return statistics.median(epoch_s[1:]) if len(epoch_s) > 1 else epoch_s[0]
 
 
 @dataclass

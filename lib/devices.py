@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lib.backend import GPU_INSTALL_COMMANDS, backend_name, import_backend_module
+from lib.formatting import format_bytes
 from lib.hardware import cpu_description, ram_bytes
 
 DEVICE_KINDS = {"cpu": "CPU", "gpu": "GPU"}  # normalised type -> DeviceInfo.kind
@@ -222,22 +223,6 @@ def device_table(devices: Sequence[DeviceInfo]) -> list[dict[str, str]]:
         }
         for device in devices
     ]
-
-
-def format_bytes(size: int | None) -> str:
-    """Formats a byte count in binary units, e.g. "15.6 GiB"; "unknown" for None.
-
-    Args:
-        size: A number of bytes, or None.
-    """
-    if size is None:
-        return "unknown"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def _device_index(name: str) -> int:

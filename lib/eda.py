@@ -5,7 +5,7 @@ array that `lib.charts` draws or a page shows. Nothing here changes its inputs.
 
 A note on dtypes: in NumPy, `x / 255` on a `uint8` array returns `float64` (8 bytes per pixel),
 eight times the memory of the `uint8` images and twice what the model computes in. We keep images
-`uint8` and make `float32` per batch (or once, with `scale_to_unit`).
+`uint8` and make `float32` once, with `lib.preprocessing.scale_images` (what the engine trains on).
 """
 
 from __future__ import annotations
@@ -112,31 +112,6 @@ def mean_image_per_class(images: np.ndarray, labels: np.ndarray, num_classes: in
         if len(members):
             means[class_index] = members.mean(axis=0, dtype=np.float32)
     return means
-
-
-def scale_to_unit(images: np.ndarray) -> np.ndarray:
-    """Scales `uint8` images to `float32` in [0, 1], the model's input range.
-
-    `images / 255` would give `float64` in NumPy (twice the memory, and not what the model computes in),
-    so the conversion is explicit.
-    """
-    scaled = images.astype(np.float32)
-    scaled /= np.float32(255)
-    return scaled
-
-
-def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Encodes class indices as `float32` one-hot rows, as `keras.utils.to_categorical` would.
-
-    Raises:
-        ValueError: A label is outside 0..num_classes-1.
-    """
-    labels = np.asarray(labels).reshape(-1)
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"Labels must be in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}.")
-    encoded = np.zeros((labels.size, num_classes), dtype=np.float32)
-    encoded[np.arange(labels.size), labels] = 1.0
-    return encoded
 
 
 def memory_footprint(dataset: Dataset) -> pd.DataFrame:

@@ -5,7 +5,8 @@ What makes the numbers comparable across devices:
 - every device gets a fresh model (`keras.utils.clear_session()`), the same seed, the same initial weights
   and the same shuffle order (Keras shuffles with the global seed that `build_model` sets);
 - the images are converted once, before any device starts, to float32 in [0, 1] (never float64), and the
-  labels to one-hot float32 or integer class indices, as the spec says;
+  labels to one-hot float32 or integer class indices, as the spec says (`lib.preprocessing`, which the
+  Datasets page shows);
 - every sample asked for trains, the last batch smaller when they do not fill whole batches: JAX keeps one
   compiled step per shape (the smaller batch costs one more trace, in epoch 1) and the data-on-the-device
   loop trains it in the same call. Only a compiled step (XLA) through `model.fit` on TensorFlow or PyTorch
@@ -25,7 +26,6 @@ Run it from the CLI (`python -m lib.bench`) or through the job runner; this modu
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +35,7 @@ import keras
 import numpy as np
 
 from lib import device_resident
-from lib.device_run import DeviceRun, ProgressEvent
+from lib.device_run import DeviceRun, ProgressEvent, is_out_of_memory
 from lib.devices import resolve_device
 from lib.estimates import trained_samples
 from lib.model import build_model
@@ -47,6 +47,7 @@ from lib.parallel import (
     trim_to_replicas,
     validate_batch_split,
 )
+from lib.preprocessing import encode_labels, scale_images
 from lib.spec import ModelSpec, flops_per_epoch
 
 if TYPE_CHECKING:
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 
 BATCH_EVENT_INTERVAL_S = 0.25  # at most one batch event per this many seconds (should_stop: every step)
 MAX_ERROR_CHARS = 400  # longer error messages are cut for display
-OUT_OF_MEMORY_MARKERS = ("RESOURCE_EXHAUSTED", "ResourceExhausted", "out of memory", "OOM", "CUDA_ERROR_OUT_OF_MEMORY")
 
 ProgressCallback = Callable[[ProgressEvent], None]
 StopCheck = Callable[[], bool]
@@ -163,27 +163,6 @@ def prepare_data(
     )
 
 
-def scale_images(images: np.ndarray) -> np.ndarray:
-    """Returns uint8 images as float32 in [0, 1], converted in one pass without a float64 copy."""
-    scaled = images.astype(np.float32)
-    scaled *= np.float32(1 / 255)
-    return scaled
-
-
-def encode_labels(labels: np.ndarray, encoding: str, num_classes: int) -> np.ndarray:
-    """Returns class indices as the loss expects them.
-
-    Args:
-        labels: 1-D class indices.
-        encoding: "one_hot" (float32 rows for categorical cross-entropy) or "integer" (int32 for the sparse loss).
-        num_classes: Width of the one-hot rows.
-    """
-    indices = np.asarray(labels).reshape(-1).astype(np.int32)
-    if encoding == "one_hot":
-        return np.eye(num_classes, dtype=np.float32)[indices]
-    return indices
-
-
 def train_on_device(
     spec: ModelSpec,
     data: TrainingData,
@@ -286,22 +265,10 @@ def uses_device_resident_loop(spec: ModelSpec, backend: str) -> bool:
 
 
 def _fill_timings(run: DeviceRun, timer: EpochTimer, spec: ModelSpec, data: TrainingData) -> None:
-    run.epoch_s = list(timer.epoch_s)
     run.train_loss = list(timer.loss)
     run.train_accuracy = list(timer.accuracy)
-    if not run.epoch_s:
-        return
-    run.first_epoch_s = run.epoch_s[0]
-    run.steady_epoch_s = steady_epoch_seconds(run.epoch_s)
-    run.total_s = sum(run.epoch_s)
-    run.samples_per_s = run.num_train / run.steady_epoch_s
     input_size = int(np.prod(data.image_shape))
-    run.achieved_flops_per_s = flops_per_epoch(spec, run.num_train, input_size, data.num_classes) / run.steady_epoch_s
-
-
-def steady_epoch_seconds(epoch_s: Sequence[float]) -> float:
-    """Returns the steady-state epoch time: the median of epochs 2..n, or epoch 1 when it is the only one."""
-    return statistics.median(epoch_s[1:]) if len(epoch_s) > 1 else epoch_s[0]
+    run.set_epoch_times(timer.epoch_s, flops_per_epoch(spec, run.num_train, input_size, data.num_classes))
 
 
 def describe_failure(error: BaseException, device: str) -> str:
@@ -311,12 +278,12 @@ def describe_failure(error: BaseException, device: str) -> str:
         error: What training raised.
         device: The device it ran on.
     """
-    text = " ".join(str(error).split())
-    if any(marker in text or marker in type(error).__name__ for marker in OUT_OF_MEMORY_MARKERS):
+    if is_out_of_memory(error):
         return (
             f"Out of memory on {device}: the model, its optimizer state or one batch does not fit. "
             "Try a smaller batch size or fewer/smaller hidden layers."
         )
+    text = " ".join(str(error).split())
     if len(text) > MAX_ERROR_CHARS:
         text = text[: MAX_ERROR_CHARS - 3] + "..."
     return f"Training failed on {device}: {type(error).__name__}: {text}"

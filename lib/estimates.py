@@ -249,19 +249,6 @@ class SampleSuggestion:
         return f"even one batch takes {here}" if self.too_slow else here
 
 
-def format_seconds(seconds: float) -> str:
-    """Formats a duration for people: "0.42 s", "12.3 s", "4 min 05 s", "1 h 02 min"."""
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        minutes, rest = divmod(round(seconds), 60)
-        return f"{minutes} min {rest:02d} s"
-    hours, rest = divmod(round(seconds), 3600)
-    return f"{hours} h {rest // 60:02d} min"
-
-
 def format_range(low_s: float, high_s: float) -> str:
     """Formats a range of durations, two significant digits: "8-13 s", "1.5-2.5 min", "40 s to 2 min".
 

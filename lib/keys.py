@@ -2,13 +2,19 @@
 
 Streamlit renders a widget's key as the CSS class `st-key-<key>`, which the browser tests use,
 so these values are part of the app's interface: keep them stable.
+
+The Build page's widget for each model spec field is keyed by `lib.spec.SPEC_FIELDS` (`SpecField.key`, the
+field's name unless another page has it): `Key` has those members too, named in upper case
+(`Key.OPTIMIZER == "optimizer"`, `Key.BUILD_DATASET == "build_dataset"`, `Key.BUILD_EPOCHS`, `Key.UNITS`).
 """
 
 from enum import StrEnum
 
+from lib.spec import SPEC_FIELDS
 
-class Key(StrEnum):
-    """Keys of widgets and session-state entries."""
+
+class _PageKey(StrEnum):
+    """Keys of widgets and session-state entries other than the spec fields' widgets."""
 
     # Datasets page
     DATASET = "dataset"
@@ -26,28 +32,15 @@ class Key(StrEnum):
     # Build, Train and Results pages (stable names required by the browser tests)
     PRESET = "preset"
     DEVICES = "devices"
-    EPOCHS = "epochs"
+    EPOCHS = "epochs"  # the Train page's epochs slider (the Build page's is Key.BUILD_EPOCHS: see lib.spec)
     SAMPLE_LIMIT = "sample_limit"
     TRAIN = "train"
     CANCEL = "cancel"
 
-    # Build page widgets
-    BUILD_DATASET = "build_dataset"
+    # Build page widgets besides the spec fields' (hidden_units' own: its `units` slider is Key.UNITS)
     HIDDEN_LAYERS = "hidden_layers"
-    UNITS = "units"  # one width for every hidden layer
-    PER_LAYER_UNITS = "per_layer_units"  # toggle: a width per layer instead
+    PER_LAYER_UNITS = "per_layer_units"  # toggle: a width per layer instead of one for every layer
     LAYER_UNITS = "layer_units"  # prefix: "layer_units_1", "layer_units_2", ... (see layer_units_key)
-    HIDDEN_ACTIVATION = "hidden_activation"
-    OUTPUT_ACTIVATION = "output_activation"
-    OPTIMIZER = "optimizer"
-    LEARNING_RATE = "learning_rate"
-    BUILD_EPOCHS = "build_epochs"
-    BATCH_SIZE = "batch_size"
-    LABEL_ENCODING = "label_encoding"
-    STEPS_PER_EXECUTION = "steps_per_execution"
-    DEVICE_RESIDENT = "device_resident"
-    JIT_COMPILE = "jit_compile"
-    PRECISION = "precision"
 
     # Train page widgets
     SYNTHETIC = "synthetic"
@@ -73,10 +66,19 @@ class Key(StrEnum):
     # Session state shared by the Build, Train and Results pages
     MODEL_SPEC = "model_spec"  # the ModelSpec being built
     RUN_SETTINGS = "run_settings"  # lib.links.RunSettings from a shared link
-    PRESET_LOADED = "preset_loaded"  # set by the preset callback: the preset wins this rerun's widget callbacks
     LINK_NOTICES = "link_notices"  # notices about a shared link's ignored or clamped values
     OWNER_ID = "owner_id"  # uuid of this browser session, the job runner's owner
     JOB_ID = "job_id"  # this session's latest training job
+
+
+# The page keys, then one per spec field's Build widget (Key.OPTIMIZER, Key.BUILD_EPOCHS, ...).
+Key = StrEnum(
+    "Key",
+    [(key.name, key.value) for key in _PageKey]
+    + [(spec_field.key.upper(), spec_field.key) for spec_field in SPEC_FIELDS],
+    module=__name__,
+)
+Key.__doc__ = """Keys of widgets and session-state entries, the spec fields' Build widgets included."""
 
 
 def layer_units_key(index: int) -> str:

@@ -30,21 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lib.limits import ServerLimits
-from lib.spec import (
-    HIDDEN_ACTIVATIONS,
-    LABEL_ENCODINGS,
-    OPTIMIZERS,
-    OUTPUT_ACTIVATIONS,
-    PRECISIONS,
-    ModelSpec,
-    clamp_to_limits,
-    count_params,
-    dataset_names,
-)
+from lib.spec import SPEC_FIELD, SPEC_FIELDS, ModelSpec, SpecField, clamp_to_limits, count_params, spec_fields
 
-MAX_LEARNING_RATE = 1.0  # larger steps only diverge; a link asking for more is ignored
-MAX_SEED = 2**32 - 1  # the largest seed lib.spec.clamp_to_limits keeps
-MAX_STEPS_PER_EXECUTION = 2**31 - 1  # the most steps per call lib.spec.clamp_to_limits keeps
 DEVICE_PATTERN = re.compile(r"(cpu|gpu):([0-9]{1,2}|all)")  # full match; "gpu:all": data parallel over all GPUs
 MAX_LINK_DEVICES = 16  # a link names at most this many devices
 MAX_DEVICES_CHARS = MAX_LINK_DEVICES * len("gpu:all,") - 1  # the longest legal `devices` value
@@ -66,24 +53,11 @@ _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 _BACKTICK_RUN = re.compile(r"`+")
 
-# Query parameter name -> (ModelSpec field, allowed values), for the fields that map one to one;
-# the dataset's allowed values come from the dataset registry when a link is read.
-CHOICE_PARAMS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "dataset": ("dataset", ()),
-    "act": ("hidden_activation", HIDDEN_ACTIVATIONS),
-    "out": ("output_activation", OUTPUT_ACTIVATIONS),
-    "opt": ("optimizer", OPTIMIZERS),
-    "labels": ("label_encoding", LABEL_ENCODINGS),
-    "precision": ("precision", PRECISIONS),
-}
-# Query parameter name -> (ModelSpec field, what one is called in a notice, e.g. "60 epochs").
-INT_PARAMS: dict[str, tuple[str, str]] = {
-    "batch": ("batch_size", "a batch size of {:,}"),
-    "epochs": ("epochs", "{:,} epochs"),
-    "seed": ("seed", "seed {:,}"),
-    "spe": ("steps_per_execution", "{:,} steps per execution"),
-}
-SPEC_PARAMS = (*CHOICE_PARAMS, *INT_PARAMS, "layers", "units", "lr", "jit", "resident")
+UNITS_PARAM = SPEC_FIELD["hidden_units"].link  # one width for every layer, or a comma list of widths per layer
+LAYERS_PARAM = "layers"  # with one width in UNITS_PARAM: how many hidden layers of that width
+# Each spec field's parameter (`lib.spec.SPEC_FIELDS`), read in this order: so are the notices about them.
+_READ_FIELDS = (*spec_fields("choice"), *spec_fields("int"), *spec_fields("rate"), *spec_fields("flag"))
+SPEC_PARAMS = (LAYERS_PARAM, *(spec_field.link for spec_field in SPEC_FIELDS))
 RUN_PARAMS = ("preset", "devices", "samples", "job")
 KNOWN_PARAMS = (*SPEC_PARAMS, *RUN_PARAMS)
 _KNOWN = frozenset(KNOWN_PARAMS)
@@ -219,14 +193,8 @@ def spec_to_query_params(
     params: dict[str, str] = {}
     if preset:
         params["preset"] = preset
-    for name, (field_name, _) in CHOICE_PARAMS.items():
-        params[name] = str(getattr(spec, field_name))
-    params.update(_units_params(spec.hidden_units))
-    params["lr"] = f"{spec.learning_rate:g}"
-    for name, (field_name, _) in INT_PARAMS.items():
-        params[name] = str(getattr(spec, field_name))
-    params["jit"] = "1" if spec.jit_compile else "0"
-    params["resident"] = "1" if spec.device_resident else "0"
+    for spec_field in SPEC_FIELDS:
+        params.update(_field_params(spec_field, getattr(spec, spec_field.name)))
     if settings is not None:
         if settings.devices:
             params["devices"] = ",".join(settings.devices)
@@ -257,24 +225,10 @@ def spec_from_query_params(
     spec = base or ModelSpec()
     notices = _unknown_parameter_notices(params)
     changes: dict[str, Any] = {}
-    for name, (field_name, choices) in CHOICE_PARAMS.items():
-        raw = _link_value(params, name)
+    for spec_field in _READ_FIELDS:
+        raw = _link_value(params, spec_field.link)
         if raw is not None:
-            allowed = dataset_names() if name == "dataset" else choices
-            _keep(changes, field_name, _parse_choice(name, raw, allowed), notices)
-    for name, (field_name, phrase) in INT_PARAMS.items():
-        raw = _link_value(params, name)
-        if raw is not None:
-            low, high = _int_range(name, limits)
-            _keep(changes, field_name, _parse_bounded_int(name, raw, low, high, phrase), notices)
-    for name, field_name, parse in (
-        ("lr", "learning_rate", _parse_learning_rate),
-        ("jit", "jit_compile", _parse_flag),
-        ("resident", "device_resident", _parse_flag),
-    ):
-        raw = _link_value(params, name)
-        if raw is not None:
-            _keep(changes, field_name, parse(name, raw), notices)
+            _keep(changes, spec_field.name, _parse_field(spec_field, raw, limits), notices)
     hidden_units = _parse_hidden_units(params, limits, spec.hidden_units, notices)
     if hidden_units is not None:
         changes["hidden_units"] = hidden_units
@@ -489,14 +443,27 @@ def _unknown_parameter_notices(params: Mapping[str, Any]) -> list[LinkNotice]:
     return [LinkNotice(f"this app does not know {setting}.", tuple(unknown), more)]
 
 
-def _int_range(name: str, limits: ServerLimits) -> tuple[int, int]:
-    """The smallest and largest value of an integer spec parameter on this server."""
-    return {
-        "batch": (1, limits.batch_size),
-        "epochs": (1, limits.epochs),
-        "seed": (0, MAX_SEED),
-        "spe": (1, MAX_STEPS_PER_EXECUTION),
-    }[name]
+def _parse_field(spec_field: SpecField, raw: str, limits: ServerLimits) -> Any:
+    """A spec field's value from its link parameter, by the field's kind (`lib.spec.SpecField`)."""
+    if spec_field.kind == "choice":
+        return _parse_choice(spec_field.link, raw, spec_field.choices)
+    if spec_field.kind == "int":
+        high = getattr(limits, spec_field.limit) if spec_field.limit else int(spec_field.high)
+        return _parse_bounded_int(spec_field.link, raw, spec_field.low, high, spec_field.link_phrase)
+    if spec_field.kind == "rate":
+        return _parse_learning_rate(spec_field.link, raw, spec_field.high)
+    return _parse_flag(spec_field.link, raw)
+
+
+def _field_params(spec_field: SpecField, value: Any) -> dict[str, str]:
+    """A spec field's link parameters, as `_parse_field` (and `_parse_hidden_units`) read them back."""
+    if spec_field.kind == "layers":
+        return _units_params(value)
+    if spec_field.kind == "rate":
+        return {spec_field.link: f"{value:g}"}
+    if spec_field.kind == "flag":
+        return {spec_field.link: "1" if value else "0"}
+    return {spec_field.link: str(value)}
 
 
 def _whole_number(raw: str, low: int, high: int) -> int | None:
@@ -534,11 +501,11 @@ def _parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str | _Refus
     return _Refused(_ignored(name, raw, f"choose one of {', '.join(choices)}."))
 
 
-def _parse_learning_rate(name: str, raw: str) -> float | _Refused:
+def _parse_learning_rate(name: str, raw: str, high: float) -> float | _Refused:
     value = float(raw) if len(raw) <= MAX_DECIMAL_CHARS and DECIMAL_PATTERN.fullmatch(raw) else math.nan
-    if math.isfinite(value) and 0 < value <= MAX_LEARNING_RATE:
+    if math.isfinite(value) and 0 < value <= high:
         return value
-    return _Refused(_ignored(name, raw, f"use a number above 0 and at most {MAX_LEARNING_RATE:g}, like 0.001."))
+    return _Refused(_ignored(name, raw, f"use a number above 0 and at most {high:g}, like 0.001."))
 
 
 def _parse_flag(name: str, raw: str) -> bool | _Refused:
@@ -560,19 +527,19 @@ def _parse_hidden_units(
     has at most `limits.hidden_layers` layers of at most `limits.units` units (a base spec's extra layers
     aside, which `clamp_to_limits` drops): both are checked before any tuple is built.
     """
-    raw_layers = _link_value(params, "layers")
-    raw_units = _link_value(params, "units")
+    raw_layers = _link_value(params, LAYERS_PARAM)
+    raw_units = _link_value(params, UNITS_PARAM)
     if raw_layers is None and raw_units is None:
         return None
     widths = None if raw_units is None else _parse_unit_list(raw_units, limits, notices)
     if widths is not None and len(widths) > 1:
         if raw_layers is not None and raw_layers != str(len(widths)):
             why = f"its units give each layer's width, so the model has {len(widths)} hidden layers."
-            notices.append(_ignored("layers", raw_layers, why))
+            notices.append(_ignored(LAYERS_PARAM, raw_layers, why))
         return widths
     layers = None
     if raw_layers is not None:
-        parsed = _parse_bounded_int("layers", raw_layers, 1, limits.hidden_layers, "{:,} hidden layers")
+        parsed = _parse_bounded_int(LAYERS_PARAM, raw_layers, 1, limits.hidden_layers, "{:,} hidden layers")
         layers = _take_number(parsed, notices)
     if layers is None and widths is None:
         return None
@@ -601,7 +568,7 @@ def _parse_unit_list(raw: str, limits: ServerLimits, notices: list[LinkNotice]) 
     widths = [_whole_number(part, 1, limits.units) for part in parts[: limits.hidden_layers]]
     if not widths or None in widths:
         why = f"give whole numbers from 1 to {limits.units:,}, like 500 or 256,128."
-        notices.append(_ignored("units", raw, why))
+        notices.append(_ignored(UNITS_PARAM, raw, why))
         return None
     if len(parts) > limits.hidden_layers:
         notices.append(
@@ -619,8 +586,8 @@ def _parse_unit_list(raw: str, limits: ServerLimits, notices: list[LinkNotice]) 
 def _units_params(hidden_units: tuple[int, ...]) -> dict[str, str]:
     """`layers` + one `units` number when all layers match, else a comma list per layer."""
     if hidden_units and len(set(hidden_units)) == 1:
-        return {"layers": str(len(hidden_units)), "units": str(hidden_units[0])}
-    return {"units": ",".join(str(units) for units in hidden_units)}
+        return {LAYERS_PARAM: str(len(hidden_units)), UNITS_PARAM: str(hidden_units[0])}
+    return {UNITS_PARAM: ",".join(str(units) for units in hidden_units)}
 
 
 def _limit_notices(asked: ModelSpec, clamped: ModelSpec, limits: ServerLimits) -> list[LinkNotice]:
@@ -637,38 +604,23 @@ def _limit_notices(asked: ModelSpec, clamped: ModelSpec, limits: ServerLimits) -
                 f"layer, {limits.params:,} parameters), the model has {_describe_layers(clamped.hidden_units)}."
             )
         )
-    for field_name, words in _NUMBER_WORDS.items():
-        value = getattr(clamped, field_name)
-        if value != getattr(asked, field_name):
+    for spec_field in (*spec_fields("int"), *spec_fields("rate")):
+        value = getattr(clamped, spec_field.name)
+        if value != getattr(asked, spec_field.name):
             shown = f"{value:g}" if isinstance(value, float) else f"{value:,}"
-            notices.append(LinkNotice(f"To fit this server's limits, {words} is {shown}."))
-    others = [words for name, words in _SETTING_WORDS.items() if getattr(clamped, name) != getattr(asked, name)]
+            notices.append(LinkNotice(f"To fit this server's limits, {spec_field.words} is {shown}."))
+    # The other settings `clamp_to_limits` can reset, in the Build page's words.
+    others = [
+        spec_field.words
+        for spec_field in (*spec_fields("choice"), *spec_fields("flag"))
+        if getattr(clamped, spec_field.name) != getattr(asked, spec_field.name)
+    ]
     if others:
         listed = _listing(tuple(others[:MAX_LISTED]), len(others) - len(others[:MAX_LISTED]))
         notices.append(
             LinkNotice(f"{listed[0].upper()}{listed[1:]} went back to this app's default{'s' * (len(others) > 1)}.")
         )
     return notices
-
-
-_NUMBER_WORDS = {
-    "batch_size": "the batch size",
-    "epochs": "the number of epochs",
-    "learning_rate": "the learning rate",
-    "seed": "the seed",
-    "steps_per_execution": "steps per execution",
-}
-# The other settings `clamp_to_limits` can reset, in the Build page's words.
-_SETTING_WORDS = {
-    "dataset": "the dataset",
-    "hidden_activation": "the hidden activation",
-    "output_activation": "the output activation",
-    "optimizer": "the optimizer",
-    "label_encoding": "the labels",
-    "precision": "the precision",
-    "jit_compile": "XLA compilation",
-    "device_resident": "keeping the data on the device",
-}
 
 
 def _describe_layers(hidden_units: tuple[int, ...]) -> str:

@@ -21,13 +21,14 @@ from dataclasses import asdict, dataclass, fields
 
 import pandas as pd
 
+from lib.ceilings import matmul_flops
+from lib.device_run import is_out_of_memory
 from lib.devices import keras_device_name, resolve_device
 from lib.limits import LIMIT_ENV_VARS, ServerLimits, load_limits
 
 DTYPES = ("float32", "float16", "bfloat16")  # element types offered by the demo
 DEFAULT_REPEATS = 5  # timed products per (device, N); the median is kept
 MIN_N = 16  # smallest N offered by `matmul_sizes`
-_OUT_OF_MEMORY_MARKERS = ("out of memory", "resource_exhausted", "resourceexhausted", "oom")
 
 
 class MatmulSizeError(ValueError):
@@ -52,15 +53,6 @@ class MatmulTiming:
     seconds: float  # median wall-clock seconds of one product, device synchronised
     gflops_per_s: float  # 2 * N^3 / seconds / 1e9: billions of floating-point operations per second
     repeats: int  # timed products the median was taken over
-
-
-def matmul_flops(n: int) -> int:
-    """Returns the floating-point operations of one N x N by N x N product: N^3 multiply-adds, 2 * N^3 FLOPs.
-
-    Args:
-        n: The matrix size.
-    """
-    return 2 * n**3
 
 
 def gflops_per_second(n: int, seconds: float) -> float:
@@ -166,7 +158,7 @@ def time_matmul(
     try:
         samples = _timed_products(device, n, repeats, dtype)
     except Exception as error:
-        if any(marker in str(error).lower() for marker in _OUT_OF_MEMORY_MARKERS):
+        if is_out_of_memory(error):
             raise DeviceOutOfMemoryError(
                 f"{device} ran out of memory for two {n} x {n} {dtype} matrices; choose a smaller N."
             ) from error

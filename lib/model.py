@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.spec import FLATTEN_LAYER_NAME, KERAS_OPTIMIZER_CLASSES, OUTPUT_LAYER_NAME, ModelSpec, hidden_layer_name
+from lib.spec import KERAS_OPTIMIZER_CLASSES, LayerSpec, ModelSpec, model_layers
 
 
 def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> Any:
     """Builds and compiles the spec's model, with its seed set first.
 
-    Under mixed precision only the hidden layers compute in bfloat16 (per-layer dtype policy, so
-    nothing leaks into the next model); the output layer stays float32 so softmax and the loss are
-    computed in full precision.
+    The layers are `lib.spec.model_layers(spec)`, the list `lib.spec.keras_code` prints. Their dtype
+    policies are set per layer (hidden layers bfloat16 under mixed precision, the output layer float32),
+    so nothing leaks into the next model.
 
     Args:
         spec: The model and training spec (assumed valid; see `lib.spec.validate_spec`).
@@ -33,17 +33,7 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int)
 
     # Same initial weights (and, later, the same shuffle order) for the same seed.
     keras.utils.set_random_seed(spec.seed)
-    hidden_dtype = "mixed_bfloat16" if spec.precision == "mixed_bfloat16" else "float32"
-    layers = [keras.Input(shape=tuple(input_shape)), keras.layers.Flatten(name=FLATTEN_LAYER_NAME)]
-    for index, units in enumerate(spec.hidden_units):
-        layers.append(
-            keras.layers.Dense(
-                units, activation=spec.hidden_activation, name=hidden_layer_name(index), dtype=hidden_dtype
-            )
-        )
-    layers.append(
-        keras.layers.Dense(num_classes, activation=spec.output_activation, name=OUTPUT_LAYER_NAME, dtype="float32")
-    )
+    layers = [keras_layer(layer) for layer in model_layers(spec, tuple(input_shape), num_classes)]
     model = keras.Sequential(layers)
     model.compile(
         optimizer=make_optimizer(spec),
@@ -53,6 +43,22 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int)
         jit_compile=resolve_jit_compile(spec.jit_compile, keras.backend.backend()),
     )
     return model
+
+
+def keras_layer(layer: LayerSpec) -> Any:
+    """Returns the Keras object of one layer of `lib.spec.model_layers` (what `lib.spec.keras_code` prints for it).
+
+    Args:
+        layer: An "Input", "Flatten" or "Dense" layer.
+    """
+    import keras
+
+    if layer.kind == "Input":
+        return keras.Input(shape=layer.shape)
+    options = {} if layer.dtype is None else {"dtype": layer.dtype}
+    if layer.kind == "Flatten":
+        return keras.layers.Flatten(name=layer.name, **options)
+    return keras.layers.Dense(layer.units, activation=layer.activation, name=layer.name, **options)
 
 
 def make_optimizer(spec: ModelSpec) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 
 from lib.backend import backend_name
 from lib.devices import DeviceInfo, DeviceNotFoundError, keras_device_name, normalize_device_name
+from lib.formatting import format_count
 
 ALL_GPUS = "gpu:all"  # pseudo device: data parallel over every GPU
 ALL_CPUS = "cpu:all"  # pseudo device: data parallel over every (logical) CPU device; for tests and CI
@@ -208,8 +209,6 @@ def describe_gradient_exchange(params: int, flops_per_sample: int, global_batch:
         share = per_replica_batch(global_batch, replicas)
     except BatchSplitError:
         return ""
-    from lib.ui_state import format_count  # here, so that importing this module stays cheap (no pandas)
-
     gradient_bytes = GRADIENT_BYTES_PER_PARAM * params
     work = flops_per_sample * share
     return (
@@ -433,6 +432,8 @@ def _runs_of_kind(store_df: Any, kind: str) -> Any:
     """Finished runs on devices of one kind ("gpu") with their device count, configuration key and label."""
     import pandas as pd
 
+    from lib.store import stored_dict
+
     columns = ["key", "label", "num_gpus", "steady_epoch_s"]
     if store_df is None or store_df.empty:
         return pd.DataFrame(columns=columns)
@@ -443,10 +444,10 @@ def _runs_of_kind(store_df: Any, kind: str) -> Any:
     ]
     rows = []
     for _, run in done.iterrows():
-        num_gpus = int(_as_dict(run.get("result")).get("replicas") or 1)
+        num_gpus = int(stored_dict(run.get("result")).get("replicas") or 1)
         if is_data_parallel(run["device"]) and num_gpus < MIN_REPLICAS:
             continue  # a data-parallel run stored before the replica count was recorded: count unknown
-        spec = _as_dict(run.get("spec"))
+        spec = stored_dict(run.get("spec"))
         key = json.dumps([spec, run.get("backend"), bool(run.get("synthetic"))], sort_keys=True, default=str)
         rows.append([key, _config_label(run, spec), num_gpus, float(run["steady_epoch_s"])])
     frame = pd.DataFrame(rows, columns=columns)
@@ -472,12 +473,3 @@ def _unique_labels(frame: Any) -> Any:
         for key, label in zip(frame["key"], frame["label"], strict=True)
     ]
     return frame
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    """A stored spec or result as a dict, whether it came decoded, as JSON text or missing."""
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str) and value:
-        return json.loads(value)
-    return {}

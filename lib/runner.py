@@ -46,7 +46,8 @@ from lib.backend import BackendUnavailableError, backend_name
 from lib.datasets import get_info
 from lib.device_run import DeviceRun
 from lib.devices import DeviceNotFoundError
-from lib.estimates import estimate_job, format_seconds, median_overhead
+from lib.estimates import estimate_job, median_overhead
+from lib.formatting import format_seconds
 from lib.hardware import usable_cores
 from lib.job_queue import FairQueue
 from lib.job_records import JobRecords, stored_results

@@ -89,6 +89,199 @@ class ModelSpec:
         return "sparse_categorical_crossentropy"
 
 
+@dataclass(frozen=True)
+class SpecField:
+    """Everything the app says about one `ModelSpec` field: checks, link, CLI option, widget and stored column.
+
+    Validation, clamping, shareable links (`lib.links`), `python -m lib.bench` options, the Build page's
+    widgets (`lib.ui_state`, `lib.keys`) and the run store (`lib.store`) all read `SPEC_FIELDS`, so a new
+    field is its default in `ModelSpec` plus one entry there.
+    """
+
+    name: str  # the ModelSpec field
+    kind: str  # "choice", "int", "rate" (a float above 0), "flag" (a bool) or "layers" (hidden_units, own code)
+    label: str  # the Build page's widget label
+    words: str  # the setting in a sentence, in the Build page's words: "the optimizer"
+    link: str  # its query parameter in a shared link
+    cli: str  # its `python -m lib.bench` option
+    widget_key: str = ""  # the Build page's widget key; "" = the field's name
+    choices: tuple[str, ...] = ()  # "choice": the allowed values
+    low: int = 0  # "int": the smallest value
+    high: float = 0  # "int": the largest value where no server limit caps it; "rate": the largest a link may ask
+    limit: str = ""  # "int": the `ServerLimits` attribute capping it (GPUX_MAX_ variable: LIMIT_ENV_VARS[limit])
+    unit: str = ""  # what one of it is, after a number: "epochs", "samples per step"
+    link_phrase: str = ""  # "int": a link's value in a notice: "{:,} epochs"
+    help: str = ""  # the widget's tooltip and the CLI option's help
+    column: bool = False  # a column of its own in the run store's runs table (every field is in its spec JSON)
+
+    @property
+    def key(self) -> str:
+        """The Build page's widget key (`lib.keys.Key` has it as a member named in upper case)."""
+        return self.widget_key or self.name
+
+
+SPEC_FIELDS: tuple[SpecField, ...] = (
+    SpecField(
+        name="dataset",
+        kind="choice",
+        label="Dataset",
+        words="the dataset",
+        link="dataset",
+        cli="--dataset",
+        widget_key="build_dataset",  # "dataset" is the Datasets page's
+        choices=tuple(DATASETS),
+        column=True,
+    ),
+    SpecField(
+        name="hidden_units",
+        kind="layers",  # a tuple: links `layers` + `units`, CLI --layers/--units too, one widget per layer
+        label="Units per hidden layer",
+        words="the hidden layers",
+        link="units",
+        cli="--hidden-units",
+        widget_key="units",
+        unit="units per layer",
+        help="units per hidden layer",
+    ),
+    SpecField(
+        name="hidden_activation",
+        kind="choice",
+        label="Hidden activation",
+        words="the hidden activation",
+        link="act",
+        cli="--activation",
+        choices=HIDDEN_ACTIVATIONS,
+        help="hidden-layer activation",
+    ),
+    SpecField(
+        name="output_activation",
+        kind="choice",
+        label="Output activation",
+        words="the output activation",
+        link="out",
+        cli="--output-activation",
+        choices=OUTPUT_ACTIVATIONS,
+        help="softmax: one class per image, probabilities that sum to 1 (what cross-entropy expects).",
+    ),
+    SpecField(
+        name="optimizer",
+        kind="choice",
+        label="Optimizer",
+        words="the optimizer",
+        link="opt",
+        cli="--optimizer",
+        choices=OPTIMIZERS,
+    ),
+    SpecField(
+        name="learning_rate",
+        kind="rate",
+        label="Learning rate",
+        words="the learning rate",
+        link="lr",
+        cli="--learning-rate",
+        high=1.0,  # larger steps only diverge
+        help="the optimizer's step size",
+    ),
+    SpecField(
+        name="label_encoding",
+        kind="choice",
+        label="Labels",
+        words="the labels",
+        link="labels",
+        cli="--labels",
+        choices=LABEL_ENCODINGS,
+        help="integer labels + sparse cross-entropy, or one-hot float32 labels (the tutorial's CIFAR-10 test).",
+    ),
+    SpecField(
+        name="batch_size",
+        kind="int",
+        label="Batch size",
+        words="the batch size",
+        link="batch",
+        cli="--batch-size",
+        low=1,
+        limit="batch_size",
+        unit="samples per step",
+        link_phrase="a batch size of {:,}",
+        column=True,
+    ),
+    SpecField(
+        name="epochs",
+        kind="int",
+        label="Epochs",
+        words="the number of epochs",
+        link="epochs",
+        cli="--epochs",
+        # Not "epochs", the Train page's slider: a key on two pages would carry one page's widget state to the
+        # other (Streamlit's widget ids differ per page), and the Build slider would show the Train one's value.
+        widget_key="build_epochs",
+        low=1,
+        limit="epochs",
+        unit="epochs",
+        link_phrase="{:,} epochs",
+        column=True,
+    ),
+    SpecField(
+        name="seed",
+        kind="int",
+        label="Seed",
+        words="the seed",
+        link="seed",
+        cli="--seed",
+        low=0,
+        high=2**32 - 1,
+        link_phrase="seed {:,}",
+        help="weight initialisation and shuffle order",
+    ),
+    SpecField(
+        name="steps_per_execution",
+        kind="int",
+        label="Steps per execution",
+        words="steps per execution",
+        link="spe",
+        cli="--steps-per-execution",
+        low=1,
+        high=2**31 - 1,
+        link_phrase="{:,} steps per execution",
+        help="Training steps per call into the compiled function: fewer Python round trips per epoch.",
+    ),
+    SpecField(
+        name="jit_compile",
+        kind="flag",
+        label="XLA compilation (jit_compile)",
+        words="XLA compilation",
+        link="jit",
+        cli="--jit-compile",
+        help="XLA compiles each training step into fused kernels: fewer, faster operations per step.",
+    ),
+    SpecField(
+        name="precision",
+        kind="choice",
+        label="Precision",
+        words="the precision",
+        link="precision",
+        cli="--precision",
+        choices=PRECISIONS,
+        help="mixed_bfloat16 computes hidden layers in bfloat16: faster on recent GPUs.",
+    ),
+    SpecField(
+        name="device_resident",
+        kind="flag",
+        label="Keep the data on the device",
+        words="keeping the data on the device",
+        link="resident",
+        cli="--device-resident",
+        help="JAX backend only; other backends train with model.fit.",
+    ),
+)
+SPEC_FIELD = {spec_field.name: spec_field for spec_field in SPEC_FIELDS}  # field name -> its facts
+
+
+def spec_fields(kind: str) -> tuple[SpecField, ...]:
+    """Returns the fields of one kind ("choice", "int", "rate", "flag" or "layers"), in `SPEC_FIELDS` order."""
+    return tuple(spec_field for spec_field in SPEC_FIELDS if spec_field.kind == kind)
+
+
 class SpecError(ValueError):
     """A model spec breaks a rule or a server limit; the message names each field, the value and the fix.
 
@@ -246,6 +439,18 @@ def memory_estimate(spec: ModelSpec, input_size: int | None = None, num_classes:
 
 
 @dataclass(frozen=True)
+class LayerSpec:
+    """One layer of the model as plain data: `lib.model` builds it, `keras_code` prints it, `layer_table` lists it."""
+
+    kind: str  # Keras class: "Input", "Flatten" or "Dense"
+    name: str = ""  # layer name ("" for Input, which is not one of the model's layers)
+    shape: tuple[int, ...] = ()  # Input only: one image's shape, e.g. (28, 28)
+    units: int = 0  # Dense only: outputs
+    activation: str = ""  # Dense only: activation function
+    dtype: str | None = None  # dtype policy; None: Keras' default (float32)
+
+
+@dataclass(frozen=True)
 class LayerRow:
     """One row of the model summary, as Keras `model.summary()` prints it."""
 
@@ -265,6 +470,41 @@ FLATTEN_LAYER_NAME = "flatten"
 OUTPUT_LAYER_NAME = "output"
 
 
+def model_layers(
+    spec: ModelSpec, image_shape: tuple[int, ...] | None = None, num_classes: int | None = None
+) -> tuple[LayerSpec, ...]:
+    """Returns the model's layers in order: Input, Flatten, the hidden Dense layers and the output layer.
+
+    The one description of the model: `lib.model.build_model` makes Keras layers from it, `keras_code` prints
+    them and `layer_table` lists them. Under mixed precision only the hidden layers compute in bfloat16; the
+    output layer stays float32 so softmax and the loss are computed in full precision.
+
+    Args:
+        spec: The model spec.
+        image_shape: Shape of one image, e.g. (28, 28); from the dataset registry when None.
+        num_classes: Output units; from the dataset registry when None.
+    """
+    if image_shape is None or num_classes is None:
+        registry_shape, registry_classes = dataset_dims(spec.dataset)
+        image_shape = registry_shape if image_shape is None else image_shape
+        num_classes = registry_classes if num_classes is None else num_classes
+    hidden_dtype = "mixed_bfloat16" if spec.precision == "mixed_bfloat16" else "float32"
+    hidden = [
+        LayerSpec(
+            "Dense", hidden_layer_name(index), units=int(units), activation=spec.hidden_activation, dtype=hidden_dtype
+        )
+        for index, units in enumerate(spec.hidden_units)
+    ]
+    return (
+        LayerSpec("Input", shape=tuple(int(size) for size in image_shape)),
+        LayerSpec("Flatten", FLATTEN_LAYER_NAME),
+        *hidden,
+        LayerSpec(
+            "Dense", OUTPUT_LAYER_NAME, units=int(num_classes), activation=spec.output_activation, dtype="float32"
+        ),
+    )
+
+
 def layer_table(spec: ModelSpec, input_size: int | None = None, num_classes: int | None = None) -> list[LayerRow]:
     """Returns the model's layers with output shapes and parameter counts, matching `model.summary()`.
 
@@ -273,19 +513,19 @@ def layer_table(spec: ModelSpec, input_size: int | None = None, num_classes: int
         input_size: Values per flattened image; from the dataset registry when None.
         num_classes: Output units; from the dataset registry when None.
     """
-    sizes = layer_sizes(spec, input_size, num_classes)
-    rows = [LayerRow(FLATTEN_LAYER_NAME, "Flatten", (None, sizes[0][0]), 0, "")]
-    for index, (fan_in, fan_out) in enumerate(sizes):
-        is_output = index == len(sizes) - 1
-        rows.append(
-            LayerRow(
-                name=OUTPUT_LAYER_NAME if is_output else hidden_layer_name(index),
-                kind="Dense",
-                output_shape=(None, fan_out),
-                params=(fan_in + 1) * fan_out,
-                activation=spec.output_activation if is_output else spec.hidden_activation,
+    image_shape = None if input_size is None else (int(input_size),)
+    rows = []
+    width = 0
+    for layer in model_layers(spec, image_shape, num_classes):
+        if layer.kind == "Input":
+            width = math.prod(layer.shape)
+        elif layer.kind == "Flatten":
+            rows.append(LayerRow(layer.name, layer.kind, (None, width), 0, ""))
+        else:
+            rows.append(
+                LayerRow(layer.name, layer.kind, (None, layer.units), (width + 1) * layer.units, layer.activation)
             )
-        )
+            width = layer.units
     return rows
 
 
@@ -313,18 +553,10 @@ def validate_spec(spec: ModelSpec, limits: ServerLimits) -> None:
 
 
 def _choice_problems(spec: ModelSpec) -> list[str]:
-    choices = {
-        "dataset": (spec.dataset, dataset_names()),
-        "hidden_activation": (spec.hidden_activation, HIDDEN_ACTIVATIONS),
-        "output_activation": (spec.output_activation, OUTPUT_ACTIVATIONS),
-        "optimizer": (spec.optimizer, OPTIMIZERS),
-        "label_encoding": (spec.label_encoding, LABEL_ENCODINGS),
-        "precision": (spec.precision, PRECISIONS),
-    }
     return [
-        f"{name}: unknown value {value!r}; choose one of {', '.join(allowed)}."
-        for name, (value, allowed) in choices.items()
-        if value not in allowed
+        f"{spec_field.name}: unknown value {value!r}; choose one of {', '.join(spec_field.choices)}."
+        for spec_field in spec_fields("choice")
+        if (value := getattr(spec, spec_field.name)) not in spec_field.choices
     ]
 
 
@@ -332,28 +564,30 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_rate(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
 def _number_problems(spec: ModelSpec, limits: ServerLimits) -> list[str]:
     problems = []
-    rate = spec.learning_rate
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0:
-        problems.append(f"learning_rate: {rate!r} must be a number above 0 (e.g. 0.001).")
-    ranges = {
-        "batch_size": (spec.batch_size, limits.batch_size, "batch_size"),
-        "epochs": (spec.epochs, limits.epochs, "epochs"),
-    }
-    for name, (value, high, limit_name) in ranges.items():
-        if not _is_int(value) or not 1 <= value <= high:
-            problems.append(
-                f"{name}: {value!r} must be a whole number from 1 to {high:,} "
-                f"(server limit {LIMIT_ENV_VARS[limit_name]})."
-            )
-    if not _is_int(spec.steps_per_execution) or spec.steps_per_execution < 1:
-        problems.append(f"steps_per_execution: {spec.steps_per_execution!r} must be a whole number of 1 or more.")
-    if not _is_int(spec.seed) or spec.seed < 0:
-        problems.append(f"seed: {spec.seed!r} must be a whole number of 0 or more.")
-    for name in ("jit_compile", "device_resident"):
-        if not isinstance(getattr(spec, name), bool):
-            problems.append(f"{name}: {getattr(spec, name)!r} must be True or False.")
+    for spec_field in spec_fields("rate"):
+        rate = getattr(spec, spec_field.name)
+        if not _is_rate(rate):
+            problems.append(f"{spec_field.name}: {rate!r} must be a number above 0 (e.g. 0.001).")
+    for spec_field in spec_fields("int"):
+        value = getattr(spec, spec_field.name)
+        if spec_field.limit:
+            high = getattr(limits, spec_field.limit)
+            if not _is_int(value) or not spec_field.low <= value <= high:
+                problems.append(
+                    f"{spec_field.name}: {value!r} must be a whole number from {spec_field.low} to {high:,} "
+                    f"(server limit {LIMIT_ENV_VARS[spec_field.limit]})."
+                )
+        elif not _is_int(value) or value < spec_field.low:
+            problems.append(f"{spec_field.name}: {value!r} must be a whole number of {spec_field.low} or more.")
+    for spec_field in spec_fields("flag"):
+        if not isinstance(getattr(spec, spec_field.name), bool):
+            problems.append(f"{spec_field.name}: {getattr(spec, spec_field.name)!r} must be True or False.")
     return problems
 
 
@@ -400,21 +634,13 @@ def clamp_to_limits(spec: ModelSpec, limits: ServerLimits) -> tuple[ModelSpec, l
 def _clamp_choices(spec: ModelSpec, notices: list[str]) -> ModelSpec:
     defaults = ModelSpec()
     changes: dict[str, Any] = {}
-    for name, value, allowed in (
-        ("dataset", spec.dataset, dataset_names()),
-        ("hidden_activation", spec.hidden_activation, HIDDEN_ACTIVATIONS),
-        ("output_activation", spec.output_activation, OUTPUT_ACTIVATIONS),
-        ("optimizer", spec.optimizer, OPTIMIZERS),
-        ("label_encoding", spec.label_encoding, LABEL_ENCODINGS),
-        ("precision", spec.precision, PRECISIONS),
-    ):
-        if value not in allowed:
-            changes[name] = getattr(defaults, name)
-            notices.append(f"{name}: unknown value {value!r} replaced by {changes[name]!r}.")
-    for name in ("jit_compile", "device_resident"):
-        if not isinstance(getattr(spec, name), bool):
-            changes[name] = False
-            notices.append(f"{name}: {getattr(spec, name)!r} replaced by False.")
+    for spec_field in (*spec_fields("choice"), *spec_fields("flag")):
+        value = getattr(spec, spec_field.name)
+        known = value in spec_field.choices if spec_field.kind == "choice" else isinstance(value, bool)
+        if not known:
+            changes[spec_field.name] = getattr(defaults, spec_field.name)
+            what = "unknown value " if spec_field.kind == "choice" else ""
+            notices.append(f"{spec_field.name}: {what}{value!r} replaced by {changes[spec_field.name]!r}.")
     return spec.with_changes(**changes) if changes else spec
 
 
@@ -430,22 +656,19 @@ def _clamp_int(name: str, value: Any, low: int, high: int, default: int, notices
 
 def _clamp_numbers(spec: ModelSpec, limits: ServerLimits, notices: list[str]) -> ModelSpec:
     defaults = ModelSpec()
-    batch_why = f"allowed 1 to {limits.batch_size:,}, server limit {LIMIT_ENV_VARS['batch_size']}"
-    epochs_why = f"allowed 1 to {limits.epochs:,}, server limit {LIMIT_ENV_VARS['epochs']}"
-    changes = {
-        "batch_size": _clamp_int(
-            "batch_size", spec.batch_size, 1, limits.batch_size, defaults.batch_size, notices, batch_why
-        ),
-        "epochs": _clamp_int("epochs", spec.epochs, 1, limits.epochs, defaults.epochs, notices, epochs_why),
-        "steps_per_execution": _clamp_int(
-            "steps_per_execution", spec.steps_per_execution, 1, 2**31 - 1, 1, notices, "at least 1"
-        ),
-        "seed": _clamp_int("seed", spec.seed, 0, 2**32 - 1, defaults.seed, notices, "0 to 2**32 - 1"),
-    }
-    rate = spec.learning_rate
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0:
-        changes["learning_rate"] = DEFAULT_LEARNING_RATES[spec.optimizer]
-        notices.append(f"learning_rate: {rate!r} replaced by {changes['learning_rate']} (must be above 0).")
+    changes: dict[str, Any] = {}
+    for spec_field in spec_fields("int"):
+        high = getattr(limits, spec_field.limit) if spec_field.limit else int(spec_field.high)
+        why = f"allowed {spec_field.low} to {high:,}" + (
+            f", server limit {LIMIT_ENV_VARS[spec_field.limit]}" if spec_field.limit else ""
+        )
+        value, default = getattr(spec, spec_field.name), getattr(defaults, spec_field.name)
+        changes[spec_field.name] = _clamp_int(spec_field.name, value, spec_field.low, high, default, notices, why)
+    for spec_field in spec_fields("rate"):
+        rate = getattr(spec, spec_field.name)
+        if not _is_rate(rate):
+            changes[spec_field.name] = DEFAULT_LEARNING_RATES[spec.optimizer]
+            notices.append(f"{spec_field.name}: {rate!r} replaced by {changes[spec_field.name]} (must be above 0).")
     return spec.with_changes(**changes)
 
 
@@ -488,7 +711,7 @@ def keras_code(spec: ModelSpec) -> str:
     Args:
         spec: The model spec.
     """
-    image_shape, num_classes = dataset_dims(spec.dataset)
+    _, num_classes = dataset_dims(spec.dataset)
     optimizer = KERAS_OPTIMIZER_CLASSES.get(spec.optimizer, spec.optimizer)
     lines = [
         f'"""Train an MLP with {_hidden_layers_text(len(spec.hidden_units))} on {DATASETS[spec.dataset].title} '
@@ -501,7 +724,7 @@ def keras_code(spec: ModelSpec) -> str:
         "",
         "model = keras.Sequential(",
         "    [",
-        *_keras_layer_lines(spec, tuple(image_shape), num_classes),
+        *_keras_layer_lines(model_layers(spec)),
         "    ]",
         ")",
         "model.compile(",
@@ -518,24 +741,20 @@ def keras_code(spec: ModelSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _keras_layer_lines(spec: ModelSpec, image_shape: tuple[int, ...], num_classes: int) -> list[str]:
-    mixed = spec.precision == "mixed_bfloat16"
-    hidden_dtype = ', dtype="mixed_bfloat16"' if mixed else ""
-    output_dtype = ', dtype="float32"' if mixed else ""
-    lines = [
-        f"        keras.Input(shape={image_shape!r}),",
-        f'        keras.layers.Flatten(name="{FLATTEN_LAYER_NAME}"),',
-    ]
-    for index, units in enumerate(spec.hidden_units):
-        lines.append(
-            f'        keras.layers.Dense({units}, activation="{spec.hidden_activation}", '
-            f'name="{hidden_layer_name(index)}"{hidden_dtype}),'
-        )
-    lines.append(
-        f'        keras.layers.Dense({num_classes}, activation="{spec.output_activation}", '
-        f'name="{OUTPUT_LAYER_NAME}"{output_dtype}),'
-    )
-    return lines
+def _keras_layer_lines(layers: tuple[LayerSpec, ...]) -> list[str]:
+    # dtype policies are printed only for a model that mixes them, so the float32 script stays the tutorial's.
+    mixed = any(layer.dtype not in (None, "float32") for layer in layers)
+    return [f"        {_keras_layer_text(layer, mixed)}," for layer in layers]
+
+
+def _keras_layer_text(layer: LayerSpec, show_dtype: bool) -> str:
+    if layer.kind == "Input":
+        return f"keras.Input(shape={layer.shape!r})"
+    arguments = [f"{layer.units}", f'activation="{layer.activation}"'] if layer.kind == "Dense" else []
+    arguments.append(f'name="{layer.name}"')
+    if show_dtype and layer.dtype is not None:
+        arguments.append(f'dtype="{layer.dtype}"')
+    return f"keras.layers.{layer.kind}({', '.join(arguments)})"
 
 
 def _keras_training_lines(spec: ModelSpec, num_classes: int) -> list[str]:

@@ -38,7 +38,7 @@ import pandas as pd
 from lib.comparison import ACCURACY_FIELDS, GENERATED_DATA, data_label
 from lib.device_run import STATUSES, DeviceRun
 from lib.jobs import JobRecord, JobRequest, JobState
-from lib.spec import ModelSpec, SpecError, count_params
+from lib.spec import SPEC_FIELDS, ModelSpec, SpecError, count_params
 
 DB_ENV_VAR = "GPUX_RUNS_DB"
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -103,8 +103,9 @@ _JOB_INDEXES = (
 )
 UNFINISHED_JOB_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
 
-# Spec fields with a column of their own in the runs table; `extra` (free-form notes) stays inside `spec`.
-_ROW_SPEC_FIELDS = ("dataset", "batch_size", "epochs")
+# Spec fields with a column of their own in the runs table (`SpecField.column`: a new one needs a migration);
+# the runs frame flattens every other field from the spec JSON, except `extra` (free-form notes).
+_ROW_SPEC_FIELDS = tuple(spec_field.name for spec_field in SPEC_FIELDS if spec_field.column)
 _UNFLATTENED_SPEC_FIELDS = ("extra",)
 _DTYPE_OF_DEFAULT = {bool: "bool", int: "int64", float: "float64", str: "str"}
 
@@ -232,6 +233,19 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+def stored_dict(value: Any) -> dict[str, Any]:
+    """Returns a stored spec or result (a `runs()` frame's `spec` or `result` cell) as a dict.
+
+    Args:
+        value: The cell: already decoded (a dict), JSON text as in the database, or missing (None, "", NaN).
+    """
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value:
+        return json.loads(value)
+    return {}
+
+
 class RunStore:
     """The run history in one SQLite file; safe to share between threads and processes.
 
@@ -290,7 +304,6 @@ class RunStore:
             "created_at": utc_now_iso(),
             "started_at": _iso_or_none(started_at),
             "preset": preset,
-            "dataset": spec.dataset,
             "device": run.device,
             "backend": run.backend,
             "synthetic": int(bool(run.synthetic)),
@@ -298,8 +311,7 @@ class RunStore:
             "versions_json": json.dumps(versions or {}),
             "hardware_json": json.dumps(hardware or {}),
             "params": params if params is not None else _count_params(spec),
-            "batch_size": spec.batch_size,
-            "epochs": spec.epochs,
+            **{name: getattr(spec, name) for name in _ROW_SPEC_FIELDS},
             **_result_columns(run),
         }
         names = ", ".join(row)
@@ -811,15 +823,13 @@ def _decode_row(row: sqlite3.Row) -> dict[str, Any]:
         "started_at": row["started_at"],
         "status": row["status"],
         "preset": row["preset"],
-        "dataset": row["dataset"],
         "device": row["device"],
         "backend": row["backend"],
         "synthetic": bool(row["synthetic"]),
         "error": row["error"],
         "params": row["params"],
         "num_train": row["num_train"],
-        "batch_size": row["batch_size"],
-        "epochs": row["epochs"],
+        **{name: row[name] for name in _ROW_SPEC_FIELDS},
         "first_epoch_s": row["first_epoch_s"],
         "steady_epoch_s": row["steady_epoch_s"],
         "total_s": row["total_s"],

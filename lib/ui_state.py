@@ -12,11 +12,12 @@ from typing import Any
 
 import pandas as pd
 
-from lib.comparison import DASH, GENERATED_DATA, data_label, model_text
+from lib.comparison import GENERATED_DATA, data_label, model_text
 from lib.datasets import DATASETS
+from lib.formatting import DASH
 from lib.keys import Key, layer_units_key
 from lib.presets import Preset
-from lib.spec import LayerRow, ModelSpec
+from lib.spec import SPEC_FIELDS, LayerRow, ModelSpec
 
 NICE_UNITS = (8, 16, 32, 64, 100, 128, 200, 256, 300, 500, 512, 1000, 1024, 2000, 2048, 3000, 4096, 8192, 16384)
 STEPS_PER_EXECUTION_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -43,22 +44,13 @@ def build_widget_values(spec: ModelSpec) -> dict[str, Any]:
 
     Per-layer unit inputs are included for every layer; `Key.UNITS` holds the first layer's width.
     """
-    values: dict[str, Any] = {
-        Key.BUILD_DATASET: spec.dataset,
-        Key.HIDDEN_LAYERS: len(spec.hidden_units),
-        Key.UNITS: spec.hidden_units[0] if spec.hidden_units else 1,
-        Key.HIDDEN_ACTIVATION: spec.hidden_activation,
-        Key.OUTPUT_ACTIVATION: spec.output_activation,
-        Key.OPTIMIZER: spec.optimizer,
-        Key.LEARNING_RATE: float(spec.learning_rate),
-        Key.BUILD_EPOCHS: spec.epochs,
-        Key.BATCH_SIZE: spec.batch_size,
-        Key.LABEL_ENCODING: spec.label_encoding,
-        Key.STEPS_PER_EXECUTION: spec.steps_per_execution,
-        Key.JIT_COMPILE: spec.jit_compile,
-        Key.PRECISION: spec.precision,
-        Key.DEVICE_RESIDENT: spec.device_resident,
-    }
+    values: dict[str, Any] = {}
+    for spec_field in SPEC_FIELDS:
+        value = getattr(spec, spec_field.name)
+        if spec_field.kind != "layers":  # hidden_units: the widgets below
+            values[spec_field.key] = float(value) if spec_field.kind == "rate" else value  # a float number_input
+    values[Key.HIDDEN_LAYERS] = len(spec.hidden_units)
+    values[Key.UNITS] = spec.hidden_units[0] if spec.hidden_units else 1
     for index, units in enumerate(spec.hidden_units):
         values[layer_units_key(index)] = units
     return values
@@ -83,21 +75,11 @@ def spec_from_build_widgets(values: Mapping[str, Any], base: ModelSpec) -> Model
             widths.append(int(values.get(layer_units_key(index), fallback)))
     else:
         widths = [int(values.get(Key.UNITS, base.hidden_units[0] if base.hidden_units else 1))] * layers
-    fields = {
-        "dataset": Key.BUILD_DATASET,
-        "hidden_activation": Key.HIDDEN_ACTIVATION,
-        "output_activation": Key.OUTPUT_ACTIVATION,
-        "optimizer": Key.OPTIMIZER,
-        "learning_rate": Key.LEARNING_RATE,
-        "epochs": Key.BUILD_EPOCHS,
-        "batch_size": Key.BATCH_SIZE,
-        "label_encoding": Key.LABEL_ENCODING,
-        "steps_per_execution": Key.STEPS_PER_EXECUTION,
-        "jit_compile": Key.JIT_COMPILE,
-        "precision": Key.PRECISION,
-        "device_resident": Key.DEVICE_RESIDENT,
+    changes = {
+        spec_field.name: values[spec_field.key]
+        for spec_field in SPEC_FIELDS
+        if spec_field.kind != "layers" and spec_field.key in values
     }
-    changes = {name: values[key] for name, key in fields.items() if key in values}
     return base.with_changes(hidden_units=widths, **changes)
 
 
@@ -128,14 +110,6 @@ def layer_table_frame(rows: list[LayerRow]) -> pd.DataFrame:
             "Parameters": [row.params for row in rows],
         }
     )
-
-
-def format_count(value: float, unit: str = "") -> str:
-    """Formats a large number with a metric prefix: 1234 -> "1.23 k", 3.1e9 FLOP -> "3.10 GFLOP"."""
-    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.2f} {prefix}{unit}".rstrip()
-    return f"{value:,.0f} {unit}".rstrip()
 
 
 HISTORY_COLUMNS = {

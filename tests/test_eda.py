@@ -94,27 +94,6 @@ def test_mean_image_per_class_rgb_keeps_channels():
     np.testing.assert_allclose(means[4], expected, rtol=1e-5)
 
 
-def test_scale_to_unit_is_float32_not_float64():
-    images = np.array([[0, 51, 255]], dtype=np.uint8)
-
-    scaled = eda.scale_to_unit(images)
-
-    assert scaled.dtype == np.float32
-    np.testing.assert_allclose(scaled, [[0.0, 0.2, 1.0]], rtol=1e-6)
-    assert images.dtype == np.uint8 and images[0, 1] == 51  # input untouched
-    assert (images / 255).dtype == np.float64  # the NumPy behaviour the page warns about
-
-
-def test_one_hot():
-    encoded = eda.one_hot(np.array([9, 0, 3], dtype=np.uint8), 10)
-
-    assert encoded.shape == (3, 10) and encoded.dtype == np.float32
-    assert encoded.argmax(axis=1).tolist() == [9, 0, 3]
-    assert encoded.sum(axis=1).tolist() == [1.0, 1.0, 1.0]
-    with pytest.raises(ValueError, match="0..9"):
-        eda.one_hot(np.array([10]), 10)
-
-
 def test_memory_footprint_of_training_images():
     data = synthetic_dataset("fashion_mnist", num_train=1000, num_test=10)
 

@@ -8,7 +8,7 @@ import pytest
 
 from lib.model import build_model, resolve_jit_compile, resolve_steps_per_execution
 from lib.presets import PRESETS
-from lib.spec import ModelSpec, count_params, dataset_dims, layer_table
+from lib.spec import ModelSpec, count_params, dataset_dims, layer_table, model_layers
 
 SPECS = {
     "fashion-seed": PRESETS["fashion-seed"].spec,
@@ -35,6 +35,17 @@ def test_params_and_layer_table_match_keras(name):
     assert [tuple(layer.output.shape) for layer in model.layers] == [row.output_shape for row in rows]
     assert [layer.count_params() for layer in model.layers] == [row.params for row in rows]
     assert [type(layer).__name__ for layer in model.layers] == [row.kind for row in rows]
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_build_model_builds_the_model_layers(name):
+    spec = SPECS[name]
+    model = _build(spec)
+    described = model_layers(spec)
+    assert tuple(model.inputs[0].shape[1:]) == described[0].shape
+    assert [layer.name for layer in model.layers] == [layer.name for layer in described[1:]]
+    dense = [(layer.units, layer.activation.__name__, layer.dtype_policy.name) for layer in model.layers[1:]]
+    assert dense == [(layer.units, layer.activation, layer.dtype) for layer in described[2:]]
 
 
 def test_compile_settings_follow_the_spec():

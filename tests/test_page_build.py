@@ -213,3 +213,17 @@ def test_batch_32_and_batch_1024_get_different_estimates_after_one_run_at_batch_
     table = estimates(at)
     assert table["Time per epoch"][0] != seed
     assert table["Based on"][0] == "from 1 past run of this model with other training settings"
+
+
+def test_build_and_train_show_one_epochs_setting(runs_db, monkeypatch):
+    monkeypatch.setenv("GPUX_WARMUP", "0")
+    at = open_build()
+    at.slider(key=Key.BUILD_EPOCHS).set_value(3).run()
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception
+    assert at.slider(key=Key.EPOCHS).value == 3
+    at.slider(key=Key.EPOCHS).set_value(4).run()
+    at.switch_page("app_pages/build.py").run()
+    assert not at.exception
+    assert at.slider(key=Key.BUILD_EPOCHS).value == 4
+    assert at.session_state[Key.MODEL_SPEC].epochs == 4

@@ -10,6 +10,7 @@ from lib.limits import ServerLimits
 from lib.presets import PRESETS
 from lib.spec import (
     LayerRow,
+    LayerSpec,
     ModelSpec,
     SpecError,
     clamp_to_limits,
@@ -20,6 +21,7 @@ from lib.spec import (
     keras_code,
     layer_table,
     memory_estimate,
+    model_layers,
     validate_spec,
 )
 
@@ -71,6 +73,33 @@ def test_memory_estimate_mixed_precision_halves_hidden_activations():
     mixed = memory_estimate(TINY.with_changes(precision="mixed_bfloat16"))
     assert mixed.activations_bytes == 16 * (784 * 4 + (8 + 4) * 2 + 10 * 4)
     assert mixed.weights_bytes == memory_estimate(TINY).weights_bytes
+
+
+def test_model_layers_are_plain_data_from_input_to_output():
+    assert model_layers(TINY.with_changes(precision="mixed_bfloat16")) == (
+        LayerSpec("Input", shape=(28, 28)),
+        LayerSpec("Flatten", "flatten"),
+        LayerSpec("Dense", "hidden_1", units=8, activation="relu", dtype="mixed_bfloat16"),
+        LayerSpec("Dense", "hidden_2", units=4, activation="relu", dtype="mixed_bfloat16"),
+        LayerSpec("Dense", "output", units=10, activation="softmax", dtype="float32"),
+    )
+    other = model_layers(TINY.with_changes(hidden_activation="tanh"), image_shape=(32, 32, 3), num_classes=3)
+    assert other[0].shape == (32, 32, 3)
+    assert [(layer.units, layer.activation, layer.dtype) for layer in other[2:]] == [
+        (8, "tanh", "float32"),
+        (4, "tanh", "float32"),
+        (3, "softmax", "float32"),
+    ]
+
+
+def test_keras_code_prints_one_line_per_layer_and_dtypes_only_when_mixed():
+    plain = keras_code(TINY)
+    assert "keras.Input(shape=(28, 28))," in plain
+    assert 'keras.layers.Dense(8, activation="relu", name="hidden_1"),' in plain
+    assert "dtype=" not in plain
+    mixed = keras_code(TINY.with_changes(precision="mixed_bfloat16"))
+    assert 'keras.layers.Dense(4, activation="relu", name="hidden_2", dtype="mixed_bfloat16"),' in mixed
+    assert 'keras.layers.Dense(10, activation="softmax", name="output", dtype="float32"),' in mixed
 
 
 def test_layer_table_rows():
@@ -196,10 +225,13 @@ def _exec_keras_code(spec: ModelSpec):
     ],
     ids=["fashion-seed", "cifar10-tuned", "mixed-rmsprop"],
 )
-def test_keras_code_rebuilds_the_same_model(spec):
+def test_keras_code_renders_the_model_layers(spec):
     model = _exec_keras_code(spec)
     assert model.count_params() == count_params(spec)
     assert [layer.name for layer in model.layers] == [row.name for row in layer_table(spec)]
+    described = model_layers(spec)[1:]  # the Input is not one of the model's layers
+    assert [type(layer).__name__ for layer in model.layers] == [layer.kind for layer in described]
+    assert [getattr(layer, "units", 0) for layer in model.layers] == [layer.units for layer in described]
     assert model.loss == spec.loss_name
     assert type(model.optimizer).__name__.lower() == spec.optimizer
     assert float(model.optimizer.learning_rate) == pytest.approx(spec.learning_rate)

@@ -7,13 +7,13 @@ import datetime
 import pandas as pd
 import pytest
 
+from lib.formatting import format_count
 from lib.keys import Key, layer_units_key
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
 from lib.ui_state import (
     batch_size_options,
     build_widget_values,
-    format_count,
     history_table,
     matching_preset,
     run_filters,
