@@ -10,7 +10,6 @@ from lib.backend import backend_name
 from lib.datasets import DATASETS
 from lib.estimates import estimate_job
 from lib.formatting import format_bytes, format_count
-from lib.keys import Key, layer_units_key
 from lib.limits import OWNER_SETTINGS_TITLE, SPEC_LIMITS, owner_settings
 from lib.links import refused_spec_problems
 from lib.presets import PRESETS, TUTORIAL_LINK
@@ -29,14 +28,15 @@ from lib.spec import (
     memory_estimate,
     validate_spec,
 )
-from lib.ui_state import (
+from ui import build_state, runtime, session
+from ui.keys import Key, layer_units_key
+from ui.page_data import (
     batch_size_options,
     layer_table_frame,
     matching_preset,
     steps_per_execution_options,
     units_options,
 )
-from ui import build_state, runtime, session
 
 limits = runtime.server_limits()
 spec = session.current_spec(limits, runtime.training_device_names())

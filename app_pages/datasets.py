@@ -17,10 +17,10 @@ from lib.datasets import (
     load_dataset,
     synthetic_dataset,
 )
-from lib.keys import Key
 from lib.preprocessing import encode_labels, scale_images
 from lib.presets import TUTORIAL_LINK
 from ui import runtime
+from ui.keys import Key
 
 HISTOGRAM_SAMPLE = 2_000  # training images the pixel histogram counts
 HISTOGRAM_BINS = 32  # intensity bins of 8 levels each

@@ -16,7 +16,6 @@ from lib.devices import (
     has_gpu,
 )
 from lib.hardware import usable_cores
-from lib.keys import Key
 from lib.limits import OWNER_SETTINGS_TITLE, LimitConfigError, ServerLimits, load_limits, owner_settings
 from lib.matmul import (
     DTYPES,
@@ -29,6 +28,7 @@ from lib.matmul import (
     sweep,
 )
 from ui import runtime
+from ui.keys import Key
 
 DEFAULT_LARGEST_N = 1024  # largest N preselected: a few seconds on a small CPU
 REPEATS = 5  # timed products per device and N; the median is shown

@@ -36,11 +36,11 @@ from lib.comparison import (
 )
 from lib.datasets import DATASETS
 from lib.diagnosis import assess, efficiency_frame
-from lib.keys import Key
 from lib.parallel import scaling_frame
 from lib.store import RunStore, StoreError
-from lib.ui_state import history_table, run_filters, run_label
 from ui import runtime
+from ui.keys import Key
+from ui.page_data import history_table, run_filters, run_label
 
 st.title("Results")
 st.caption(

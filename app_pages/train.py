@@ -38,14 +38,14 @@ from lib.devices import DeviceNotFoundError, has_gpu
 from lib.estimates import SampleSuggestion, estimate_job, suggest_sample_limit
 from lib.formatting import format_seconds
 from lib.jobs import JobError, JobNotFoundError, JobSnapshot, JobState, QueueFullError
-from lib.keys import Key
 from lib.limits import OWNER_SETTINGS_TITLE, owner_settings
 from lib.links import RunSettings, refused_spec_problems
 from lib.parallel import ALL_GPUS, describe_data_parallel, describe_gradient_exchange, device_label
 from lib.presets import PRESETS
 from lib.spec import SpecError, count_params, flops_per_sample
-from lib.ui_state import matching_preset
 from ui import runtime, session
+from ui.keys import Key
+from ui.page_data import matching_preset
 
 POLL_S = 1.0  # seconds between two looks at a running job
 STOP_WAIT_S = 1.0  # while a job stops, how long one look waits for its end (the runner kills it within ~1 s)

@@ -61,7 +61,7 @@ from benchmarks.harness import (  # noqa: E402
     rss_kib,
 )
 from benchmarks.perf_report import log, print_table, write_json  # noqa: E402
-from lib.keys import Key  # noqa: E402
+from ui.keys import Key  # noqa: E402
 
 # --- what the class asks for ---
 PRESET_NAME = "fashion-seed"  # the tutorial's Fashion-MNIST test: the request half the class shares

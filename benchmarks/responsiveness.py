@@ -65,7 +65,7 @@ from benchmarks.class_load import (  # noqa: E402
     wait_until_quiet,
 )
 from benchmarks.perf_report import log, print_table, write_json  # noqa: E402
-from lib.keys import Key  # noqa: E402
+from ui.keys import Key  # noqa: E402
 
 ROUTER = REPO_ROOT / "streamlit_app.py"
 URL_PATH = re.compile(r"""url_path\s*=\s*["']([\w-]+)["']""")

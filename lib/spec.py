@@ -94,7 +94,7 @@ class SpecField:
     """Everything the app says about one `ModelSpec` field: checks, link, CLI option, widget and stored column.
 
     Validation, clamping, shareable links (`lib.links`), `python -m lib.bench` options, the Build page's
-    widgets (`lib.ui_state`, `lib.keys`) and the run store (`lib.store`) all read `SPEC_FIELDS`, so a new
+    widgets (`ui.page_data`, `ui.keys`) and the run store (`lib.store`) all read `SPEC_FIELDS`, so a new
     field is its default in `ModelSpec` plus one entry there.
     """
 
@@ -116,7 +116,7 @@ class SpecField:
 
     @property
     def key(self) -> str:
-        """The Build page's widget key (`lib.keys.Key` has it as a member named in upper case)."""
+        """The Build page's widget key (`ui.keys.Key` has it as a member named in upper case)."""
         return self.widget_key or self.name
 
 

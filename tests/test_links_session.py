@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from lib.keys import Key
 from lib.links import LinkNotice, RunSettings
 from lib.spec import ModelSpec
 from ui import session
+from ui.keys import Key
 
 
 def open_link_script() -> None:

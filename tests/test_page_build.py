@@ -9,11 +9,11 @@ from streamlit.testing.v1 import AppTest
 
 from lib.backend import backend_name
 from lib.device_run import DeviceRun
-from lib.keys import Key, layer_units_key
 from lib.presets import PRESETS, TUTORIAL_LINK
 from lib.spec import DEFAULT_LEARNING_RATES, ModelSpec, count_params
 from lib.store import RunStore
 from tests.conftest import REPO_ROOT
+from ui.keys import Key, layer_units_key
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 

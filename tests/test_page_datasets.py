@@ -10,10 +10,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from lib.datasets import get_info
-from lib.keys import Key
 from lib.presets import TUTORIAL_LINK
 from tests.conftest import REPO_ROOT
 from tests.test_datasets import FAKE_CIFAR_TEST, write_fake_cifar
+from ui.keys import Key
 
 PAGE = "app_pages/datasets.py"
 TEXT_KINDS = ("markdown", "caption", "code", "error", "warning", "info", "success")

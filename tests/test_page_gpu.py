@@ -13,11 +13,11 @@ from streamlit.testing.v1 import AppTest
 import lib.devices
 import lib.matmul
 from lib.devices import DeviceInfo, cuda_build_info, gpu_setup_hint, list_devices
-from lib.keys import Key
 from lib.matmul import gflops_per_second
 from tests.conftest import REPO_ROOT
 from tests.test_router import HeldBackendImport, backend_held
 from ui import runtime
+from ui.keys import Key
 
 PAGE = "app_pages/gpu.py"
 

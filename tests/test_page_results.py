@@ -11,10 +11,10 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from lib.device_run import DeviceRun
-from lib.keys import Key
 from lib.presets import PRESETS
 from lib.store import RunStore
 from tests.conftest import REPO_ROOT
+from ui.keys import Key
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 

@@ -9,11 +9,11 @@ import pytest
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 
 from lib.ceilings import Ceiling
-from lib.keys import Key
 from lib.presets import PRESETS
 from lib.store import RunStore
 from tests.test_page_results import charts, device_run, open_results
 from ui import runtime
+from ui.keys import Key
 
 HARDWARE_TITLE = "How close to the hardware"
 

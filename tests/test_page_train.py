@@ -22,13 +22,13 @@ from lib.datasets import available_sources
 from lib.devices import has_gpu, list_devices
 from lib.estimates import median_overhead, suggest_sample_limit
 from lib.jobs import JobSnapshot
-from lib.keys import Key
 from lib.links import RunSettings
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
 from tests.conftest import REPO_ROOT
 from tests.helpers.fake_worker import FAKE_WORKER_COMMAND, HOOK_KEY
 from ui import runtime
+from ui.keys import Key
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 TINY_SPEC = ModelSpec(hidden_units=(32,), epochs=1, batch_size=64)

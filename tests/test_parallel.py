@@ -14,7 +14,6 @@ from lib.charts import scaling_charts
 from lib.device_run import DeviceRun
 from lib.devices import DeviceInfo, DeviceNotFoundError, resolve_device
 from lib.engine import TrainingData
-from lib.keys import Key
 from lib.parallel import (
     ALL_CPUS,
     ALL_GPUS,
@@ -35,6 +34,7 @@ from lib.parallel import (
 )
 from lib.spec import ModelSpec, count_params, flops_per_sample
 from lib.store import RunStore
+from ui.keys import Key
 
 from .conftest import REPO_ROOT, SCALING_BENCHMARK, run_on_two_host_devices
 

@@ -13,12 +13,12 @@ import pytest
 
 from lib.bench import build_parser, spec_from_args
 from lib.device_run import DeviceRun
-from lib.keys import Key
 from lib.limits import ServerLimits
 from lib.links import KNOWN_PARAMS, LAYERS_PARAM, SPEC_PARAMS, spec_from_query_params, spec_to_query_params
 from lib.spec import SPEC_FIELDS, ModelSpec, SpecError, SpecField, clamp_to_limits, validate_spec
 from lib.store import RUN_COLUMNS, RunStore
-from lib.ui_state import build_widget_values, spec_from_build_widgets
+from ui.keys import Key
+from ui.page_data import build_widget_values, spec_from_build_widgets
 
 LIMITS = ServerLimits()
 DEFAULTS = ModelSpec()

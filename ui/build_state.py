@@ -2,7 +2,7 @@
 
 The spec in session state is the truth; the widgets show it. `show_spec` sets every widget's value from it
 before the widgets are drawn, and each widget's callback rebuilds it from all the widgets
-(`lib.ui_state.spec_from_build_widgets`, which follows `lib.spec.SPEC_FIELDS`).
+(`ui.page_data.spec_from_build_widgets`, which follows `lib.spec.SPEC_FIELDS`).
 
 A preset click writes the preset's spec and every widget's value at once. The browser may send stale values
 of other widgets with the click (a slider hidden in per-layer mode, say); their callbacks, before or after the
@@ -16,12 +16,12 @@ from typing import Any
 
 import streamlit as st
 
-from lib.keys import Key
 from lib.links import fit_to_limits
 from lib.presets import PRESETS
 from lib.spec import DEFAULT_LEARNING_RATES, SPEC_FIELD, ModelSpec
-from lib.ui_state import build_widget_values, matching_preset, spec_from_build_widgets
 from ui import runtime, session
+from ui.keys import Key
+from ui.page_data import build_widget_values, matching_preset, spec_from_build_widgets
 
 
 def show_spec(spec: ModelSpec) -> None:

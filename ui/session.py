@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from lib.keys import Key
 from lib.limits import ServerLimits
 from lib.links import LinkNotice, RunSettings, escape_markdown, read_link, spec_to_query_params
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
-from lib.ui_state import matching_preset
+from ui.keys import Key
+from ui.page_data import matching_preset
 
 DEFAULT_PRESET = "fashion-seed"
 LINK_NOTICES_HEADER = "Some settings in this link were changed:"

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import Page, expect
 
-from lib.keys import Key
 from lib.store import RunStore
 from tests.browser.conftest import RUNS_DB_NAME
+from ui.keys import Key
 
 pytestmark = pytest.mark.browser
 

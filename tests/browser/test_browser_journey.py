@@ -13,12 +13,12 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from lib.keys import Key
 from lib.presets import PRESETS
 from lib.spec import count_params
 from lib.store import RunStore
 from tests.browser.conftest import RUNS_DB_NAME, streamlit_server
 from tests.conftest import REPO_ROOT
+from ui.keys import Key
 
 pytestmark = pytest.mark.browser
 

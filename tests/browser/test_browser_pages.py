@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from lib.keys import Key
+from ui.keys import Key
 
 pytestmark = pytest.mark.browser
 

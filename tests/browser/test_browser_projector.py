@@ -19,12 +19,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from lib.device_run import DeviceRun
-from lib.keys import Key
 from lib.parallel import ALL_GPUS
 from lib.presets import PRESETS
 from lib.store import RunStore
 from tests.browser.conftest import PAGE_TIMEOUT_MS, RUNS_DB_NAME, streamlit_server
 from tests.conftest import REPO_ROOT
+from ui.keys import Key
 
 pytestmark = pytest.mark.browser
 

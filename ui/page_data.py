@@ -15,9 +15,9 @@ import pandas as pd
 from lib.comparison import GENERATED_DATA, data_label, model_text
 from lib.datasets import DATASETS
 from lib.formatting import DASH
-from lib.keys import Key, layer_units_key
 from lib.presets import Preset
 from lib.spec import SPEC_FIELDS, LayerRow, ModelSpec
+from ui.keys import Key, layer_units_key
 
 NICE_UNITS = (8, 16, 32, 64, 100, 128, 200, 256, 300, 500, 512, 1000, 1024, 2000, 2048, 3000, 4096, 8192, 16384)
 STEPS_PER_EXECUTION_OPTIONS = (1, 2, 4, 8, 16, 32, 64, 128)

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from lib.formatting import format_count
-from lib.keys import Key, layer_units_key
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
-from lib.ui_state import (
+from ui.keys import Key, layer_units_key
+from ui.page_data import (
     batch_size_options,
     build_widget_values,
     history_table,
