@@ -92,19 +92,18 @@ def start_worker(request: JobRequest, backend: str | None = None) -> subprocess.
     return worker
 
 
-def test_a_real_training_stopped_by_sigterm_keeps_its_progress_and_its_worker_leaves_at_once():
+def test_a_real_training_stopped_by_sigterm_keeps_its_progress():
+    # How soon the worker leaves (no interpreter teardown) is measured by benchmarks/cancel_latency.py.
     spec = PRESETS["fashion-seed"].spec.with_changes(epochs=50)  # 128 steps an epoch: stopped inside one
     worker = start_worker(JobRequest(spec=spec, devices=("cpu:0",), sample_limit=4096, test_limit=64, synthetic=True))
-    events, batch_events, last_line_at = [], 0, 0.0
+    events, batch_events = [], 0
     for line in worker.stdout:
-        last_line_at = time.monotonic()
         events.append(json.loads(line))
         if events[-1]["type"] == "progress" and events[-1]["event"]["kind"] == "batch":
             batch_events += 1
             if batch_events == 3:
                 worker.send_signal(signal.SIGTERM)
     code = worker.wait(60)
-    exited_at = time.monotonic()
     worker.stdout.close()
 
     assert code == 0
@@ -114,19 +113,16 @@ def test_a_real_training_stopped_by_sigterm_keeps_its_progress_and_its_worker_le
     assert progress[0].kind == "device_start" and progress[0].epoch == 1
     assert progress[-1].kind == "device_done" and 0 < fractions[-1] < 1
     assert DeviceRun.from_dict(events[-1]["run"]).status == "cancelled"
-    assert exited_at - last_line_at < 1.0  # no interpreter teardown (about 1.5 s with TensorFlow on 2 cores)
 
 
-def test_sigterm_before_any_training_ends_the_worker_at_once():
+def test_sigterm_before_any_training_ends_the_worker_without_training():
     worker = start_worker(JobRequest(spec=ModelSpec(hidden_units=(8,), epochs=1), devices=("cpu:0",), synthetic=True))
     assert json.loads(worker.stdout.readline())["type"] == "started"
     time.sleep(0.3)  # the worker reads its job and starts importing TensorFlow, which takes seconds
 
-    stopped_at = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     code = worker.wait(60)
 
-    assert time.monotonic() - stopped_at < 2.0
     assert code in (0, -signal.SIGTERM)  # 0 once it had its job; SIGTERM's default before
     assert [json.loads(line)["type"] for line in worker.stdout] in ([], ["ready"])
     worker.stdout.close()
