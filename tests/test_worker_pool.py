@@ -107,8 +107,8 @@ def thread_priorities(pid: int) -> list[tuple[int, int]]:
         try:
             with open(f"/proc/{pid}/task/{thread_id}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()  # fields 3.. of proc(5), after the command name
-        except FileNotFoundError:
-            continue  # the thread ended after it was listed
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended after it was listed (its stat file then answers ENOENT or ESRCH)
         pairs.append((int(fields[38]), int(fields[16])))  # field 41 policy, field 19 nice
     return pairs
 
