@@ -14,7 +14,6 @@ from lib.datasets import (
     DatasetUnavailableError,
     available_sources,
     get_info,
-    load_dataset,
     synthetic_dataset,
 )
 from lib.preprocessing import encode_labels, scale_images
@@ -31,18 +30,10 @@ PREVIEW_IMAGES = 16  # generated images shown when the real dataset is missing
 LABEL_COLUMNS = {"index": "Image #", "label": "Label", "class_name": "Class"}  # titles of the label tables' columns
 
 
-@st.cache_resource(show_spinner="Loading the dataset with its Keras loader...")
-def cached_dataset(name: str) -> Dataset:
-    """Loads a dataset once per server process; every session shares it and nobody mutates it."""
-    if available_sources(name):  # Keras' loader reads it: wait for the server's one import of Keras
-        runtime.wait_for_backend()
-    return load_dataset(name)
-
-
 @st.cache_data(show_spinner="Averaging the images of each class...", max_entries=len(DATASET_NAMES))
 def cached_mean_images(name: str) -> np.ndarray:
     """Mean training image of each class, as uint8 for display."""
-    dataset = cached_dataset(name)
+    dataset = runtime.dataset(name)
     means = eda.mean_image_per_class(dataset.x_train, dataset.y_train, dataset.info.num_classes)
     return eda.to_display_uint8(means)
 
@@ -265,7 +256,7 @@ name = st.selectbox("Dataset", DATASET_NAMES, format_func=lambda n: get_info(n).
 info = get_info(name)
 st.markdown(info.description)
 try:
-    dataset = cached_dataset(name)
+    dataset = runtime.dataset(name)
 except DatasetUnavailableError as error:
     show_generated_stand_in(info, error)
     st.stop()

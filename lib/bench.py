@@ -519,7 +519,7 @@ def results_csv_rows(plan: Plan, runs: Sequence[DeviceRun]) -> list[dict[str, An
         row = {"preset": plan.preset, **plan.spec.to_dict(), **data, **reported_run(run)}
         row["hidden_units"] = json.dumps(list(plan.spec.hidden_units))
         row["extra"] = json.dumps(plan.spec.extra)
-        for name in ("epoch_s", "train_loss", "train_accuracy"):
+        for name in ("epoch_s", "train_loss", "train_accuracy", "confusion", "sample_predictions"):
             row[name] = None if row[name] is None else json.dumps(json_ready(row[name]))
         rows.append(row)
     return rows

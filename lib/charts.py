@@ -596,3 +596,45 @@ def hardware_efficiency_chart(df: pd.DataFrame) -> alt.LayerChart:
     return alt.layer(bars, labels, ceiling).properties(
         **chart_layout(chart_title("How close to the hardware", "Longer is closer."), _bar_rows(frame["series"]))
     )
+
+
+# --- Results page: what the model learned ---
+
+HEATMAP_SCHEME = "blues"  # one-hue sequential scheme: light to dark reads the same with any colour vision
+HEATMAP_ROW_PX = 30  # px of each class's row, room for its count
+
+
+def confusion_matrix_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    """A heatmap of one run's test images per true class (rows) and predicted class (columns), counts in the cells.
+
+    Args:
+        frame: Output of `lib.comparison.confusion_frame` (true_class, predicted_class, count, share_of_true, ...).
+
+    Returns:
+        Cells coloured by their share of the true class's images (a square-root scale, so small mix-ups
+        show beside the dark diagonal), each labelled with its count; class names on both axes in label order.
+    """
+    order = frame.sort_values("true_index")["true_class"].drop_duplicates().tolist()
+    base = alt.Chart(frame).encode(
+        x=alt.X("predicted_class:N").title("Predicted class").sort(order).axis(labelAngle=-40, orient="top"),
+        y=alt.Y("true_class:N").title("True class").sort(order),
+        tooltip=[
+            alt.Tooltip("true_class:N").title("True class"),
+            alt.Tooltip("predicted_class:N").title("Predicted class"),
+            alt.Tooltip("count:Q").title("Test images").format(","),
+            alt.Tooltip("share_of_true:Q").title("Share of the true class").format(".1%"),
+            alt.Tooltip("outcome:N").title("Outcome"),
+        ],
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("share_of_true:Q")
+        .title("Share of the true class")
+        .scale(scheme=HEATMAP_SCHEME, type="sqrt", domain=[0, 1])
+        .legend(format="%", orient="bottom")
+    )
+    counts = base.mark_text(fontSize=11).encode(
+        text=alt.Text("count:Q").format(","),
+        color=alt.condition("datum.share_of_true > 0.5", alt.value("white"), alt.value("black")),
+    )
+    title = chart_title("Confusion matrix", "Rows: the true class. The diagonal is right; dark cells off it: mix-ups.")
+    return alt.layer(cells, counts).properties(**chart_layout(title, alt.Step(HEATMAP_ROW_PX)))

@@ -7,6 +7,8 @@
   "batch 1,024"), with preset titles instead of preset codes.
 - The caption functions compute every sentence from the numbers the chart beside it draws: speed ratios,
   whether the loss curves overlap, and why the total-time ratio is smaller than the throughput ratio.
+- What a run learned: its confusion matrix as a tidy frame, the pair of classes it mixes up most, and the
+  captions of its sample test images (`learned_runs`, `confusion_frame`, `confusion_caption`).
 - Generated data has random labels, so its accuracy measures nothing: `data_label` and
   `GENERATED_ACCURACY_NOTE` are the words the tables, captions and exports use for it.
 
@@ -644,6 +646,117 @@ def train_accuracy_caption(summary: pd.DataFrame, epochs: pd.DataFrame) -> str:
         + "; ".join(parts)
         + ". A gap of several points means the model memorises its training images."
         + generated
+    )
+
+
+# --- what the model learned: its confusion matrix and sample predictions ---
+
+GENERATED_CONFUSION_NOTE = (
+    "No confusion matrix for generated data: its labels are random, so which classes a model mixes up means "
+    "nothing, and the run keeps none."
+)
+_CONFUSION_COLUMNS = (
+    "true_index",
+    "true_class",
+    "predicted_index",
+    "predicted_class",
+    "count",
+    "share_of_true",
+    "outcome",
+)
+
+
+def learned_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The real-data runs that kept a confusion matrix (runs stored before it was kept have none), most accurate first.
+
+    Args:
+        runs: Rows from `RunStore.runs()` with a `result` column (`DeviceRun.to_dict()`).
+    """
+    if runs.empty or "result" not in runs:
+        return runs.iloc[0:0]
+    kept = [not _truthy(row.get("synthetic")) and bool(_confusion(row["result"])) for _, row in runs.iterrows()]
+    return runs[kept].sort_values("test_accuracy", ascending=False, kind="stable")
+
+
+def _confusion(result: Any) -> list[list[int]]:
+    return (result.get("confusion") or []) if isinstance(result, dict) else []
+
+
+def confusion_frame(confusion: Sequence[Sequence[int]], class_names: Sequence[str]) -> pd.DataFrame:
+    """The confusion matrix as a tidy frame, one row per (true class, predicted class) cell.
+
+    Args:
+        confusion: Test images per [true class][predicted class] (`DeviceRun.confusion`).
+        class_names: The dataset's class names, in label order.
+
+    Returns:
+        Columns `true_index`, `true_class`, `predicted_index`, `predicted_class`, `count`, `share_of_true`
+        (the cell's share of its true class's images) and `outcome` ("right" on the diagonal, else "mixed up").
+    """
+    rows = []
+    for true, counts in enumerate(confusion):
+        total = sum(counts)
+        for predicted, count in enumerate(counts):
+            rows.append(
+                (
+                    true,
+                    class_names[true],
+                    predicted,
+                    class_names[predicted],
+                    int(count),
+                    count / total if total else 0.0,
+                    "right" if true == predicted else "mixed up",
+                )
+            )
+    return pd.DataFrame(rows, columns=list(_CONFUSION_COLUMNS))
+
+
+def most_confused(confusion: Sequence[Sequence[int]]) -> tuple[int, int, int, int] | None:
+    """The off-diagonal cell with the most images: (true class, predicted class, its count, the true class's total).
+
+    Ties go to the first in label order; None when no image was mixed up.
+    """
+    best = None
+    for true, counts in enumerate(confusion):
+        for predicted, count in enumerate(counts):
+            if true != predicted and count > 0 and (best is None or count > best[2]):
+                best = (true, predicted, int(count), int(sum(counts)))
+    return best
+
+
+def confusion_caption(confusion: Sequence[Sequence[int]], class_names: Sequence[str]) -> str:
+    """What to read from one run's confusion matrix: the pair of classes it mixes up most, and how often.
+
+    Args:
+        confusion: Test images per [true class][predicted class].
+        class_names: The dataset's class names, in label order.
+    """
+    total = sum(sum(counts) for counts in confusion)
+    right = sum(confusion[index][index] for index in range(len(confusion)))
+    overall = f"Right overall: {right:,} of {total:,} ({right / total:.1%}, the diagonal)." if total else ""
+    pair = most_confused(confusion)
+    if pair is None:
+        return f"No test image is mixed up. {overall}".strip()
+    true, predicted, count, of_true = pair
+    return (
+        f'"{class_names[true]}" is most often taken for "{class_names[predicted]}": {count:,} of its {of_true:,} '
+        f"test images. {overall}"
+    ).strip()
+
+
+def sample_caption(sample: Mapping[str, Any], class_names: Sequence[str]) -> str:
+    """One sample image's caption: "predicted / true", marked right (✓) or wrong (✗)."""
+    predicted, true = class_names[int(sample["predicted"])], class_names[int(sample["true"])]
+    mark = "✓" if predicted == true else "✗"
+    return f"{mark} {predicted} / {true}"
+
+
+def samples_caption(samples: Sequence[Mapping[str, Any]]) -> str:
+    """What the sample images are: how many, how they are captioned, and how many the model got right."""
+    right = sum(int(sample["predicted"]) == int(sample["true"]) for sample in samples)
+    return (
+        f"{len(samples)} test images the model never trained on, each captioned predicted / true class: "
+        f"{right} right (✓), {len(samples) - right} wrong (✗)."
     )
 
 

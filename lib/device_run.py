@@ -56,6 +56,9 @@ class DeviceRun:
     test_loss: float | None = None
     test_accuracy: float | None = None
     replicas: int = 1  # devices that trained together: 1, or N for data parallel over N devices ("gpu:all")
+    # Real data only (generated labels are random); empty for older runs, which did not keep them.
+    confusion: list[list[int]] = field(default_factory=list)  # test images per [true class][predicted class]
+    sample_predictions: list[dict[str, int]] = field(default_factory=list)  # {"index", "true", "predicted"}
 
     def set_epoch_times(self, epoch_s: Sequence[float], flops_per_epoch: float | None = None) -> None:
         """Keeps the finished epochs' times and derives the run's timings from them (nothing more without epochs).

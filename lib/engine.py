@@ -18,6 +18,9 @@ What makes the numbers comparable across devices:
   read after the work is done, not when it was queued. Epoch 1 (tracing and compilation) is reported
   apart from the steady state (median of epochs 2..n).
 
+After the timed epochs each model is evaluated on the test samples and, on real data, predicts them once
+more: the run keeps its confusion matrix and a few test images with their predicted and true labels.
+
 Progress events never force a device sync: batch events are sent from `on_train_batch_begin`, which
 Keras calls without converting any tensor, and carry the count of dispatched steps, not the loss.
 
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
 
 BATCH_EVENT_INTERVAL_S = 0.25  # at most one batch event per this many seconds (should_stop: every step)
 MAX_ERROR_CHARS = 400  # longer error messages are cut for display
+SAMPLE_PREDICTIONS = 12  # test images a run keeps with their predicted and true labels
 
 ProgressCallback = Callable[[ProgressEvent], None]
 StopCheck = Callable[[], bool]
@@ -248,8 +252,70 @@ def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: E
         if timer.cancelled or len(data.x_test) == 0:
             return
         test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test, batch_size=spec.batch_size, verbose=0)
+        # Random labels teach nothing to look at: generated data gets no predictions (and saves the pass).
+        predicted = None if data.synthetic else predicted_classes(model, data.x_test, spec.batch_size)
     run.test_loss = float(test_loss)
     run.test_accuracy = float(test_accuracy)
+    if predicted is not None:
+        true = true_classes(data.y_test)
+        run.confusion = confusion_counts(true, predicted, data.num_classes)
+        run.sample_predictions = pick_sample_predictions(true, predicted, SAMPLE_PREDICTIONS)
+
+
+def predicted_classes(model: keras.Model, x_test: np.ndarray, batch_size: int) -> np.ndarray:
+    """The class each test image is given: the output unit with the highest score, after training and its clock."""
+    return np.asarray(model.predict(x_test, batch_size=batch_size, verbose=0)).argmax(axis=1)
+
+
+def true_classes(y_test: np.ndarray) -> np.ndarray:
+    """Class indices from encoded labels: one-hot rows (n, classes) or indices (n,)."""
+    return y_test.argmax(axis=1) if y_test.ndim == 2 else y_test.astype(np.int64)
+
+
+def confusion_counts(true: np.ndarray, predicted: np.ndarray, num_classes: int) -> list[list[int]]:
+    """Counts test images per (true class, predicted class): rows are true classes, the diagonal is right.
+
+    Args:
+        true: Class index of each test image.
+        predicted: Class index the model gave each test image.
+        num_classes: Rows and columns of the matrix.
+
+    Returns:
+        A `num_classes` x `num_classes` list of lists of ints (JSON-ready); it sums to the test images.
+    """
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (true, predicted), 1)
+    return counts.tolist()
+
+
+def pick_sample_predictions(true: np.ndarray, predicted: np.ndarray, count: int) -> list[dict[str, int]]:
+    """Picks test images to show with their labels: half predicted right, half wrong where there are enough.
+
+    The same run always gives the same pick: the images are spread evenly over the right and the wrong
+    ones in test-set order, so they are not all the first few.
+
+    Args:
+        true: Class index of each test image.
+        predicted: Class index the model gave each test image.
+        count: Images to pick at most.
+
+    Returns:
+        `{"index": test image, "true": class, "predicted": class}` dicts in test-set order.
+    """
+    wrong = np.flatnonzero(predicted != true)
+    right = np.flatnonzero(predicted == true)
+    num_wrong = min(len(wrong), count // 2)
+    num_right = min(len(right), count - num_wrong)
+    num_wrong = min(len(wrong), count - num_right)  # too few right ones: show more wrong ones
+    picked = np.sort(np.concatenate([_spread(wrong, num_wrong), _spread(right, num_right)]))
+    return [{"index": int(i), "true": int(true[i]), "predicted": int(predicted[i])} for i in picked]
+
+
+def _spread(indices: np.ndarray, count: int) -> np.ndarray:
+    """`count` of the indices, evenly spaced from the first to the last."""
+    if count < 1:
+        return indices[:0]
+    return indices[np.linspace(0, len(indices) - 1, count).round().astype(np.int64)]
 
 
 def uses_device_resident_loop(spec: ModelSpec, backend: str) -> bool:

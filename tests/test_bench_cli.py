@@ -148,6 +148,8 @@ def test_happy_path_json_csv_and_store(capsys, tmp_path):
     from_csv = pd.read_csv(out_csv)
     assert from_csv.loc[0, "device"] == "cpu:0"
     assert json.loads(from_csv.loc[0, "epoch_s"]) == pytest.approx(result["epoch_s"])
+    assert sum(map(sum, result["confusion"])) == 256 and len(result["sample_predictions"]) == 12
+    assert json.loads(from_csv.loc[0, "confusion"]) == result["confusion"]
 
     assert "epoch 1 includes tracing and compilation" in out
     assert "    1*" in out and "real data" in out and "GFLOP/s" in out

@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from lib import charts
+from lib import charts, comparison
+from lib.datasets import DATASETS
 from lib.device_run import DeviceRun
 
 
@@ -220,3 +221,61 @@ def test_training_accuracy_curves_leave_generated_data_out(real_and_generated_ru
     (rows,) = loss["datasets"].values()
     assert {row["data"] for row in rows} == {"real", "generated"}
     assert loss["title"] == {"text": "Training loss per epoch"}
+
+
+FASHION_CLASSES = DATASETS["fashion_mnist"].class_names
+# 10 x 10 test images per true class: 90 right, 1 to each other class, and shirts (6) often taken for T-shirts (0).
+CONFUSION = [[90 if true == predicted else 1 for predicted in range(10)] for true in range(10)]
+CONFUSION[6][6], CONFUSION[6][0] = 0, 90
+
+
+def test_confusion_frame_is_tidy_with_shares_of_the_true_class():
+    frame = comparison.confusion_frame(CONFUSION, FASHION_CLASSES)
+    assert len(frame) == 100 and frame["count"].sum() == sum(map(sum, CONFUSION))
+    shirt_as_tshirt = frame[(frame["true_class"] == "Shirt") & (frame["predicted_class"] == "T-shirt/top")].iloc[0]
+    assert shirt_as_tshirt["count"] == 90 and shirt_as_tshirt["share_of_true"] == pytest.approx(90 / 98)
+    assert shirt_as_tshirt["outcome"] == "mixed up"
+    assert set(frame.loc[frame["true_index"] == frame["predicted_index"], "outcome"]) == {"right"}
+
+
+def test_confusion_caption_names_the_most_confused_pair():
+    caption = comparison.confusion_caption(CONFUSION, FASHION_CLASSES)
+    assert caption.startswith('"Shirt" is most often taken for "T-shirt/top": 90 of its 98 test images.')
+    assert "Right overall: 810 of 989 (81.9%, the diagonal)." in caption
+    perfect = [[5 if true == predicted else 0 for predicted in range(10)] for true in range(10)]
+    assert comparison.confusion_caption(perfect, FASHION_CLASSES).startswith("No test image is mixed up.")
+
+
+def test_sample_captions_say_predicted_then_true():
+    samples = [{"index": 3, "true": 6, "predicted": 0}, {"index": 8, "true": 9, "predicted": 9}]
+    assert [comparison.sample_caption(sample, FASHION_CLASSES) for sample in samples] == [
+        "✗ T-shirt/top / Shirt",
+        "✓ Ankle boot / Ankle boot",
+    ]
+    assert comparison.samples_caption(samples).endswith("1 right (✓), 1 wrong (✗).")
+
+
+def test_confusion_matrix_chart_spec():
+    spec = charts.confusion_matrix_chart(comparison.confusion_frame(CONFUSION, FASHION_CLASSES)).to_dict()
+    cells, counts = spec["layer"]
+    assert cells["mark"]["type"] == "rect" and counts["mark"]["type"] == "text"
+    encoding = cells["encoding"]
+    assert encoding["x"]["field"] == "predicted_class" and encoding["x"]["sort"] == list(FASHION_CLASSES)
+    assert encoding["y"]["field"] == "true_class" and encoding["y"]["sort"] == list(FASHION_CLASSES)
+    assert encoding["color"]["scale"]["scheme"] == charts.HEATMAP_SCHEME
+    assert {tip["field"] for tip in encoding["tooltip"]} >= {"true_class", "predicted_class", "count", "share_of_true"}
+    assert counts["encoding"]["text"]["field"] == "count"
+    assert spec["title"]["text"] == "Confusion matrix" and "true class" in spec["title"]["subtitle"]
+
+
+def test_learned_runs_keep_real_runs_with_a_matrix_most_accurate_first():
+    runs = [
+        _device_run("cpu:0", [1.0], accuracy=0.7),
+        _device_run("gpu:0", [1.0], accuracy=0.9),
+        _device_run("cpu:1", [1.0], accuracy=0.95),  # stored before matrices were kept
+        _device_run("gpu:1", [1.0], accuracy=0.99),
+    ]
+    runs[0].confusion = runs[1].confusion = runs[3].confusion = CONFUSION
+    runs[3].synthetic = True  # generated labels: no matrix worth drawing
+    frame = charts.device_runs_to_frame(runs)
+    assert comparison.learned_runs(frame)["device"].tolist() == ["gpu:0", "cpu:0"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lib.device_run import DeviceRun, is_out_of_memory, steady_epoch_seconds
@@ -49,3 +51,23 @@ class ResourceExhaustedError(Exception):
 )
 def test_is_out_of_memory(error, expected):
     assert is_out_of_memory(error) is expected
+
+
+def test_a_run_with_its_confusion_matrix_round_trips_through_json():
+    run = DeviceRun(
+        device="gpu:0",
+        backend="jax",
+        synthetic=False,
+        num_test=4,
+        test_accuracy=0.5,
+        confusion=[[1, 1], [1, 1]],
+        sample_predictions=[{"index": 0, "true": 0, "predicted": 0}, {"index": 3, "true": 1, "predicted": 0}],
+    )
+    assert DeviceRun.from_dict(json.loads(json.dumps(run.to_dict()))) == run
+
+
+def test_a_run_stored_before_confusion_matrices_loads_without_them():
+    old = DeviceRun(device="cpu:0", backend="tensorflow", synthetic=False, test_accuracy=0.8).to_dict()
+    del old["confusion"], old["sample_predictions"]
+    run = DeviceRun.from_dict(old)
+    assert run.confusion == [] and run.sample_predictions == [] and run.test_accuracy == 0.8

@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 
 import lib.engine as engine
-from lib.datasets import load_dataset
+from lib.datasets import load_dataset, synthetic_dataset
 from lib.devices import DeviceNotFoundError
 from lib.engine import (
+    SAMPLE_PREDICTIONS,
     TrainingDataError,
+    confusion_counts,
     describe_failure,
+    pick_sample_predictions,
     prepare_data,
     train_on_devices,
     uses_device_resident_loop,
@@ -93,6 +96,48 @@ def test_real_training_learns_and_times_every_epoch(compared):
     assert run.train_accuracy[2] > 0.5
     assert run.test_accuracy > 0.5  # chance is 0.1
     assert 0 < run.test_loss < run.train_loss[0]
+
+
+def test_real_run_keeps_its_confusion_matrix_and_sample_predictions(fashion, compared):
+    run = compared[0][0]
+    confusion = np.array(run.confusion)
+    assert confusion.shape == (10, 10) and confusion.sum() == run.num_test == 500
+    assert confusion.trace() / confusion.sum() == pytest.approx(run.test_accuracy, abs=0.002)
+    assert confusion.sum(axis=1).tolist() == np.bincount(fashion.y_test, minlength=10).tolist()  # rows: true class
+    samples = run.sample_predictions
+    assert len(samples) == SAMPLE_PREDICTIONS
+    assert [sample["index"] for sample in samples] == sorted({sample["index"] for sample in samples})
+    assert all(sample["true"] == fashion.y_test[sample["index"]] for sample in samples)
+    assert all(0 <= sample["predicted"] < 10 for sample in samples)
+    assert sum(sample["true"] == sample["predicted"] for sample in samples) == SAMPLE_PREDICTIONS // 2
+    assert json.loads(json.dumps(run.to_dict()))["confusion"] == run.confusion  # plain ints, JSON-ready
+
+
+def test_generated_data_keeps_no_confusion_matrix(fashion):
+    generated = synthetic_dataset("fashion_mnist", 128, 64, seed=0)
+    run = train_on_devices(SMALL.with_changes(epochs=1), generated, ["cpu:0"])[0]
+    assert run.status == "done" and run.test_accuracy is not None  # evaluated, but random labels teach nothing
+    assert run.confusion == [] and run.sample_predictions == []
+
+
+def test_confusion_counts_rows_are_true_classes():
+    assert confusion_counts(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), 3) == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+
+
+@pytest.mark.parametrize(
+    ("wrong", "right", "count", "expected_wrong", "expected_right"),
+    [(50, 50, 12, 6, 6), (2, 98, 12, 2, 10), (0, 100, 12, 0, 12), (100, 0, 12, 12, 0), (3, 4, 12, 3, 4)],
+)
+def test_sample_predictions_are_half_right_half_wrong_where_possible(
+    wrong, right, count, expected_wrong, expected_right
+):
+    true = np.zeros(wrong + right, dtype=np.int64)
+    predicted = np.concatenate([np.ones(wrong, dtype=np.int64), np.zeros(right, dtype=np.int64)])
+    picked = pick_sample_predictions(true, predicted, count)
+    assert sum(sample["predicted"] != sample["true"] for sample in picked) == expected_wrong
+    assert sum(sample["predicted"] == sample["true"] for sample in picked) == expected_right
+    assert picked == pick_sample_predictions(true, predicted, count)  # the same pick every time
+    assert [sample["index"] for sample in picked] == sorted({sample["index"] for sample in picked})
 
 
 def test_same_seed_same_data_order_same_losses_on_every_device(compared):
@@ -216,6 +261,10 @@ def test_jax_backend_trains_the_same_way():
     assert resident["total_s"] == pytest.approx(sum(resident["epoch_s"]))
     assert resident["train_loss"][-1] < resident["train_loss"][0]
     assert 0.0 <= resident["test_accuracy"] <= 1.0  # evaluated (random generated labels: chance)
+    confusion = resident["confusion"]  # its data is marked real, so it predicted the test images too
+    assert sum(map(sum, confusion)) == 100
+    assert sum(confusion[i][i] for i in range(10)) / 100 == pytest.approx(resident["test_accuracy"], abs=0.011)
+    assert len(resident["sample_predictions"]) == 12
     assert result["resident_events"].count("epoch") == 3
     assert result["resident_events"][0] == "device_start" and result["resident_events"][-1] == "device_done"
     stopped = result["stopped"]

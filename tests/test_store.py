@@ -152,6 +152,21 @@ def test_get_decodes_spec_and_run(store):
         store.get(999)
 
 
+def test_confusion_matrix_is_stored_and_a_run_stored_without_one_still_loads(store, runs_db):
+    run = dataclasses.replace(
+        make_run(), confusion=[[3, 1], [0, 4]], sample_predictions=[{"index": 1, "true": 0, "predicted": 1}]
+    )
+    run_id = store.record(SPEC, run, params=1)
+    assert store.get(run_id).run == run
+    assert store.runs().iloc[0]["result"]["confusion"] == [[3, 1], [0, 4]]
+    old_result = {key: value for key, value in run.to_dict().items() if key not in ("confusion", "sample_predictions")}
+    with contextlib.closing(sqlite3.connect(runs_db)) as connection, connection:
+        connection.execute("UPDATE runs SET result_json = ? WHERE id = ?", (json.dumps(old_result), run_id))
+    old = store.get(run_id).run
+    assert old.confusion == [] and old.sample_predictions == [] and old.test_accuracy == run.test_accuracy
+    assert "confusion" not in store.runs().iloc[0]["result"]
+
+
 def test_filters(store):
     store.record(SPEC, make_run("cpu:0"), preset="fashion-seed", params=1)
     store.record(SPEC, make_run("gpu:0", synthetic=True), preset="fashion-tuned", params=1)

@@ -38,7 +38,7 @@ from lib.worker import (
 )
 from lib.worker_pool import DEFAULT_WORKER_COMMAND
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, process_alive
 from .helpers.fake_worker import FAKE_WORKER_COMMAND, HOOK_KEY
 
 
@@ -143,6 +143,20 @@ def test_worker_error_becomes_an_error_event_and_exit_code_1():
     assert "Traceback" in stderr
 
 
+def test_a_real_data_result_sends_its_confusion_matrix_and_sample_predictions():
+    spec = ModelSpec(hidden_units=(16,), batch_size=64, epochs=1)
+    request = JobRequest(spec=spec, devices=("cpu:0",), sample_limit=256, test_limit=40)
+
+    code, events, stderr = run_worker(request, {"KERAS_BACKEND": "jax"})
+
+    assert code == 0, stderr[-2000:]
+    result = DeviceRun.from_dict(events[-1]["run"])  # as the runner reads it
+    assert result.status == "done" and result.synthetic is False
+    assert sum(map(sum, result.confusion)) == 40 and len(result.confusion) == 10
+    assert len(result.sample_predictions) == 12
+    assert {"index", "true", "predicted"} == set(result.sample_predictions[0])
+
+
 def test_missing_real_dataset_is_a_readable_error(tmp_path):
     request = JobRequest(spec=ModelSpec(dataset="cifar10", hidden_units=(8,), epochs=1), devices=("cpu:0",))
     env = {"KERAS_BACKEND": "jax", "KERAS_HOME": str(tmp_path / "keras"), "GPUX_DATA_DIR": str(tmp_path / "data")}
@@ -162,17 +176,9 @@ def test_worker_exits_when_the_server_that_started_it_dies():
     worker_pid = int(output.stdout)
 
     deadline = time.monotonic() + 30
-    while _alive(worker_pid) and time.monotonic() < deadline:
+    while process_alive(worker_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(worker_pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    assert not process_alive(worker_pid)
 
 
 def test_jax_worker_does_not_import_tensorflow():

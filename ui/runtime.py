@@ -34,6 +34,7 @@ from lib.probe import probe_devices
 if TYPE_CHECKING:
     import pandas as pd
 
+    from lib.datasets import Dataset
     from lib.runner import JobRunner
     from lib.store import RunStore
 
@@ -229,6 +230,21 @@ def finished_runs() -> pd.DataFrame:
     """
     path = db_path()
     return _finished_runs(path, _store(path).count())
+
+
+@st.cache_resource(show_spinner="Loading the dataset with its Keras loader...")
+def dataset(name: str) -> Dataset:
+    """A dataset, loaded once per server process: the Datasets and Results pages share it; nobody mutates it.
+
+    Raises:
+        lib.datasets.DatasetUnavailableError: This server has no readable copy; the message says what to do.
+        BackendUnavailableError: Keras, which reads the copy, cannot be imported.
+    """
+    from lib.datasets import available_sources, load_dataset
+
+    if available_sources(name):  # Keras' loader reads it: wait for the server's one import of Keras
+        wait_for_backend()
+    return load_dataset(name)
 
 
 @st.cache_resource(show_spinner=False)

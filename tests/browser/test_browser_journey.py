@@ -112,7 +112,8 @@ def test_new_user_goes_from_home_to_a_cpu_timing_chart(chromium, journey):
         page.get_by_role("link", name="See all charts on the Results page").click()
         expect(page.get_by_role("heading", name="Results", level=1)).to_be_visible()
         wait_for_script(page)
-        expect(page.locator(CHART)).to_have_count(6)
+        expect(page.locator(CHART)).to_have_count(7)  # six of the timings, the confusion matrix of the real data
+        expect(page.get_by_role("heading", name="What the model learned")).to_be_visible()
         expect(page.get_by_text(re.compile(r"^Total training time (of|per run)"))).to_be_visible()
         expect(page.get_by_text(re.compile(r"^Default view\. "))).to_be_visible()
         screenshot(page, "journey_4_results")
