@@ -3,15 +3,18 @@
 The charts draw the runs picked under "Compare runs". By default that is the most instructive comparison the
 store allows (`lib.comparison.choose_comparison`: the latest job's devices, else CPU vs GPU runs of one model,
 else runs that differ in one setting), named by what differs; every caption is computed from the numbers drawn.
+"What the model learned" shows one compared real-data run's confusion matrix and a few test images it labelled.
 """
 
 import pandas as pd
 import streamlit as st
 
+from lib.backend import BackendUnavailableError
 from lib.ceilings import CeilingError
 from lib.charts import (
     CEILING_NOT_MEASURED,
     accuracy_on_test_set_chart,
+    confusion_matrix_chart,
     epoch_time_chart,
     hardware_efficiency_chart,
     run_epochs_frame,
@@ -23,24 +26,35 @@ from lib.charts import (
 )
 from lib.comparison import (
     GENERATED_ACCURACY_NOTE,
+    GENERATED_CONFUSION_NOTE,
     accuracy_caption,
     choose_comparison,
+    confusion_caption,
+    confusion_frame,
     epoch_time_caption,
+    learned_runs,
     loss_caption,
     outside_epochs_by_run,
     preset_title,
+    sample_caption,
+    samples_caption,
     throughput_caption,
     time_gap_text,
     total_time_caption,
     train_accuracy_caption,
 )
-from lib.datasets import DATASETS
+from lib.datasets import DATASETS, DatasetUnavailableError
 from lib.diagnosis import assess, efficiency_frame
+from lib.eda import enlarge
 from lib.parallel import scaling_frame
 from lib.store import RunStore, StoreError
+from lib.take_home import stored_runs
 from ui import runtime
 from ui.keys import Key
 from ui.page_data import history_table, run_filters, run_label
+from ui.take_home import draw_take_home
+
+IMAGE_ENLARGE = 3  # 28 px -> 84 px, 32 px -> 96 px on screen, as on the Datasets page
 
 st.title("Results")
 st.caption(
@@ -138,7 +152,50 @@ def draw_comparison(store: RunStore, runs) -> None:
     else:
         chart_box(accuracy_on_test_set_chart(summary), accuracy_caption(summary, compared))
         chart_box(training_curve_chart(epochs, "train_accuracy"), train_accuracy_caption(summary, epochs))
+    draw_learned(compared, dict(zip(summary["run_id"], summary["series"], strict=True)))
+    draw_take_home(
+        stored_runs(store, compared["id"]), Key.RESULTS_SCRIPT, Key.RESULTS_NOTEBOOK, Key.RESULTS_TAKE_HOME_RUNS
+    )
     draw_hardware(store, compared, dict(zip(summary["run_id"], summary["series"], strict=True)))
+
+
+def draw_learned(compared, series: dict[str, str]) -> None:
+    """One compared run's confusion matrix (the most accurate by default) and a few test images it labelled."""
+    learned = learned_runs(compared)
+    if learned.empty:
+        if compared["synthetic"].any():
+            st.info(GENERATED_CONFUSION_NOTE, icon=":material/info:")
+        return
+    st.subheader("What the model learned")
+    names = {int(row["id"]): series.get(str(row["id"]), run_label(row)) for _, row in learned.iterrows()}
+    if st.session_state.get(Key.RESULTS_LEARNED_RUN) not in names:
+        st.session_state[Key.RESULTS_LEARNED_RUN] = next(iter(names))  # the most accurate
+    run_id = st.selectbox("Run", options=list(names), format_func=names.get, key=Key.RESULTS_LEARNED_RUN)
+    row = learned[learned["id"] == run_id].iloc[0]
+    result, info = row["result"], DATASETS[row["dataset"]]
+    chart_box(
+        confusion_matrix_chart(confusion_frame(result["confusion"], info.class_names)),
+        confusion_caption(result["confusion"], info.class_names),
+    )
+    draw_sample_predictions(info, result.get("sample_predictions") or [])
+
+
+def draw_sample_predictions(info, samples: list[dict]) -> None:
+    """A few of the run's test images, each captioned with the model's answer and the true class."""
+    if not samples:
+        return
+    try:
+        dataset = runtime.dataset(info.name)
+    except (DatasetUnavailableError, BackendUnavailableError) as error:
+        st.info(f"The test images cannot be shown: {error}", icon=":material/info:")
+        return
+    with st.container(border=True):
+        st.image(
+            [enlarge(dataset.x_test[sample["index"]], IMAGE_ENLARGE) for sample in samples],
+            caption=[sample_caption(sample, info.class_names) for sample in samples],
+            width=info.image_shape[1] * IMAGE_ENLARGE,
+        )
+        st.caption(samples_caption(samples))
 
 
 def draw_hardware(store: RunStore, compared, series: dict[str, str]) -> None:

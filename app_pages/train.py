@@ -23,6 +23,7 @@ over it and is never replaced by a suggestion.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from typing import Any
 
@@ -43,9 +44,12 @@ from lib.links import RunSettings, refused_spec_problems
 from lib.parallel import ALL_GPUS, describe_data_parallel, describe_gradient_exchange, device_label
 from lib.presets import PRESETS
 from lib.spec import SpecError, count_params, flops_per_sample
+from lib.store import StoreError
+from lib.take_home import job_runs
 from ui import runtime, session
 from ui.keys import Key
 from ui.page_data import matching_preset
+from ui.take_home import draw_take_home
 
 POLL_S = 1.0  # seconds between two looks at a running job
 STOP_WAIT_S = 1.0  # while a job stops, how long one look waits for its end (the runner kills it within ~1 s)
@@ -524,7 +528,12 @@ def draw_result(job: JobSnapshot) -> None:
         with st.container(border=True):
             st.altair_chart(total_time_chart(summary), width="stretch")
             st.caption("Shorter bars are faster; the label says how many times faster than the slowest device.")
+    with contextlib.suppress(StoreError):  # the downloads are extra: a store that cannot be read only hides them
+        stored = job_runs(runtime.store(), job.id)
+        draw_take_home(stored, Key.TRAIN_SCRIPT, Key.TRAIN_NOTEBOOK, Key.TRAIN_TAKE_HOME_RUNS)
     st.page_link("app_pages/results.py", label="See all charts on the Results page", icon=":material/bar_chart:")
+    if any(run.confusion for run in job.results):
+        st.caption("There too: what the model learned, the classes it mixes up and test images with its answers.")
 
 
 def draw_queue_note(busy: bool) -> None:

@@ -90,6 +90,11 @@ def caption_texts(at: AppTest) -> list[str]:
     return [caption.value for caption in at.caption]
 
 
+def download_labels(at: AppTest) -> dict[str, str]:
+    """Each download button's label by its key (AppTest has no typed element for them; the id ends with the key)."""
+    return {button.proto.id.rpartition("-")[2]: button.proto.label for button in at.get("download_button")}
+
+
 def test_empty_store_points_to_training(runs_db):
     at = open_results()
     assert "No runs yet" in at.info[0].value
@@ -232,7 +237,28 @@ def test_history_lists_every_run_newest_first_with_a_csv_download(seeded_store):
     assert len(table) == 5
     assert list(table["Run"]) == sorted(seeded_store.runs()["id"], reverse=True)
     assert "failed" in set(table["Status"])
-    assert at.get("download_button")[0].proto.label == "Download CSV"
+    assert download_labels(at)[Key.RESULTS_DOWNLOAD] == "Download CSV"
+
+
+def test_the_compared_runs_can_be_taken_home_as_a_script_and_a_notebook(seeded_store):
+    at = open_results()
+    labels = download_labels(at)
+    assert labels[Key.RESULTS_SCRIPT] == "Download Python script"
+    assert labels[Key.RESULTS_NOTEBOOK] == "Download notebook"
+    assert not at.get("selectbox") or all(box.key != Key.RESULTS_TAKE_HOME_RUNS for box in at.selectbox)
+
+
+def test_compared_runs_of_different_settings_pick_the_runs_one_script_reproduces(runs_db):
+    store = RunStore()
+    seed = PRESETS["fashion-seed"].spec
+    real = store.record(seed, device_run("cpu:0", [9.0, 7.0, 7.0]), job_id="job-a")
+    generated = store.record(seed, generated_run("cpu:0", [9.0, 7.0, 7.0]), job_id="job-b")
+    at = open_results()
+    picker = at.selectbox(key=Key.RESULTS_TAKE_HOME_RUNS)
+    assert sorted(picker.options) == sorted([f"#{real} cpu:0", f"#{generated} cpu:0"])
+    picker.select_index(1).run()
+    assert not at.exception
+    assert Key.RESULTS_SCRIPT in download_labels(at) and Key.RESULTS_NOTEBOOK in download_labels(at)
 
 
 @pytest.mark.parametrize(
@@ -257,3 +283,46 @@ def test_date_filter_after_the_last_run_leaves_nothing_to_draw(seeded_store):
     assert len(history(at)) == 0
     assert "No finished run matches" in at.info[0].value
     assert not charts(at)
+
+
+def learned_run(device: str, accuracy: float, confusion: list[list[int]]) -> DeviceRun:
+    run = device_run(device, [3.0, 1.0, 1.0])
+    run.test_accuracy = accuracy
+    run.confusion = confusion
+    run.sample_predictions = [{"index": 0, "true": 9, "predicted": 9}, {"index": 1, "true": 2, "predicted": 4}]
+    return run
+
+
+def confusion_with(true: int, predicted: int, count: int) -> list[list[int]]:
+    """50 test images per class, all right except `count` of class `true` taken for `predicted`."""
+    confusion = [[50 if row == column else 0 for column in range(10)] for row in range(10)]
+    confusion[true][true], confusion[true][predicted] = 50 - count, count
+    return confusion
+
+
+def test_what_the_model_learned_shows_the_most_accurate_runs_confusion_matrix_and_test_images(runs_db):
+    store = RunStore()
+    seed = PRESETS["fashion-seed"].spec
+    store.record(seed, learned_run("cpu:0", 0.8, confusion_with(2, 4, 12)), preset="fashion-seed", job_id="job-a")
+    store.record(seed, learned_run("gpu:0", 0.9, confusion_with(6, 0, 11)), preset="fashion-seed", job_id="job-a")
+    at = open_results()
+    assert "What the model learned" in [header.value for header in at.subheader]
+    picker = at.selectbox(key=Key.RESULTS_LEARNED_RUN)
+    assert picker.value == store.runs(device="gpu:0")["id"].iloc[0]  # the most accurate run
+    assert '"Shirt" is most often taken for "T-shirt/top": 11 of its 50 test images.' in " ".join(caption_texts(at))
+    assert {row["predicted_class"] for row in chart_rows(at, "Confusion matrix")} >= {"Shirt", "T-shirt/top"}
+    (images,) = at.get("image")
+    assert images.captions == ["✓ Ankle boot / Ankle boot", "✗ Coat / Pullover"]
+
+    picker.set_value(store.runs(device="cpu:0")["id"].iloc[0]).run()
+    assert not at.exception
+    assert '"Pullover" is most often taken for "Coat": 12 of its 50 test images.' in " ".join(caption_texts(at))
+
+
+def test_generated_data_gets_a_note_instead_of_a_confusion_matrix(runs_db):
+    store = RunStore()
+    store.record(PRESETS["fashion-seed"].spec, generated_run("cpu:0", [9.0, 7.0, 7.0]), job_id="job-a")
+    at = open_results()
+    assert "What the model learned" not in [header.value for header in at.subheader]
+    assert any(info.value.startswith("No confusion matrix for generated data") for info in at.info)
+    assert not any("Confusion matrix" in title for title in chart_titles(at))

@@ -121,13 +121,15 @@ def test_tiny_cpu_training_ends_with_results_on_both_pages(runs_db):
     assert table["Total time (s)"][0] > 0
     assert 0.0 <= table["Test accuracy"][0] <= 1.0
     assert any("speedup_text" in json.dumps(chart) for chart in charts(at))
+    assert "There too: what the model learned" in texts(at)  # real data: a confusion matrix was kept
     assert not at.button(key=Key.TRAIN).disabled
 
     at.switch_page("app_pages/results.py").run()
     assert not at.exception
     compared = at.multiselect(key=Key.RESULTS_COMPARE).value
     assert len(compared) == 1
-    assert len(charts(at)) == 6
+    assert len(charts(at)) == 7  # the six comparison charts and the run's confusion matrix
+    assert "What the model learned" in [header.value for header in at.subheader]
     history = next(frame.value for frame in at.dataframe if "Run" in frame.value.columns)
     assert list(history["Device"]) == ["cpu:0"]
     assert 0 < history["Samples"][0] <= 300  # the engine may drop a last partial batch
@@ -377,6 +379,16 @@ def test_accuracy_on_generated_images_is_not_shown_as_an_accuracy(fake_jobs):
     assert table["Status"][0] == "done" and pd.isna(table["Test accuracy"][0])  # shown as a dash, not 100.0%
     assert "Generated images" in table["Note"][0]
     assert "generated images" in texts(at) and "accuracy" in texts(at)
+
+
+def test_a_finished_job_can_be_taken_home_as_a_script_and_a_notebook(fake_jobs):
+    at = open_train(fake_spec(epochs=2, epoch_s=0.05))
+    click_train(at)
+    wait_until_final(at, FAKE_WAIT_S)
+    assert "finished" in at.success[0].value
+    buttons = {button.proto.id.rpartition("-")[2]: button.proto.label for button in at.get("download_button")}
+    assert buttons[Key.TRAIN_SCRIPT] == "Download Python script"
+    assert buttons[Key.TRAIN_NOTEBOOK] == "Download notebook"
 
 
 def test_a_link_with_the_job_finds_it_after_a_reload(fake_jobs):

@@ -46,6 +46,9 @@ class _PageKey(StrEnum):
     SYNTHETIC = "synthetic"
     USE_ALL_SAMPLES = "use_all_samples"  # button: train on the whole training set
     USE_SUGGESTED_SAMPLES = "use_suggested_samples"  # button: back to the suggested sample limit
+    TRAIN_SCRIPT = "train_script"  # download: the finished job as a Keras script (lib.take_home)
+    TRAIN_NOTEBOOK = "train_notebook"  # download: the finished job as a notebook
+    TRAIN_TAKE_HOME_RUNS = "train_take_home_runs"  # which settings group the downloads reproduce
 
     # Train page session state
     DEVICES_RESOLVED = "devices_resolved"  # set once the session's devices were filled in (link or default)
@@ -62,6 +65,10 @@ class _PageKey(StrEnum):
     RESULTS_COMPARE = "results_compare"  # the runs drawn in the charts
     RESULTS_DOWNLOAD = "results_download"
     RESULTS_MEASURE_CEILING = "results_measure_ceiling"  # button: measure this machine's matmul ceiling
+    RESULTS_SCRIPT = "results_script"  # download: the compared runs as a Keras script (lib.take_home)
+    RESULTS_NOTEBOOK = "results_notebook"  # download: the compared runs as a notebook
+    RESULTS_TAKE_HOME_RUNS = "results_take_home_runs"  # which settings group of the compared runs they reproduce
+    RESULTS_LEARNED_RUN = "results_learned_run"  # the compared run whose confusion matrix is drawn
 
     # Session state shared by the Build, Train and Results pages
     MODEL_SPEC = "model_spec"  # the ModelSpec being built
