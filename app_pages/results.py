@@ -47,7 +47,7 @@ from lib.datasets import DATASETS, DatasetUnavailableError
 from lib.diagnosis import assess, efficiency_frame
 from lib.eda import enlarge
 from lib.parallel import scaling_frame
-from lib.store import RunStore, StoreError
+from lib.store import RunStore, StoredRun, StoreError
 from lib.take_home import stored_runs
 from ui import runtime
 from ui.keys import Key
@@ -152,11 +152,11 @@ def draw_comparison(store: RunStore, runs) -> None:
     else:
         chart_box(accuracy_on_test_set_chart(summary), accuracy_caption(summary, compared))
         chart_box(training_curve_chart(epochs, "train_accuracy"), train_accuracy_caption(summary, epochs))
-    draw_learned(compared, dict(zip(summary["run_id"], summary["series"], strict=True)))
-    draw_take_home(
-        stored_runs(store, compared["id"]), Key.RESULTS_SCRIPT, Key.RESULTS_NOTEBOOK, Key.RESULTS_TAKE_HOME_RUNS
-    )
-    draw_hardware(store, compared, dict(zip(summary["run_id"], summary["series"], strict=True)))
+    series = dict(zip(summary["run_id"], summary["series"], strict=True))
+    stored = stored_runs(store, compared["id"])  # each compared run decoded once: spec, result, machine
+    draw_learned(compared, series)
+    draw_take_home(stored, Key.RESULTS_SCRIPT, Key.RESULTS_NOTEBOOK, Key.RESULTS_TAKE_HOME_RUNS)
+    draw_hardware(compared, stored, series)
 
 
 def draw_learned(compared, series: dict[str, str]) -> None:
@@ -198,7 +198,7 @@ def draw_sample_predictions(info, samples: list[dict]) -> None:
         st.caption(samples_caption(samples))
 
 
-def draw_hardware(store: RunStore, compared, series: dict[str, str]) -> None:
+def draw_hardware(compared, stored: list[StoredRun], series: dict[str, str]) -> None:
     """Achieved FLOP/s of each compared run against this server's measured matmul ceiling, with a diagnosis."""
     st.subheader("How close to the hardware")
     if st.button("Measure this machine's ceiling", key=Key.RESULTS_MEASURE_CEILING, icon=":material/speed:"):
@@ -215,10 +215,10 @@ def draw_hardware(store: RunStore, compared, series: dict[str, str]) -> None:
             icon=":material/info:",
         )
         return
-    entries = []
-    for _, row in compared.iterrows():
-        stored = store.get(int(row["id"]))  # the run and its spec, decoded by the store
-        entries.append((series.get(str(row["id"]), run_label(row)), stored.run, stored.spec))
+    entries = [
+        (series.get(str(row["id"]), run_label(row)), run.run, run.spec)
+        for (_, row), run in zip(compared.iterrows(), stored, strict=True)
+    ]
     frame = efficiency_frame(entries, ceilings)
     frame["compile_share_of_run"] = [assess(run, spec, ceilings).compile_share_of_run for _, run, spec in entries]
     chart_box(
