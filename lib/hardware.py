@@ -84,8 +84,9 @@ def describe_hardware(
 
     Returns:
         A JSON-ready dict: "cpu_model" (str or None), "logical_cores" (int or None), "usable_cores"
-        (cores this process may run on), "ram_bytes" (int or None), "gpus" (list of names),
-        "platform", "machine", "python".
+        (cores this process may run on), "ram_bytes" (int or None), "gpus" (list of names), "host" (the
+        host name, or None), "platform", "machine", "python". A cluster's runs add "node" (the node's
+        name) and "node_id".
     """
     if devices is None and probe_devices:
         devices = _backend_devices()
@@ -95,6 +96,7 @@ def describe_hardware(
         "usable_cores": usable_cores(),
         "ram_bytes": ram_bytes(),
         "gpus": _gpu_names_from_devices(devices) if devices else _gpu_names_from_driver(),
+        "host": platform.node() or None,
         "platform": platform.platform(),
         "machine": platform.machine(),
         "python": platform.python_version(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 
 NEVER_SERVED = -1  # the serving turn of a client that has not been served yet: it goes first
+FIRST_ARRIVAL = -1  # the arrival number of a job put back: older than every other waiting job
 REMEMBERED_CLIENTS = 10_000  # idle clients whose last turn is remembered; the least recent are forgotten
 
 
@@ -46,6 +47,18 @@ class FairQueue:
         self._waiting.setdefault(client, deque()).append((self._arrived, job_id))
         self._arrived += 1
 
+    def put_back(self, job_id: str, client: str) -> None:
+        """Returns a job that was taken out but could not start to the front of the queue: it is served next.
+
+        Raises:
+            ValueError: The job is already queued.
+        """
+        if job_id in self._client_of:
+            raise ValueError(f"Job {job_id} is already queued.")
+        self._client_of[job_id] = client
+        self._waiting.setdefault(client, deque()).appendleft((FIRST_ARRIVAL, job_id))
+        self._last_turn[client] = NEVER_SERVED
+
     def remove(self, job_id: str) -> None:
         """Takes a queued job out (a cancel).
 
@@ -71,6 +84,18 @@ class FairQueue:
         self._turn += 1
         self._forget_idle_clients()
         return job_id
+
+    def take(self, job_id: str) -> None:
+        """Takes a job out to serve it now, though it may not be next (`pop` serves the next): its client's turn.
+
+        Raises:
+            KeyError: The job is not queued.
+        """
+        client = self._client_of[job_id]
+        self.remove(job_id)
+        self._last_turn[client] = self._turn
+        self._turn += 1
+        self._forget_idle_clients()
 
     def order(self) -> list[str]:
         """Returns the queued job ids in the order they will be served (for positions and waiting times)."""

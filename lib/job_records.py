@@ -40,6 +40,14 @@ class RunLabels:
     started_at: float | None  # `time.time()` when the job's worker started
 
 
+@dataclass(frozen=True)
+class _Machine:
+    """What a run's row says about where it ran."""
+
+    hardware: dict[str, Any]
+    versions: dict[str, str]
+
+
 class JobRecords:
     """The runner's single writer to a run store.
 
@@ -66,10 +74,25 @@ class JobRecords:
         return self._submit(lambda: {run.device: self._record(labels, run) for run in runs})
 
     def runs_ended(
-        self, labels: RunLabels, runs: tuple[DeviceRun, ...], row_ids: Future[dict[str, int]] | None = None
+        self,
+        labels: RunLabels,
+        runs: tuple[DeviceRun, ...],
+        row_ids: Future[dict[str, int]] | None = None,
+        *,
+        hardware: dict[str, Any] | None = None,
+        versions: dict[str, str] | None = None,
     ) -> Future[None]:
-        """Stores the outcome of each device: updates its "running" row, or adds a row when it has none."""
-        return self._submit(self._runs_ended, labels, runs, row_ids)
+        """Stores the outcome of each device: updates its "running" row, or adds a row when it has none.
+
+        Args:
+            labels: What every run of the job carries.
+            runs: One outcome per device.
+            row_ids: The job's "running" rows (device -> row id), from `runs_started`.
+            hardware: The machine the worker ran on, from its "ready" event; this server's when None.
+            versions: The worker's library versions, from its "ready" event; this server's when None.
+        """
+        machine = _Machine(hardware or self._hardware, versions or self._versions)
+        return self._submit(self._runs_ended, labels, runs, row_ids, machine)
 
     def finished_runs(self) -> Future[pd.DataFrame]:
         """Reads the most recent finished runs (for time estimates), after every write asked for before."""
@@ -93,25 +116,32 @@ class JobRecords:
             return refused
 
     def _runs_ended(
-        self, labels: RunLabels, runs: tuple[DeviceRun, ...], row_ids: Future[dict[str, int]] | None
+        self,
+        labels: RunLabels,
+        runs: tuple[DeviceRun, ...],
+        row_ids: Future[dict[str, int]] | None,
+        machine: _Machine,
     ) -> None:
         ids: Mapping[str, int] = {} if row_ids is None else row_ids.result()
         for run in runs:
             run_id = ids.get(run.device)
             if run_id is None:
-                self._record(labels, run)
+                self._record(labels, run, machine)
             else:
-                self.store.update_status(run_id, run.status, error=run.error, run=run)
+                self.store.update_status(
+                    run_id, run.status, error=run.error, run=run, hardware=machine.hardware, versions=machine.versions
+                )
 
-    def _record(self, labels: RunLabels, run: DeviceRun) -> int:
+    def _record(self, labels: RunLabels, run: DeviceRun, machine: _Machine | None = None) -> int:
+        machine = machine or _Machine(self._hardware, self._versions)
         return self.store.record(
             labels.spec,
             run,
             preset=labels.preset,
             job_id=labels.job_id,
             started_at=None if labels.started_at is None else datetime.fromtimestamp(labels.started_at, UTC),
-            hardware=self._hardware,
-            versions=self._versions,
+            hardware=machine.hardware,
+            versions=machine.versions,
             params=labels.params,
         )
 

@@ -172,6 +172,7 @@ class JobSnapshot:
     stop_requested: bool = False  # a cancel, time limit or shutdown asked the running worker to stop
     requesters: int = 1  # browser sessions this one run serves (identical requests join one job)
     name: str = ""  # the job's anonymous name on the class board, e.g. "Owl 7"
+    hardware: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # where it runs or ran
 
     @property
     def is_final(self) -> bool:

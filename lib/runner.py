@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import json
 import math
 import os
 import re
 import secrets
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,8 +45,16 @@ from lib.datasets import get_info
 from lib.device_run import DeviceRun
 from lib.devices import DeviceNotFoundError
 from lib.estimates import estimate_job, median_overhead
+from lib.executor import (
+    ClusterUnavailableError,
+    Execution,
+    Executor,
+    ExecutorStatus,
+    LocalExecutor,
+    RunningJob,
+    WorkerExit,
+)
 from lib.formatting import format_seconds
-from lib.hardware import usable_cores
 from lib.job_queue import FairQueue
 from lib.job_records import JobRecords, stored_results
 from lib.jobs import (
@@ -67,15 +73,10 @@ from lib.jobs import (
 from lib.limits import ServerLimits
 from lib.links import refused_spec_problems
 from lib.requests import check_devices, check_limits, check_request
-from lib.runner_job import RunnerJob, anonymous_name, read_tail, request_key
+from lib.runner_job import RunnerJob, anonymous_name, request_key
 from lib.spec import ModelSpec, SpecError, count_params
 from lib.store import RunStore, StoreError
-from lib.worker_pool import DEFAULT_WORKER_COMMAND, REPO_ROOT, WorkerPool, WorkerProcess
 
-# On a server with this many cores the next spare imports while a job trains (its one import thread took no
-# measurable time from a job on a 16-core host); on fewer, it waits until nothing trains: on 2 cores it slowed
-# a running job by 20-26 % (BENCHMARKS.md, "Warm worker").
-SPARE_BESIDE_JOB_MIN_CORES = 8
 # After SIGTERM, seconds a worker gets to stop by itself before SIGKILL. A training worker stops in 0.3-0.9 s
 # (2 cores, TensorFlow); a cancel must end within 2 s there, and a killed worker's finished epochs are kept.
 CANCEL_GRACE_S = 1.0
@@ -85,6 +86,11 @@ JOB_ID_HEX_DIGITS = 12  # job ids: this many random lowercase hex digits
 JOB_ID_PATTERN = re.compile(rf"[0-9a-f]{{{JOB_ID_HEX_DIGITS}}}")
 PROBE_JOB_ID = ""  # a place-holder job, never a real id, to see where a new job would be served
 RESTART_MESSAGE = "The server restarted while this job was running; it did not finish."
+LOST_ON_RESTART_MESSAGE = (
+    "The app restarted while this job was running, and the cluster no longer knows the job (its head may have "
+    "restarted too); it did not finish."
+)
+CLUSTER_RETRY_S = 2.0  # how often a job waiting for an unreachable cluster head tries again
 SHUTDOWN_MESSAGE = "The server shut down before this job finished."
 NOT_FOUND_MESSAGE = "This job is not one of this session's jobs on this server; it may have ended before a restart."
 
@@ -104,6 +110,8 @@ class JobRunner:
             (the worker then reports a missing device as a failure).
         cancel_grace_s: Seconds a worker gets to stop after SIGTERM before it is killed.
         warm_workers: Keep a spare worker with Keras imported for the next job; off starts each job cold.
+        executor: Where workers run (`lib.executor`): a Ray cluster's `lib.ray_executor.RayExecutor`; this
+            machine when None (`LocalExecutor` with `max_concurrent`, `worker_command`, `env`, `warm_workers`).
     """
 
     def __init__(
@@ -118,20 +126,25 @@ class JobRunner:
         available_devices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
         cancel_grace_s: float = CANCEL_GRACE_S,
         warm_workers: bool = True,
+        executor: Executor | None = None,
     ):
         if max_concurrent < 1 or max_jobs_per_owner < 1:
             raise ValueError("max_concurrent and max_jobs_per_owner must be at least 1.")
         self.store = store
         self.limits = limits
-        self.max_concurrent = max_concurrent
         self.max_jobs_per_owner = max_jobs_per_owner
         self.cancel_grace_s = cancel_grace_s
         self._worker_env = {**os.environ, **(env or {})}
         # A KERAS_BACKEND given for the workers wins over this process's own (fixed once it imported Keras).
         self._default_backend = (env or {}).get("KERAS_BACKEND") or backend_name()
         self._available_devices = available_devices
-        command = list(worker_command or DEFAULT_WORKER_COMMAND)
-        self._pool = WorkerPool(command, self._worker_env, cwd=REPO_ROOT, warm=warm_workers)
+        self.executor: Executor = executor or LocalExecutor(
+            max_concurrent,
+            worker_command,
+            self._worker_env,
+            default_backend=self._default_backend,
+            warm_workers=warm_workers,
+        )
         self._cond = threading.Condition()
         self._jobs: dict[str, RunnerJob] = {}
         self._queue = FairQueue()
@@ -141,7 +154,7 @@ class JobRunner:
         self._finished_runs: pd.DataFrame = self._records.finished_runs().result()
         with self._cond:
             self.interrupted_at_start = self._restore()
-        self._start_spare()  # the first job finds it warm
+        self.executor.all_idle()  # the first job finds a warm worker
         self._supervisor = threading.Thread(target=self._supervise, name="job-supervisor", daemon=True)
         self._supervisor.start()
 
@@ -365,7 +378,8 @@ class JobRunner:
     def shutdown(self, timeout_s: float = JOIN_TIMEOUT_S) -> None:
         """Stops accepting jobs, ends every worker and records running jobs as interrupted.
 
-        Queued jobs stay queued in the store: the next `JobRunner` on the same database runs them.
+        Queued jobs stay queued in the store: the next `JobRunner` on the same database runs them. On a
+        cluster (`executor.keeps_jobs`) running jobs go on there, and the next `JobRunner` reattaches to them.
         """
         with self._cond:
             if self._closed:
@@ -373,18 +387,27 @@ class JobRunner:
             self._closed = True
             running = [job for job in self._jobs.values() if job.state == JobState.RUNNING]
             for job in running:
-                self._stop(job, JobState.INTERRUPTED, SHUTDOWN_MESSAGE)
+                if self.executor.keeps_jobs:
+                    self._detach(job)
+                else:
+                    self._stop(job, JobState.INTERRUPTED, SHUTDOWN_MESSAGE)
             self._cond.notify_all()
         for job in running:
             if job.reader is not None:
                 job.reader.join(timeout_s)
         self._supervisor.join(timeout_s)
-        self._pool.close()
+        self.executor.close()
         self._records.close()
+
+    def executor_status(self) -> ExecutorStatus:
+        """Where jobs run: this server, or the cluster's machines (and why none can start, when it says)."""
+        return self.executor.status()
 
     # --- checks ---
 
     def _device_list(self) -> tuple[str, ...] | None:
+        if self._available_devices is None:
+            return self.executor.devices()
         devices = self._available_devices() if callable(self._available_devices) else self._available_devices
         return None if devices is None else tuple(devices)
 
@@ -486,15 +509,19 @@ class JobRunner:
         """
         records = self._records.call(self.store.unfinished_jobs).result()
         now = time.time()
+        reattach = [record for record in records if record.state == JobState.RUNNING and self.executor.keeps_jobs]
         for record in records:
-            if record.state == JobState.RUNNING:
+            if record.state == JobState.RUNNING and record not in reattach:
                 self._records.update_job(
                     record.job_id, state=JobState.INTERRUPTED, finished_at=now, error=RESTART_MESSAGE
                 )
-        interrupted = self._records.call(lambda: self.store.interrupt_running(RESTART_MESSAGE)).result()
+        keep = tuple(record.job_id for record in reattach)
+        interrupted = self._records.call(lambda: self.store.interrupt_running(RESTART_MESSAGE, keep_jobs=keep)).result()
         for record in records:
             try:
-                if record.state == JobState.RUNNING:
+                if record in reattach:
+                    self._reattach(record)
+                elif record.state == JobState.RUNNING:
                     record = replace(record, state=JobState.INTERRUPTED, finished_at=now, error=RESTART_MESSAGE)
                     self._jobs[record.job_id] = self._ended_job(record, stored_results(self.store, record.job_id))
                 else:
@@ -503,6 +530,17 @@ class JobRunner:
                 message = f"This job could not be taken over after a server restart: {error}"
                 self._records.update_job(record.job_id, state=JobState.FAILED, finished_at=now, error=message)
         return interrupted
+
+    def _reattach(self, record: JobRecord) -> None:
+        """Takes back a job an earlier server started on the cluster: its reader finds its worker there."""
+        info = get_info(record.request.spec.dataset)
+        num_train = min(record.request.sample_limit or info.num_train, info.num_train)
+        estimated_duration_s = self._estimate(record.request, num_train, self._backend_of(record.request))
+        job = self._job_of(record, num_train, estimated_duration_s)
+        self._jobs[job.id] = job
+        job.reader = threading.Thread(target=self._run_reattached, args=(job,), name=f"job-{job.id}", daemon=True)
+        job.reader.start()
+        self._start_time_limit(job, self.limits.job_seconds - (time.time() - (job.started_at or time.time())))
 
     def _requeue(self, record: JobRecord) -> None:
         try:
@@ -548,43 +586,53 @@ class JobRunner:
     def _supervise(self) -> None:
         with self._cond:
             while not self._closed:
-                while self._queue and self._running_count() < self.max_concurrent:
-                    self._start(self._jobs[self._queue.pop()])
-                self._cond.wait()
+                job_id = self._next_to_start()
+                while job_id is not None:
+                    self._queue.take(job_id)
+                    self._start(self._jobs[job_id])
+                    job_id = self._next_to_start()
+                self._cond.wait(self.executor.poll_s)  # a cluster is looked at again: a machine may have joined
+
+    def _next_to_start(self) -> str | None:
+        """The job to start now, if any: the first in line when a free slot (or machine) fits it.
+
+        A job waits for a machine that fits it, and the jobs behind it wait too: nobody is overtaken. Only a
+        job that no machine of the cluster could run at all (a GPU job on a cluster without GPUs) lets the
+        ones behind it go first, until such a machine joins.
+        """
+        running = self._running_jobs()
+        for job_id in self._queue.order():
+            request = self._jobs[job_id].request
+            if self.executor.can_start(request, running):
+                return job_id
+            if self.executor.fits_any(request):
+                return None
+        return None
+
+    def _running_jobs(self) -> list[RunningJob]:
+        return [
+            RunningJob(job.request, job.hardware().get("node_id", ""))
+            for job in self._jobs.values()
+            if job.state == JobState.RUNNING
+        ]
 
     def _running_count(self) -> int:
         return sum(1 for job in self._jobs.values() if job.state == JobState.RUNNING)
 
     def _start(self, job: RunnerJob) -> None:
+        """Marks a job running and hands it to its reader thread, which starts its worker (outside the lock)."""
         job.state = JobState.RUNNING
         job.started_at = time.time()
         self._records.update_job(job.id, state=JobState.RUNNING, started_at=job.started_at)
-        row_ids = self._records.runs_started(job.labels, job.unstarted_runs("running", ""))
-        try:
-            worker = self._launch(job)
-        except OSError as error:
-            job.worker_error = f"The worker process could not be started ({error}); check the server's Python."
-            job.reader = threading.Thread(target=self._finish, args=(job, row_ids), daemon=True)
-            job.reader.start()
-            return
-        job.process, job.stderr = worker.popen, worker.stderr
-        job.reader = threading.Thread(target=self._read_worker, args=(job, row_ids), name=f"job-{job.id}", daemon=True)
+        job.reader = threading.Thread(target=self._run, args=(job,), name=f"job-{job.id}", daemon=True)
         job.reader.start()
-        if usable_cores() >= SPARE_BESIDE_JOB_MIN_CORES:
-            self._start_spare()
-        timer = threading.Timer(self.limits.job_seconds, self._on_time_limit, args=(job,))
+        self._start_time_limit(job, self.limits.job_seconds)
+
+    def _start_time_limit(self, job: RunnerJob, seconds: float) -> None:
+        timer = threading.Timer(max(seconds, 0.0), self._on_time_limit, args=(job,))
         timer.daemon = True
         timer.start()
         job.timers.append(timer)
-
-    def _start_spare(self) -> None:
-        """Starts a warm spare worker of the server's backend, unless one is waiting."""
-        backend = self._default_backend
-        self._pool.start_spare(backend, {"KERAS_BACKEND": backend})
-
-    def _launch(self, job: RunnerJob) -> WorkerProcess:
-        """A worker process for the job: a warm spare of its backend when there is one."""
-        return self._pool.launch(job.backend, {"KERAS_BACKEND": job.backend})
 
     def _on_time_limit(self, job: RunnerJob) -> None:
         with self._cond:
@@ -602,7 +650,11 @@ class JobRunner:
             return
         job.stop_reason = reason
         job.stop_message = message
-        self._signal(job, signal.SIGTERM)
+        if job.execution is not None:  # else its reader stops it as soon as it has started
+            self._stop_execution(job)
+
+    def _stop_execution(self, job: RunnerJob) -> None:
+        job.execution.stop()
         timer = threading.Timer(self.cancel_grace_s, self._kill, args=(job,))
         timer.daemon = True
         timer.start()
@@ -610,45 +662,116 @@ class JobRunner:
 
     def _kill(self, job: RunnerJob) -> None:
         with self._cond:
-            self._signal(job, signal.SIGKILL)
+            if job.execution is not None and job.state == JobState.RUNNING:
+                job.execution.kill()
 
-    def _signal(self, job: RunnerJob, signum: signal.Signals) -> None:
-        process = job.process
-        if process is None or process.returncode is not None or job.state != JobState.RUNNING:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signum)
+    def _detach(self, job: RunnerJob) -> None:
+        """Leaves a running job to the cluster at shutdown: its reader stops reading, nothing is recorded."""
+        job.detached = True
+        for timer in job.timers:
+            timer.cancel()
+        if job.execution is not None:
+            job.execution.detach()
 
-    # --- reader: one thread per running worker ---
+    # --- reader: one thread per running job ---
 
-    def _read_worker(self, job: RunnerJob, row_ids: Future) -> None:
-        process = job.process
+    def _run(self, job: RunnerJob) -> None:
+        """Starts the job's worker, then reads it to the end; a cluster that does not answer puts it back in line."""
         try:
-            process.stdin.write(json.dumps(job.request.to_worker_dict()))
-            process.stdin.close()
-        except OSError:
-            pass  # the worker died before reading its job; its exit status tells why
-        for line in process.stdout:
+            execution = self.executor.launch(job.id, job.request, job.backend)
+        except ClusterUnavailableError:
+            self._put_back(job)
+            return
+        except OSError as error:
+            job.worker_error = f"The worker process could not be started ({error}); check the server's Python."
+            with self._cond:
+                row_ids = self._records.runs_started(job.labels, job.unstarted_runs("running", ""))
+            self._finish(job, row_ids, WorkerExit(returncode=None))
+            return
+        with self._cond:
+            job.execution = execution
+            row_ids = self._records.runs_started(job.labels, job.unstarted_runs("running", ""))
+            if job.stop_reason is not None:  # cancelled while its worker was starting
+                self._stop_execution(job)
+            self.executor.job_started()
+        self._read(job, execution, row_ids)
+
+    def _put_back(self, job: RunnerJob) -> None:
+        """A job whose cluster could not be reached goes back to the front of the queue, as it was."""
+        with self._cond:
+            for timer in job.timers:
+                timer.cancel()
+            job.timers.clear()
+            job.started_at = None
+            if job.stop_reason is not None or self._closed:  # cancelled meanwhile: it never started
+                message = job.stop_message or SHUTDOWN_MESSAGE
+                job.state = JobState.QUEUED if self._closed else job.stop_reason
+                if not self._closed:
+                    runs = job.unstarted_runs("cancelled", message)
+                    self._set_final(job, job.state, message, runs, time.time())
+                    self._records.update_job(job.id, state=job.state, finished_at=job.finished_at, error=message)
+                    self._records.runs_ended(job.labels, runs)
+                else:
+                    self._records.update_job(job.id, state=JobState.QUEUED, started_at=None)
+                return
+            job.state = JobState.QUEUED
+            self._records.update_job(job.id, state=JobState.QUEUED, started_at=None)
+            self._queue.put_back(job.id, job.client)
+            self._cond.notify_all()
+
+    def _run_reattached(self, job: RunnerJob) -> None:
+        """Finds the worker of a job an earlier server started, and reads it from its first line."""
+        execution = None
+        while execution is None:
+            try:
+                execution = self.executor.reattach(job.id)
+            except ClusterUnavailableError:
+                with self._cond:
+                    if self._closed:
+                        return
+                    self._cond.wait(CLUSTER_RETRY_S)
+                continue
+            if execution is None:
+                job.stop_reason, job.stop_message = JobState.INTERRUPTED, LOST_ON_RESTART_MESSAGE
+                self._finish(job, self._stored_row_ids(job.id), WorkerExit(returncode=None))
+                return
+        with self._cond:
+            job.execution = execution
+            if job.stop_reason is not None:
+                self._stop_execution(job)
+        self._read(job, execution, self._stored_row_ids(job.id))
+
+    def _stored_row_ids(self, job_id: str) -> Future:
+        """The store's "running" rows of a job an earlier server started: device -> row id."""
+
+        def read() -> dict[str, int]:
+            frame = self.store.runs(job_id=job_id, status="running")
+            return dict(zip(frame["device"], (int(run_id) for run_id in frame["id"]), strict=True))
+
+        return self._records.call(read)
+
+    def _read(self, job: RunnerJob, execution: Execution, row_ids: Future) -> None:
+        for line in execution.lines():
             self._on_line(job, line)
-        process.wait()
-        self._finish(job, row_ids)
+        if job.detached:
+            return  # the server shut down; the job goes on on the cluster and the next server reattaches
+        self._finish(job, row_ids, execution.wait())
 
     def _on_line(self, job: RunnerJob, line: str) -> None:
         with self._cond:
             job.apply_event(line)
             self._cond.notify_all()
 
-    def _finish(self, job: RunnerJob, row_ids: Future) -> None:
-        stderr_tail = read_tail(job.stderr)
+    def _finish(self, job: RunnerJob, row_ids: Future, end: WorkerExit) -> None:
         with self._cond:
             for timer in job.timers:
                 timer.cancel()
-            returncode = job.process.returncode if job.process is not None else None
-            state, error = job.final_state(returncode, stderr_tail)
+            state, error = job.final_state(end)
             runs = job.runs_at_end(state, error)
+            hardware, versions = job.hardware(), job.worker.get("ready", {}).get("versions")
         finished_at = time.time()
         try:
-            self._records.runs_ended(job.labels, runs, row_ids).result()
+            self._records.runs_ended(job.labels, runs, row_ids, hardware=hardware, versions=versions).result()
         except Exception as store_error:  # the job still ends; say why its result is missing
             error = f"{error} The result could not be saved: {store_error}".strip()
         _wait_quietly(self._records.update_job(job.id, state=state, finished_at=finished_at, error=error))
@@ -658,7 +781,7 @@ class JobRunner:
             if not self._closed:
                 self._records.finished_runs().add_done_callback(self._on_finished_runs)
                 if self._running_count() == 0:  # with few cores a spare imports only while nothing trains
-                    self._start_spare()
+                    self.executor.all_idle()
 
     def _set_final(
         self, job: RunnerJob, state: JobState, error: str, runs: tuple[DeviceRun, ...], finished_at: float
@@ -668,7 +791,7 @@ class JobRunner:
         job.error = error
         job.final_runs = runs
         job.finished_at = finished_at
-        job.process = None
+        job.execution = None
         self._forget_old_jobs()
         self._cond.notify_all()
 
@@ -717,7 +840,7 @@ class JobRunner:
         """Seconds from now until each worker slot is free, from the running jobs' estimates."""
         running = [job for job in self._jobs.values() if job.state == JobState.RUNNING]
         times = [max(job.estimated_duration_s - (now - job.started_at), 0.0) for job in running]
-        return times + [0.0] * max(self.max_concurrent - len(times), 0)
+        return times + [0.0] * max(self.executor.slots() - len(times), 0)
 
     def _queue_view(self, now: float) -> dict[str, tuple[int, float]]:
         """Each queued job's place in serving order (1-based) and seconds from now until it should start."""

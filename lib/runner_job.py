@@ -12,11 +12,10 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
 import threading
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from lib.datasets import get_info
 from lib.device_run import DeviceRun, ProgressEvent
@@ -31,6 +30,9 @@ from lib.jobs import (
     progress_event_from_dict,
     run_from_epoch_events,
 )
+
+if TYPE_CHECKING:  # lib.executor imports this module
+    from lib.executor import Execution, WorkerExit
 
 STDERR_TAIL_CHARS = 2000  # how much of a crashed worker's standard error is read for the reason
 WORKER_INFO_EVENTS = ("started", "warm", "ready")  # the worker's events about itself, kept in `worker`
@@ -61,8 +63,8 @@ class RunnerJob:
     state: JobState = JobState.QUEUED
     started_at: float | None = None
     finished_at: float | None = None
-    process: subprocess.Popen | None = None
-    stderr: IO[bytes] | None = None  # the worker's standard error, read for the reason of a crash
+    execution: Execution | None = None  # its worker, while it runs (`lib.executor`)
+    machine: dict[str, Any] = field(default_factory=dict)  # where it ran: the cluster's node, once known
     stop_reason: JobState | None = None  # set when the runner asked the worker to stop
     stop_message: str = ""
     worker: dict[str, dict[str, Any]] = field(default_factory=dict)  # the worker's WORKER_INFO_EVENTS
@@ -71,6 +73,7 @@ class RunnerJob:
     epoch_events: dict[str, list[ProgressEvent]] = field(default_factory=dict)  # device -> "epoch" events
     results: dict[str, DeviceRun] = field(default_factory=dict)  # device -> result sent by the worker
     worker_error: str = ""  # message of the worker's "error" event
+    detached: bool = False  # the server shut down and left it running on the cluster
     final_runs: tuple[DeviceRun, ...] = ()
     error: str = ""
     timers: list[threading.Timer] = field(default_factory=list)
@@ -105,8 +108,8 @@ class RunnerJob:
         elif kind == "error":
             self.worker_error = str(event.get("message", "The worker reported an error."))
 
-    def final_state(self, returncode: int | None, stderr_tail: str) -> tuple[JobState, str]:
-        """Decides how the job ended from why it was stopped, its events and its worker's exit status.
+    def final_state(self, end: WorkerExit) -> tuple[JobState, str]:
+        """Decides how the job ended from why it was stopped, its events and how its worker ended.
 
         Returns:
             The final state and its readable reason ("" when done).
@@ -115,6 +118,11 @@ class RunnerJob:
             return self.stop_reason, self.stop_message
         if self.worker_error:
             return JobState.FAILED, self.worker_error
+        if end.lost:
+            return JobState.FAILED, end.lost
+        if end.stopped_elsewhere:
+            return JobState.CANCELLED, "Stopped on the cluster (not from this app), before it finished."
+        returncode, stderr_tail = end.returncode, end.output_tail
         if returncode is not None and returncode < 0:
             return JobState.FAILED, signal_reason(-returncode)
         if returncode:
@@ -180,7 +188,8 @@ class RunnerJob:
             progress=MappingProxyType(dict(self.progress)),
             results=tuple(DeviceRun.from_dict(run.to_dict()) for run in self.final_runs),
             error=self.error,
-            pid=self.process.pid if self.process is not None else None,
+            pid=self.execution.pid if self.execution is not None else None,
+            hardware=MappingProxyType(self.hardware()),
             worker=MappingProxyType({key: dict(value) for key, value in self.worker.items()}),
             stop_requested=self.stop_reason is not None,
             requesters=len(self.owners),
@@ -225,6 +234,12 @@ class RunnerJob:
             finished_at=self.finished_at,
             error=self.error,
         )
+
+    def hardware(self) -> dict[str, Any]:
+        """The machine it ran on: the worker's own description ("ready") and the cluster's name for it."""
+        if self.execution is not None:
+            self.machine = self.execution.machine() or self.machine
+        return {**self.worker.get("ready", {}).get("hardware", {}), **self.machine}
 
     def _apply_progress(self, event: ProgressEvent) -> None:
         self.progress[event.device] = event

@@ -321,7 +321,14 @@ class RunStore:
             return int(cursor.lastrowid)
 
     def update_status(
-        self, run_id: int, status: str, *, error: str | None = None, run: DeviceRun | None = None
+        self,
+        run_id: int,
+        status: str,
+        *,
+        error: str | None = None,
+        run: DeviceRun | None = None,
+        hardware: dict[str, Any] | None = None,
+        versions: dict[str, str] | None = None,
     ) -> None:
         """Changes a stored run's status, and its result when a finished `DeviceRun` is given.
 
@@ -330,6 +337,8 @@ class RunStore:
             status: The new status, one of STORE_STATUSES.
             error: The readable reason; taken from `run` when None and `run` is given.
             run: The finished result, replacing the stored one (timings, metrics, device, backend).
+            hardware: The machine it ran on (`lib.hardware.describe_hardware()`), replacing the stored one.
+            versions: The libraries it ran with (`lib.backend.library_versions()`), replacing the stored ones.
 
         Raises:
             RunNotFoundError: No run has this id.
@@ -339,6 +348,10 @@ class RunStore:
         values: dict[str, Any] = {}
         if run is not None:
             values.update(_result_columns(run), device=run.device, backend=run.backend, synthetic=int(run.synthetic))
+        if hardware:
+            values["hardware_json"] = json.dumps(hardware)
+        if versions:
+            values["versions_json"] = json.dumps(versions)
         values["status"] = status
         if error is not None:
             values["error"] = error
@@ -348,18 +361,23 @@ class RunStore:
             if cursor.rowcount == 0:
                 raise RunNotFoundError(f"No stored run has id {run_id}.")
 
-    def interrupt_running(self, error: str = "The server stopped while this run was in progress.") -> int:
+    def interrupt_running(
+        self, error: str = "The server stopped while this run was in progress.", keep_jobs: Sequence[str] = ()
+    ) -> int:
         """Marks every run still "running" as "interrupted" (call once when a job runner starts).
 
         Args:
             error: The reason stored with each interrupted run.
+            keep_jobs: Jobs whose runs stay "running": they go on on a cluster, and the runner reattaches.
 
         Returns:
             How many runs were marked.
         """
         with self._write() as connection:
             cursor = connection.execute(
-                "UPDATE runs SET status = 'interrupted', error = ? WHERE status = 'running'", (error,)
+                "UPDATE runs SET status = 'interrupted', error = ? WHERE status = 'running' AND "
+                f"(job_id IS NULL OR job_id NOT IN ({', '.join('?' * len(keep_jobs))}))",
+                (error, *keep_jobs),
             )
             return cursor.rowcount
 

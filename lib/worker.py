@@ -8,13 +8,16 @@ line on its standard output:
     {"type": "warm", "wall_time": 1700000003.0, "import_s": 2.1,         a spare only: imports done
      "data_s": 0.3, "preloaded": ["fashion_mnist"], "priority": "idle"}
     {"type": "ready", "backend": "jax", "import_s": 2.1, "data_s": 0.4,   imports and data done
-     "num_train": 300, "nice": 10, "idle_threads": 0}
+     "num_train": 300, "nice": 10, "idle_threads": 0,
+     "hardware": {...describe_hardware()}, "versions": {...}}             the machine it runs on
     {"type": "progress", "event": {...ProgressEvent.to_dict()}}           while training
     {"type": "result", "run": {...DeviceRun.to_dict()}}                   after each device
     {"type": "error", "message": "readable reason"}                       on failure (exit code 1)
 
-The worker never writes the run store: the runner records every outcome, including runs of a worker
-that was killed. Anything a library prints goes to standard error, so the event stream stays clean.
+The job comes on standard input, or in the environment variable GPUX_JOB_REQUEST where there is none (a
+job on a Ray cluster, `lib.ray_executor`). The worker never writes the run store: the runner records every
+outcome, including runs of a worker that was killed. Anything a library prints goes to standard error, so
+the event stream stays clean.
 The Keras backend is the worker's `KERAS_BACKEND`. SIGTERM asks the worker to stop after the current
 training step (the runner sends SIGKILL if it does not); before the first device has started training
 there is nothing to keep, so SIGTERM ends the worker at once. The worker also exits when the server that
@@ -66,6 +69,7 @@ from lib.device_run import ProgressEvent, is_out_of_memory
 from lib.jobs import WORKER_PARENT_ENV, JobRequest
 
 SPARE_ARG = "--spare"  # command-line switch: warm up first, then wait for the job
+REQUEST_ENV = "GPUX_JOB_REQUEST"  # the job as JSON, for a worker with no standard input (a Ray job)
 WORKER_NICE_ENV = "GPUX_WORKER_NICE"  # server setting: nice levels below the server that workers train at
 WORKER_NICE = 10  # default of that setting: the server's threads win a busy core about 9 to 1 (weights 1024:110)
 MAX_NICE = 19  # the lowest priority of a Unix nice value
@@ -410,6 +414,17 @@ def run_job(request: JobRequest, emitter: EventWriter, stop: JobStop, state: Wor
     train_job(request, emitter, stop, dataset, make_progress_callback(emitter, stop))
 
 
+def machine_facts() -> dict[str, Any]:
+    """What the "ready" event says of the machine: its hardware and library versions, stored with every run.
+
+    On a cluster this is the only way the app learns what the machine that ran a job is.
+    """
+    from lib.backend import library_versions
+    from lib.hardware import describe_hardware
+
+    return {"hardware": describe_hardware(), "versions": library_versions()}
+
+
 def prepare_job(request: JobRequest, emitter: EventWriter, state: WorkerState) -> Any:
     """Imports Keras, checks the devices and loads the data, then sends "ready"; returns the dataset.
 
@@ -437,6 +452,7 @@ def prepare_job(request: JobRequest, emitter: EventWriter, state: WorkerState) -
             "num_train": trained_samples(request.spec, num_train, keras.backend.backend()),
             "nice": state.nice,
             "idle_threads": state.idle_threads,
+            **machine_facts(),
         }
     )
     return dataset
@@ -492,7 +508,7 @@ def main(argv: Sequence[str] | None = None, job: JobFunction = run_job) -> int:
         nice = lower_priority(worker_nice(os.environ))  # first, so that every thread started later inherits it
         watch_parent(int(os.environ.get(WORKER_PARENT_ENV, os.getppid())))
         emitter.emit({"type": "started", "pid": os.getpid(), "wall_time": time.time()})
-        job_text, state = wait_as_spare(emitter, nice) if spare else (sys.stdin.read(), WorkerState(nice=nice))
+        job_text, state = wait_as_spare(emitter, nice) if spare else (read_request_text(), WorkerState(nice=nice))
         signal.signal(signal.SIGTERM, stop.on_sigterm)
         job(JobRequest.from_worker_dict(json.loads(job_text)), emitter, stop, state)
     except Exception as error:  # every failure becomes a readable "error" event; the traceback goes to stderr
@@ -500,6 +516,11 @@ def main(argv: Sequence[str] | None = None, job: JobFunction = run_job) -> int:
         emitter.emit({"type": "error", "message": readable_error(error)})
         return 1
     return 0
+
+
+def read_request_text(environ: Mapping[str, str] = os.environ) -> str:
+    """The job's JSON: GPUX_JOB_REQUEST when set (a cluster's worker has no standard input), else standard input."""
+    return environ.get(REQUEST_ENV) or sys.stdin.read()
 
 
 def wait_as_spare(emitter: EventWriter, nice: int) -> tuple[str, WorkerState]:

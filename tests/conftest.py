@@ -116,3 +116,31 @@ def network_attempts(monkeypatch) -> list[str]:
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     return attempts
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A Ray head and two training nodes (machine-1, machine-2) on this machine, for the whole session.
+
+    Started only when a test asks for it, stopped after the last test; a node is called dead about 3 s after it
+    goes silent (a test kills one).
+    """
+    from lib.local_cluster import start_local_cluster
+
+    cluster = start_local_cluster(("machine-1", "machine-2"), fast_health_check=True)
+    yield cluster
+    cluster.stop()
+
+
+def stop_cluster_jobs(address: str, timeout_s: float = 60) -> None:
+    """Stops every job still pending or running on the cluster and waits until they have ended."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    active = ("PENDING", "RUNNING")
+    for job in client.list_jobs():
+        if str(job.status) in active and job.submission_id:
+            client.stop_job(job.submission_id)
+    wait_until(
+        lambda: not any(str(job.status) in active for job in client.list_jobs()), timeout_s, "the cluster's jobs to end"
+    )

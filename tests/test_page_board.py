@@ -14,7 +14,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import lib.runner
+import lib.executor
 from lib.device_run import DeviceRun
 from lib.presets import PRESETS
 from lib.runner import anonymous_name
@@ -36,7 +36,7 @@ def fake_spec(hidden_units: tuple[int, ...] = (64,), epochs: int = 40) -> ModelS
 @pytest.fixture
 def runner(runs_db, monkeypatch):
     """The board's job runner, with the tests' workers (hooks honoured) started cold; shut down when the test ends."""
-    monkeypatch.setattr(lib.runner, "DEFAULT_WORKER_COMMAND", FAKE_WORKER_COMMAND)
+    monkeypatch.setattr(lib.executor, "DEFAULT_WORKER_COMMAND", FAKE_WORKER_COMMAND)
     monkeypatch.setenv("GPUX_WARM_WORKER", "0")
     monkeypatch.setenv("GPUX_WARMUP", "0")
     yield runtime.runner()

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import lib.runner
+import lib.executor
 from lib.backend import backend_name
 from lib.datasets import available_sources
 from lib.devices import has_gpu, list_devices
@@ -46,7 +46,7 @@ def fake_spec(epochs: int = 40, epoch_s: float = 0.5) -> ModelSpec:
 @pytest.fixture
 def fake_jobs(runs_db, monkeypatch):
     """The tests' workers (hooks honoured), started cold; nothing imports Keras in the background; the runner ends."""
-    monkeypatch.setattr(lib.runner, "DEFAULT_WORKER_COMMAND", FAKE_WORKER_COMMAND)
+    monkeypatch.setattr(lib.executor, "DEFAULT_WORKER_COMMAND", FAKE_WORKER_COMMAND)
     monkeypatch.setenv("GPUX_WARM_WORKER", "0")
     monkeypatch.setenv("GPUX_WARMUP", "0")
     yield runs_db

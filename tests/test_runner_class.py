@@ -298,30 +298,30 @@ def test_the_device_list_can_be_a_function_that_becomes_exact_later(make_runner)
 
 
 def test_a_warm_spare_takes_the_job_the_next_starts_after_it_and_shutdown_ends_it(make_runner, monkeypatch):
-    monkeypatch.setattr("lib.runner.usable_cores", lambda: 2)  # a small server: no spare imports beside a job
+    monkeypatch.setattr("lib.executor.usable_cores", lambda: 2)  # a small server: no spare imports beside a job
     runner = make_runner(warm_workers=True, env={**TEST_ENV, "KERAS_BACKEND": "jax", "GPUX_WARM_WORKER": "1"})
-    spare = runner._pool.spare_pid("jax")
+    spare = runner.executor.spare_pid("jax")
 
     submitted = submit_fake(runner, "a", sleep_before_s=0.5)
     wait_until(lambda: runner.get(submitted.id).state == JobState.RUNNING, what="the job to start")
-    assert runner._pool.spare_pid("jax") is None  # no spare imports while a job trains
+    assert runner.executor.spare_pid("jax") is None  # no spare imports while a job trains
     job = runner.wait(submitted.id, WAIT_S)
 
     assert spare is not None and job.state == JobState.DONE
     assert job.worker["started"]["pid"] == spare and "warm" in job.worker
-    next_spare = runner._pool.spare_pid("jax")
+    next_spare = runner.executor.spare_pid("jax")
     assert next_spare not in (None, spare)
     runner.shutdown()
     wait_until(lambda: not process_alive(next_spare), what="the spare to end")
 
 
 def test_on_a_many_core_server_the_next_spare_imports_while_a_job_trains(make_runner, monkeypatch):
-    monkeypatch.setattr("lib.runner.usable_cores", lambda: 16)
+    monkeypatch.setattr("lib.executor.usable_cores", lambda: 16)
     runner = make_runner(warm_workers=True, env={**TEST_ENV, "KERAS_BACKEND": "jax", "GPUX_WARM_WORKER": "1"})
-    spare = runner._pool.spare_pid("jax")
+    spare = runner.executor.spare_pid("jax")
 
     submitted = submit_fake(runner, "a", sleep_before_s=LONG_S)
     wait_until(lambda: runner.get(submitted.id).state == JobState.RUNNING, what="the job to start")
 
-    assert spare is not None and runner._pool.spare_pid("jax") not in (None, spare)
+    assert spare is not None and runner.executor.spare_pid("jax") not in (None, spare)
     runner.cancel(submitted.id)

@@ -208,8 +208,12 @@ def store() -> RunStore:
 
 @st.cache_resource(show_spinner=False)
 def _runner(path: str, limits: ServerLimits) -> JobRunner:
+    from lib.executor import cluster_executor
     from lib.runner import JobRunner  # only the Train and Results pages need it
 
+    executor = cluster_executor(os.environ)  # GPUX_RAY_ADDRESS: a Ray cluster's machines; unset: this server
+    if executor is not None:  # the cluster's machines say which devices jobs may ask for
+        return JobRunner(_store(path), limits, executor=executor)
     return JobRunner(_store(path), limits, available_devices=training_device_names)
 
 

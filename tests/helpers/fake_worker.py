@@ -30,6 +30,7 @@ from lib.jobs import JobRequest, run_from_epoch_events
 
 HOOK_KEY = "worker_test_hook"  # the spec.extra entry this worker reads
 FAKE_WORKER_COMMAND = (sys.executable, "-m", "tests.helpers.fake_worker")  # run from the repository root
+FAKE_WORKER_ENTRYPOINT = "python -m tests.helpers.fake_worker"  # the same on a Ray cluster's machine (its own Python)
 SLEEP_STEP_S = 0.05  # granularity of the hooks' stoppable waits
 
 
@@ -111,6 +112,7 @@ def run_fake_job(
             "num_train": num_train,
             "nice": state.nice,
             "idle_threads": state.idle_threads,
+            **worker.machine_facts(),
         }
     )
     apply_start_hooks(hook, stop)
