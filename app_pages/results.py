@@ -4,6 +4,8 @@ The charts draw the runs picked under "Compare runs". By default that is the mos
 store allows (`lib.comparison.choose_comparison`: the latest job's devices, else CPU vs GPU runs of one model,
 else runs that differ in one setting), named by what differs; every caption is computed from the numbers drawn.
 "What the model learned" shows one compared real-data run's confusion matrix and a few test images it labelled.
+Every run names the machine that ran it; when runs come from several machines (a Ray cluster), a Machine filter
+and a table of the machines let people compare them, and compared runs of different machines are named by it.
 """
 
 import pandas as pd
@@ -51,7 +53,7 @@ from lib.store import RunStore, StoredRun, StoreError
 from lib.take_home import stored_runs
 from ui import runtime
 from ui.keys import Key
-from ui.page_data import history_table, run_filters, run_label
+from ui.page_data import history_table, machines_table, run_filters, run_label, run_machines
 from ui.take_home import draw_take_home
 
 IMAGE_ENLARGE = 3  # 28 px -> 84 px, 32 px -> 96 px on screen, as on the Datasets page
@@ -71,8 +73,14 @@ def chart_box(chart, caption: str) -> None:
 
 
 def draw_filters(all_runs) -> dict:
-    """Dataset, device, preset and date filters; returns the matching `RunStore.runs()` arguments."""
-    columns = st.columns(4)
+    """Dataset, device, preset and date filters, and machines when several ran; returns `RunStore.runs()` arguments."""
+    machines = run_machines(all_runs)
+    columns = st.columns(5 if len(machines) > 1 else 4)
+    chosen_machines = []
+    if len(machines) > 1:
+        chosen_machines = columns[4].multiselect(
+            "Machine", machines, key=Key.RESULTS_MACHINE, placeholder="All machines"
+        )
     datasets = columns[0].multiselect(
         "Dataset",
         sorted(set(all_runs["dataset"])),
@@ -92,12 +100,13 @@ def draw_filters(all_runs) -> dict:
     )
     first_day = all_runs["created_at"].min().date()
     since = columns[3].date_input("Runs since", value=first_day, key=Key.RESULTS_DATES, format="YYYY-MM-DD")
-    return run_filters(datasets, devices, presets, since if since else None)
+    return run_filters(datasets, devices, presets, since if since else None, chosen_machines)
 
 
 def pick_runs(done) -> list[int]:
     """The "Compare runs" picker, filled with the default comparison until the user picks; returns the pick."""
-    labels = {int(row["id"]): run_label(row) for _, row in done.iterrows()}
+    several = len(run_machines(done)) > 1
+    labels = {int(row["id"]): run_label(row, with_machine=several) for _, row in done.iterrows()}
     default = choose_comparison(done, st.session_state.get(Key.JOB_ID))
     chosen = [run_id for run_id in st.session_state.get(Key.RESULTS_COMPARE, []) if run_id in labels]
     if Key.RESULTS_COMPARE not in st.session_state or not chosen:
@@ -259,6 +268,15 @@ if not scaling.empty:
         st.caption(
             "Data parallel (all GPUs): each GPU trains on its share of every batch. Efficiency = speedup / GPUs; "
             "100% would mean twice the GPUs halve the epoch."
+        )
+
+if len(run_machines(all_runs)) > 1:
+    with st.container(border=True):
+        st.markdown("**Machines**")
+        st.dataframe(machines_table(runs), hide_index=True, width="stretch")
+        st.caption(
+            "The machines that ran the runs listed below. To compare machines, pick the same model's runs on "
+            "each under Compare runs (their names then say the machine), or keep one machine with the filter."
         )
 
 with st.container(border=True):

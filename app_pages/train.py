@@ -1,7 +1,9 @@
 """Train: choose devices, epochs and a sample limit, then time the model on each device through the job queue.
 
 Training never runs in this script: the shared job runner queues the job (or joins an identical one that
-is already queued or running) and runs it in a worker process; a fragment polls the job every second.
+is already queued or running) and runs it in a worker process, on this server or on a machine of a Ray
+cluster; a fragment polls the job every second. The page says where jobs run, which machine ran (or runs)
+this session's job, and, while a cluster's head does not answer, that queued jobs are kept.
 
 What the page shows is what the job trains. The choices live in the session's own state (devices and the
 sample limit in `RunSettings`, epochs in the model spec); the widgets only show them, and Train sends
@@ -32,12 +34,13 @@ import streamlit as st
 
 from lib.backend import BackendUnavailableError, backend_name
 from lib.charts import device_runs_to_frame, run_summary_frame, total_time_chart
-from lib.class_board import model_text, progress_fraction, progress_text
+from lib.class_board import cluster_problem_text, model_text, progress_fraction, progress_text, where_jobs_run
 from lib.datasets import DATASETS, OWNER_FIX_TITLE, available_sources, resolve_locations, unavailable_fix
 from lib.device_run import DeviceRun
 from lib.devices import DeviceNotFoundError, has_gpu
 from lib.estimates import SampleSuggestion, estimate_job, suggest_sample_limit
 from lib.formatting import format_seconds
+from lib.hardware import machine_text
 from lib.jobs import JobError, JobNotFoundError, JobSnapshot, JobState, QueueFullError
 from lib.limits import OWNER_SETTINGS_TITLE, owner_settings
 from lib.links import RunSettings, refused_spec_problems
@@ -397,6 +400,11 @@ def draw_progress(job: JobSnapshot) -> None:
     """Queue position, or each device's epoch, batch, elapsed time and loss."""
     draw_shared(job)
     if job.state == JobState.QUEUED:
+        problem = cluster_problem_text(runtime.runner().executor_status(), queued=True)
+        if problem:  # no start time can be promised while the cluster does not answer
+            st.warning(problem, icon=":material/cloud_off:")
+            st.info(f"Waiting in the queue: position {job.position}.", icon=":material/hourglass_top:")
+            return
         start = format_seconds(job.estimated_start_s or 0.0)
         st.info(
             f"Waiting in the queue: position {job.position}, about {start} until it starts. "
@@ -406,6 +414,8 @@ def draw_progress(job: JobSnapshot) -> None:
         return
     doing = "Stopping after the current training step" if stopping(job) else "Training"
     st.markdown(f"**{doing}** (job `{job.id}`)")
+    if job.hardware:  # known once the worker has said where it runs
+        st.caption(f"On {machine_text(job.hardware)}.")
     for device in job.request.devices:
         event = job.latest_progress(device)
         if event is None:
@@ -504,6 +514,8 @@ def draw_result(job: JobSnapshot) -> None:
         st.success(text, icon=":material/check_circle:")
     else:
         st.warning(f"{text} {job.error}", icon=":material/warning:")
+    if job.hardware:
+        st.caption(f"Ran on {machine_text(job.hardware)}.")
     draw_shared(job)
     if not job.results:
         return
@@ -537,8 +549,17 @@ def draw_result(job: JobSnapshot) -> None:
 
 
 def draw_queue_note(busy: bool) -> None:
-    """How many other jobs wait, and when a job started now would begin."""
+    """Where jobs run, how many other jobs wait, and when a job started now would begin.
+
+    While a cluster's head does not answer, a warning says so (a queued job of this session says it in its
+    own progress, polled every second).
+    """
     runner = runtime.runner()
+    status = runner.executor_status()  # cached by the executor: cheap on every rerun
+    st.caption(where_jobs_run(status))
+    if status.problem and not busy:
+        st.warning(cluster_problem_text(status, queued=False), icon=":material/cloud_off:")
+        return
     others = runner.queue_length() - (1 if busy else 0)
     if others > 0 and not busy:
         st.caption(

@@ -1,5 +1,8 @@
 """What the class board and the Train page say about jobs, as plain data: progress, models and today's speedups.
 
+The Train page also says where jobs run (`where_jobs_run`: this server, or a Ray cluster's machines) and,
+when the cluster's head does not answer, that queued jobs are kept (`cluster_problem_text`).
+
 The class board (`app_pages/board.py`) shows everyone the queue, the running job and the jobs that finished
 today, read from the run store. Nothing here names a session or a job id: finished jobs are described by
 what they trained (preset or model, dataset, samples, epochs) and how long each device took.
@@ -11,11 +14,14 @@ import datetime
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from lib.device_run import ProgressEvent
+
+if TYPE_CHECKING:
+    from lib.executor import ExecutorStatus, Machine
 
 
 def progress_fraction(event: ProgressEvent) -> float:
@@ -74,6 +80,45 @@ def model_text(hidden_units: Sequence[int], activation: str) -> str:
     if len(set(widths)) == 1:
         return f"{len(widths)} x Dense {widths[0]:,}, {activation}"
     return "Dense " + " -> ".join(f"{width:,}" for width in widths) + f", {activation}"
+
+
+def where_jobs_run(status: ExecutorStatus) -> str:
+    """Where jobs run, in one sentence: "Jobs run on this server (host)." or a Ray cluster and its machines.
+
+    Args:
+        status: `lib.runner.JobRunner.executor_status()` (cached: cheap on every rerun).
+    """
+    if status.kind != "ray":
+        names = ", ".join(machine.name for machine in status.machines)
+        return f"Jobs run on this server ({names})." if names else "Jobs run on this server."
+    where = f"Jobs run on a Ray cluster at {status.address}"
+    count = len(status.machines)
+    if not count:
+        return f"{where}: no training machine has joined it yet, so jobs wait in the queue."
+    machines = ", ".join(_machine_text(machine) for machine in status.machines)
+    return f"{where}: {count} training machine{'s' if count != 1 else ''}, {machines}; one job per machine."
+
+
+def cluster_problem_text(status: ExecutorStatus, queued: bool) -> str:
+    """Why no job can start now and that queued jobs are kept; "" when nothing is wrong.
+
+    Args:
+        status: `lib.runner.JobRunner.executor_status()`.
+        queued: The reader's own job is waiting in the queue.
+    """
+    if not status.problem:
+        return ""
+    kept = (
+        "Your job stays in the queue and starts when the cluster answers again."
+        if queued
+        else "You can still press Train: your job waits in the queue and starts when the cluster answers again."
+    )
+    return f"{status.problem} {kept}"
+
+
+def _machine_text(machine: Machine) -> str:
+    gpus = f"{machine.gpus} GPU{'s' if machine.gpus != 1 else ''}" if machine.gpus else "no GPU"
+    return f"{machine.name} ({gpus})"
 
 
 @dataclass(frozen=True)

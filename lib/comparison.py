@@ -4,7 +4,8 @@
   comparable CPU and GPU runs, else the latest runs of one model that differ in exactly one setting, and says
   which rule picked them.
 - `run_names` names each compared run by the settings that differ between the compared runs ("batch 32" vs
-  "batch 1,024"), with preset titles instead of preset codes.
+  "batch 1,024"; "machine-1" vs "machine-2" when they ran on different machines), with preset titles
+  instead of preset codes.
 - The caption functions compute every sentence from the numbers the chart beside it draws: speed ratios,
   whether the loss curves overlap, and why the total-time ratio is smaller than the throughput ratio.
 - What a run learned: its confusion matrix as a tidy frame, the pair of classes it mixes up most, and the
@@ -27,6 +28,7 @@ import pandas as pd
 
 from lib.datasets import DATASETS
 from lib.formatting import DASH, format_seconds
+from lib.hardware import machine_name
 from lib.presets import PRESETS
 
 REAL_DATA = "real"
@@ -54,6 +56,11 @@ class Setting:
     name: str  # what the setting is called in a sentence: "batch size"
     text: Callable[[Any], str]  # how one run's value reads in its name: "batch 1,024"
     in_preset: bool  # True: a preset fixes it (a preset title can stand for it); False: a run setting
+    value: Callable[[Any], Any] | None = None  # the comparable value from the column's cell; None: the cell itself
+
+    def of(self, cell: Any) -> Any:
+        """The comparable value of one run's cell of this column (plain Python, None when missing)."""
+        return _clean(self.value(cell) if self.value is not None else cell)
 
 
 def _layers_text(units: Any) -> str:
@@ -69,6 +76,7 @@ def _dataset_text(name: Any) -> str:
 
 # In the order a run's name lists them: hardware first, then the model, then how much was trained.
 SETTINGS: tuple[Setting, ...] = (
+    Setting("hardware", "machine", str, False, machine_name),  # the node or host that ran it
     Setting("device", "device", str, False),
     Setting("backend", "backend", str, False),
     Setting("dataset", "dataset", _dataset_text, True),
@@ -92,7 +100,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 _MODEL_COLUMNS = ("dataset", "hidden_units")  # runs of "the same model" share these
 # Settings that leave what is learned alone: runs differing only in these should learn alike.
-_HARDWARE_COLUMNS = ("device", "backend", "steps_per_execution", "jit_compile", "device_resident")
+_HARDWARE_COLUMNS = ("hardware", "device", "backend", "steps_per_execution", "jit_compile", "device_resident")
 
 
 def data_label(synthetic: Any) -> str:
@@ -120,7 +128,7 @@ def model_text(run: Mapping[str, Any]) -> str:
 
 def differing_settings(runs: pd.DataFrame) -> list[Setting]:
     """The settings whose value is not the same in every row, in `SETTINGS` order."""
-    return [s for s in SETTINGS if s.column in runs and len({_clean(v) for v in runs[s.column]}) > 1]
+    return [s for s in SETTINGS if s.column in runs and len({s.of(v) for v in runs[s.column]}) > 1]
 
 
 def run_names(runs: pd.DataFrame) -> list[str]:
@@ -147,7 +155,7 @@ def run_names(runs: pd.DataFrame) -> list[str]:
     names = []
     for row, preset in zip(rows, presets, strict=True):
         parts = [preset_title(preset)] if preset_differs else []
-        parts += [setting.text(_clean(row[setting.column])) for setting in shown]
+        parts += [setting.text(setting.of(row[setting.column])) for setting in shown]
         names.append(" · ".join(parts))
     return _unique(names, rows)
 
@@ -157,7 +165,7 @@ def _preset_explains(setting: Setting, rows: list[pd.Series], presets: list[str 
     for row, preset in zip(rows, presets, strict=True):
         if preset not in PRESETS:
             return False
-        if _clean(getattr(PRESETS[preset].spec, setting.column)) != _clean(row[setting.column]):
+        if _clean(getattr(PRESETS[preset].spec, setting.column)) != setting.of(row[setting.column]):
             return False
     return True
 
@@ -345,7 +353,7 @@ def _exactly_one_apart(runs: list[_Run], column: str) -> dict[int, list[_Run]]:
 
 
 def _facts(row: pd.Series) -> _Run:
-    values = {s.column: _clean(row[s.column]) for s in SETTINGS if s.column in row.index}
+    values = {s.column: s.of(row[s.column]) for s in SETTINGS if s.column in row.index}
     return _Run(
         id=int(row["id"]),
         job_id=_clean(row.get("job_id")),

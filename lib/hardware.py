@@ -3,9 +3,9 @@
 This is the one place the app reads CPU and RAM facts: psutil for core counts and memory, the CPU's
 model name from `/proc/cpuinfo` (psutil does not report it), else `platform`. GPU names come from the
 NVIDIA driver through `lib.probe`, or from devices a backend already listed. `describe_hardware()` is
-stored with every run and printed by the CLI, so numbers from different machines can be told apart. No
-function here imports Keras or a backend library unless asked to, and none raises: what cannot be found
-is reported as None or an empty list.
+stored with every run and printed by the CLI, so numbers from different machines can be told apart;
+`machine_name` and `machine_text` are how the pages name that machine. No function here imports Keras or a
+backend library unless asked to, and none raises: what cannot be found is reported as None or an empty list.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import pathlib
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psutil
 
 CPUINFO = pathlib.Path("/proc/cpuinfo")  # where Linux names the CPU model
 CPU_MODEL_KEYS = ("model name", "Model", "cpu model")  # x86, ARM and MIPS spellings in /proc/cpuinfo
+THIS_SERVER = "this server"  # the machine of a run stored without a node or host name (before runs kept one)
 
 
 def cpu_model(cpuinfo: pathlib.Path = CPUINFO) -> str | None:
@@ -103,7 +104,7 @@ def describe_hardware(
     }
 
 
-def hardware_summary(hardware: dict[str, Any]) -> str:
+def hardware_summary(hardware: Mapping[str, Any]) -> str:
     """Returns one line such as "AMD EPYC, 2 logical cores, 23.5 GiB RAM, GPUs: none".
 
     Args:
@@ -120,6 +121,44 @@ def hardware_summary(hardware: dict[str, Any]) -> str:
         "GPUs: " + (", ".join(gpus) if gpus else "none"),
     ]
     return ", ".join(parts)
+
+
+def machine_name(hardware: Mapping[str, Any] | None) -> str:
+    """The name people know a run's machine by: the cluster node's name, else the host name, else "this server".
+
+    Args:
+        hardware: A run's or job's hardware (`describe_hardware`, plus "node" on a cluster); runs stored
+            before host names were kept have neither, and were run by this server.
+    """
+    hardware = hardware if isinstance(hardware, Mapping) else {}
+    for key in ("node", "host"):
+        name = str(hardware.get(key) or "").strip()
+        if name:
+            return name
+    return THIS_SERVER
+
+
+def machine_text(hardware: Mapping[str, Any] | None) -> str:
+    """Names a machine and what it has, e.g. "machine-1 (host gpu-04): AMD EPYC, 16 logical cores, ..., GPUs: L4".
+
+    The host is named apart when a cluster's node name differs from it. A run stored without hardware
+    facts is named alone.
+
+    Args:
+        hardware: A run's or job's hardware, as for `machine_name`.
+    """
+    hardware = hardware if isinstance(hardware, Mapping) else {}
+    name = machine_name(hardware)
+    host = str(hardware.get("host") or "").strip()
+    if host and host != name:
+        name = f"{name} (host {host})"
+    return f"{name}: {hardware_summary(hardware)}" if hardware_known(hardware) else name
+
+
+def hardware_known(hardware: Mapping[str, Any] | None) -> bool:
+    """Whether a run's hardware says anything of its CPU, RAM or GPUs (runs stored early say nothing)."""
+    hardware = hardware if isinstance(hardware, Mapping) else {}
+    return any(hardware.get(key) for key in ("cpu_model", "logical_cores", "ram_bytes", "gpus"))
 
 
 def _gpu_names_from_driver() -> list[str]:

@@ -37,6 +37,7 @@ import pandas as pd
 
 from lib.comparison import ACCURACY_FIELDS, GENERATED_DATA, data_label
 from lib.device_run import STATUSES, DeviceRun
+from lib.hardware import machine_name
 from lib.jobs import JobRecord, JobRequest, JobState
 from lib.spec import SPEC_FIELDS, ModelSpec, SpecError, count_params
 
@@ -483,6 +484,7 @@ class RunStore:
         synthetic: bool | None = None,
         since: str | datetime | None = None,
         limit: int | None = None,
+        machine: str | Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Returns stored runs as a DataFrame, oldest first, one row per device run.
 
@@ -498,6 +500,8 @@ class RunStore:
             synthetic: True for generated-data runs only, False for real-data runs only.
             since: Only runs created at or after this time (datetime or ISO string).
             limit: Only the most recent `limit` runs.
+            machine: Machine name(s) as `lib.hardware.machine_name` gives them ("machine-1", a host name,
+                "this server" for runs stored without one).
 
         Returns:
             Columns and dtypes as in `RUN_COLUMNS`; an empty frame with those columns when nothing matches.
@@ -510,7 +514,7 @@ class RunStore:
             "preset": preset,
             "job_id": job_id,
         }
-        records = self._records(filters, synthetic=synthetic, since=since, limit=limit)
+        records = self._records(filters, synthetic=synthetic, since=since, limit=limit, machine=machine)
         return _records_frame(records)
 
     def get(self, run_id: int) -> StoredRun:
@@ -579,7 +583,7 @@ class RunStore:
             target: A file path or a text buffer.
             **filters: The filters of `runs()`.
         """
-        frame_filters = {key: filters.pop(key) for key in ("synthetic", "since", "limit") if key in filters}
+        frame_filters = {key: filters.pop(key) for key in ("synthetic", "since", "limit", "machine") if key in filters}
         records = [_export_record(record) for record in self._records(filters, **frame_filters)]
         text = json.dumps(json_ready(records), indent=2)
         if hasattr(target, "write"):
@@ -657,18 +661,25 @@ class RunStore:
         synthetic: bool | None = None,
         since: str | datetime | None = None,
         limit: int | None = None,
+        machine: str | Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         unknown = set(filters) - set(_FILTER_COLUMNS)
         if unknown:
             raise TypeError(f"Unknown run filter(s): {', '.join(sorted(unknown))}.")
         clauses, values = _where(filters, synthetic=synthetic, since=since)
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY id DESC"
-        if limit is not None:
+        if limit is not None and machine is None:
             sql += " LIMIT ?"
             values.append(int(limit))
         with self._read() as connection:
             rows = connection.execute(sql, values).fetchall()
-        return [_decode_row(row) for row in reversed(rows)]
+        records = [_decode_row(row) for row in reversed(rows)]
+        if machine is None:
+            return records
+        # The machine's name comes from the stored hardware JSON (a node or host name), so it is matched here.
+        wanted = {machine} if isinstance(machine, str) else set(machine)
+        records = [record for record in records if machine_name(record["hardware"]) in wanted]
+        return records if limit is None else records[max(len(records) - int(limit), 0) :]
 
     def _job_records(self, where: str, values: list[Any]) -> list[JobRecord]:
         with self._read() as connection:

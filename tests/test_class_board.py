@@ -7,8 +7,17 @@ import datetime
 import pandas as pd
 import pytest
 
-from lib.class_board import finished_jobs, model_text, progress_fraction, progress_text, start_of_today
+from lib.class_board import (
+    cluster_problem_text,
+    finished_jobs,
+    model_text,
+    progress_fraction,
+    progress_text,
+    start_of_today,
+    where_jobs_run,
+)
 from lib.device_run import ProgressEvent
+from lib.executor import ExecutorStatus, Machine
 from lib.worker import ProgressRelay
 
 
@@ -132,3 +141,34 @@ def test_start_of_today_is_local_midnight():
     midnight = start_of_today(now)
     assert (midnight.hour, midnight.minute, midnight.second) == (0, 0, 0)
     assert midnight <= now < midnight + datetime.timedelta(days=1)
+
+
+CLUSTER = ExecutorStatus(
+    kind="ray",
+    address="http://10.0.0.5:8265",
+    machines=(Machine("machine-1", "n1", "10.0.0.6", gpus=0), Machine("machine-2", "n2", "10.0.0.7", gpus=2)),
+)
+
+
+def test_where_jobs_run_names_this_server_or_the_clusters_machines_and_gpus():
+    assert where_jobs_run(ExecutorStatus(kind="local", machines=(Machine("gpu-box"),))) == (
+        "Jobs run on this server (gpu-box)."
+    )
+    assert where_jobs_run(CLUSTER) == (
+        "Jobs run on a Ray cluster at http://10.0.0.5:8265: 2 training machines, "
+        "machine-1 (no GPU), machine-2 (2 GPUs); one job per machine."
+    )
+    one = ExecutorStatus(kind="ray", address="http://h:8265", machines=(Machine("m", gpus=1),))
+    assert "1 training machine, m (1 GPU);" in where_jobs_run(one)
+    assert "no training machine has joined it yet" in where_jobs_run(ExecutorStatus(kind="ray", address="http://h"))
+
+
+def test_a_silent_head_is_said_with_the_queue_kept():
+    assert cluster_problem_text(CLUSTER, queued=False) == ""
+    silent = ExecutorStatus(kind="ray", address="http://h", problem="The Ray cluster at http://h does not answer.")
+    assert cluster_problem_text(silent, queued=False).startswith(
+        "The Ray cluster at http://h does not answer. You can still press Train: your job waits in the queue"
+    )
+    assert cluster_problem_text(silent, queued=True).endswith(
+        "Your job stays in the queue and starts when the cluster answers again."
+    )

@@ -35,11 +35,18 @@ def store(runs_db) -> RunStore:
     return RunStore()
 
 
-def record(store, spec, device="cpu:0", job=None, preset=None, epoch_s=(9.0, 7.0, 7.0), **run_changes) -> int:
+def record(
+    store, spec, device="cpu:0", job=None, preset=None, epoch_s=(9.0, 7.0, 7.0), hardware=None, **run_changes
+) -> int:
     run = device_run(device, list(epoch_s))
     for name, value in run_changes.items():
         setattr(run, name, value)
-    return store.record(spec, run, preset=preset, job_id=job)
+    return store.record(spec, run, preset=preset, job_id=job, hardware=hardware)
+
+
+def node(name: str, gpus: tuple[str, ...] = ()) -> dict:
+    """The hardware a worker on a cluster's node reports, as the runner stores it with the node's name."""
+    return {"cpu_model": "Test CPU", "logical_cores": 8, "gpus": list(gpus), "host": f"ip-{name}", "node": name}
 
 
 def named(runs: pd.DataFrame, ids) -> dict[int, str]:
@@ -312,3 +319,57 @@ def test_time_outside_the_epochs_is_the_jobs_wall_time_minus_its_training(store)
         None,
     ]
     assert outside_epochs_by_run(store.runs(), jobs) == {str(first): 14.0, str(second): 14.0}
+
+
+# --- machines ---
+
+
+def test_runs_of_one_model_on_two_machines_are_named_by_their_machine(store):
+    first = record(store, SEED, hardware=node("machine-1"))
+    second = record(store, SEED, hardware=node("machine-2"))
+    assert named(store.runs(), [first, second]) == {first: "machine-1", second: "machine-2"}
+
+
+def test_the_machine_comes_before_the_device_in_a_runs_name(store):
+    cpu = record(store, SEED, "cpu:0", hardware=node("machine-1"))
+    gpu = record(store, SEED, "gpu:0", hardware=node("machine-2", ("NVIDIA L4",)))
+    assert named(store.runs(), [cpu, gpu]) == {cpu: "machine-1 · cpu:0", gpu: "machine-2 · gpu:0"}
+
+
+def test_runs_on_one_machine_are_not_named_by_it(store):
+    small = record(store, SEED, hardware=node("machine-1"))
+    large = record(store, SEED.with_changes(batch_size=1024), hardware=node("machine-1"))
+    assert named(store.runs(), [small, large]) == {small: "batch 32", large: "batch 1,024"}
+
+
+def test_runs_stored_without_a_machine_name_are_this_servers(store):
+    old = record(store, SEED, hardware={"cpu_model": "Test CPU", "gpus": []})  # stored before host names were kept
+    bare = record(store, SEED)  # stored with no hardware at all
+    new = record(store, SEED, hardware=node("machine-1"))
+    assert named(store.runs(), [old, new]) == {old: "this server", new: "machine-1"}
+    assert named(store.runs(), [old, bare]) == {old: f"cpu:0 · #{old}", bare: f"cpu:0 · #{bare}"}  # one machine
+
+
+def test_two_machines_are_compared_by_default_when_they_are_the_one_setting_that_differs(store):
+    first = record(store, SEED, job="a", preset="fashion-seed", hardware=node("machine-1"))
+    second = record(store, SEED, job="b", preset="fashion-seed", hardware=node("machine-2"))
+    comparison = choose_comparison(store.runs())
+    assert (comparison.rule, comparison.run_ids) == ("one_setting", (first, second))
+    assert "one setting only, machine" in comparison.reason
+
+
+def test_a_cpu_and_gpu_pair_on_two_machines_says_so(store):
+    record(store, SEED, "cpu:0", job="a", hardware=node("machine-1"))
+    record(store, SEED, "gpu:0", job="b", hardware=node("machine-2", ("NVIDIA L4",)))
+    comparison = choose_comparison(store.runs())
+    assert comparison.rule == "cpu_vs_gpu"
+    assert "they also differ in machine" in comparison.reason
+
+
+def test_the_same_model_on_two_machines_is_expected_to_learn_alike(store):
+    record(store, SEED, train_loss=[1.0, 0.8, 0.6], hardware=node("machine-1"))
+    record(store, SEED, train_loss=[1.0, 0.8, 0.6], hardware=node("machine-2"))
+    runs, summary, epochs = summary_of(store)
+    assert "As expected: the same model and random seed learn alike" in loss_caption(epochs, runs)
+    assert "Same model and settings, so these should match" in accuracy_caption(summary, runs)
+    assert set(summary["series"]) == {"machine-1", "machine-2"}

@@ -11,7 +11,17 @@ import psutil
 import pytest
 
 from lib.devices import DeviceInfo
-from lib.hardware import cpu_description, cpu_model, describe_hardware, hardware_summary, ram_bytes, usable_cores
+from lib.hardware import (
+    cpu_description,
+    cpu_model,
+    describe_hardware,
+    hardware_known,
+    hardware_summary,
+    machine_name,
+    machine_text,
+    ram_bytes,
+    usable_cores,
+)
 from tests.test_probe import A100, H100, fake_pynvml
 
 CPUINFO = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Test CPU 9000\n"
@@ -104,3 +114,46 @@ def test_summary_line(tmp_path, monkeypatch):
     assert "15.6 GiB RAM" in summary
     assert summary.endswith(f"GPUs: {H100[0]}")
     assert hardware_summary({}) == "unknown CPU, cores unknown, RAM unknown, GPUs: none"
+
+
+@pytest.mark.parametrize(
+    ("hardware", "name"),
+    [
+        ({"node": "machine-1", "host": "ip-10-0-0-5", "cpu_model": "Test CPU"}, "machine-1"),  # a cluster's node
+        ({"host": "gpu-box", "cpu_model": "Test CPU"}, "gpu-box"),  # a run on this server, with its host name
+        ({"cpu_model": "Test CPU", "gpus": []}, "this server"),  # stored before runs kept a host name
+        ({"node": " ", "host": ""}, "this server"),
+        ({}, "this server"),
+        (None, "this server"),  # a frame's missing cell
+    ],
+)
+def test_machine_name_is_the_node_else_the_host_else_this_server(hardware, name):
+    assert machine_name(hardware) == name
+
+
+def test_machine_text_names_the_machine_its_host_and_what_it_has():
+    node = {
+        "node": "machine-1",
+        "host": "ip-10-0-0-5",
+        "cpu_model": "Test CPU 9000",
+        "logical_cores": 8,
+        "ram_bytes": 16 * 2**30,
+        "gpus": ["NVIDIA L4"],
+    }
+    assert machine_text(node) == (
+        "machine-1 (host ip-10-0-0-5): Test CPU 9000, 8 logical cores, 16.0 GiB RAM, GPUs: NVIDIA L4"
+    )
+    assert machine_text({**node, "node": "ip-10-0-0-5"}).startswith("ip-10-0-0-5: Test CPU 9000")  # no host twice
+    assert machine_text({"cpu_model": "Test CPU 9000"}) == (
+        "this server: Test CPU 9000, cores unknown, RAM unknown, GPUs: none"
+    )
+    assert machine_text({}) == "this server"  # nothing known: no "unknown CPU, ..." line
+
+
+def test_this_machines_description_names_it_by_its_host(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    monkeypatch.setattr(platform, "node", lambda: "test-host")
+    hardware = describe_hardware(cpuinfo=fake_cpuinfo(tmp_path))
+    assert machine_name(hardware) == "test-host"
+    assert hardware_known(hardware) and not hardware_known({"host": "test-host"})
+    assert machine_text(hardware).startswith("test-host: Test CPU 9000, ")

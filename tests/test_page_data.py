@@ -15,9 +15,11 @@ from ui.page_data import (
     batch_size_options,
     build_widget_values,
     history_table,
+    machines_table,
     matching_preset,
     run_filters,
     run_label,
+    run_machines,
     spec_from_build_widgets,
     units_options,
 )
@@ -58,6 +60,11 @@ def test_run_filters_leave_out_empty_choices():
         "device": ["cpu:0"],
         "since": datetime.datetime(2025, 3, 4, tzinfo=datetime.UTC),
     }
+
+
+def test_run_filters_keep_the_chosen_machines():
+    assert run_filters([], [], [], None, []) == {}
+    assert run_filters([], ["gpu:0"], [], None, ["machine-2"]) == {"device": ["gpu:0"], "machine": ["machine-2"]}
 
 
 def _history_runs() -> pd.DataFrame:
@@ -103,3 +110,39 @@ def test_run_label_uses_the_preset_title_and_marks_generated_data():
 @pytest.mark.parametrize(("value", "text"), [(999, "999 FLOP"), (8_380_000, "8.38 MFLOP"), (5.03e11, "503.00 GFLOP")])
 def test_format_count(value, text):
     assert format_count(value, "FLOP") == text
+
+
+MACHINE_1 = {"node": "machine-1", "host": "ip-1", "cpu_model": "Test CPU", "logical_cores": 8, "gpus": []}
+MACHINE_2 = {"node": "machine-2", "host": "ip-2", "cpu_model": "Test CPU", "logical_cores": 8, "gpus": ["NVIDIA L4"]}
+
+
+def _cluster_runs() -> pd.DataFrame:
+    """Three runs: one stored before runs kept a machine name, then one on each of a cluster's two machines."""
+    return pd.concat([_history_runs(), _history_runs().iloc[:1].assign(id=3)], ignore_index=True).assign(
+        hardware=[{"cpu_model": "Old CPU"}, MACHINE_1, MACHINE_2]
+    )
+
+
+def test_history_table_names_each_runs_machine():
+    assert list(history_table(_cluster_runs())["Machine"]) == ["machine-2", "machine-1", "this server"]
+    assert "Machine" not in history_table(_history_runs())  # a frame without hardware (none stored)
+
+
+def test_run_label_names_the_machine_when_asked():
+    old, first, _ = (row for _, row in _cluster_runs().iterrows())
+    assert run_label(first, with_machine=True).startswith("#2 cpu:0 on machine-1 · CIFAR-10, custom model")
+    assert run_label(old, with_machine=True).startswith("#1 cpu:0 on this server · ")
+    assert "machine-1" not in run_label(first)
+
+
+def test_machines_table_says_what_each_machine_has_and_how_many_runs_it_ran():
+    runs = _cluster_runs()
+    assert run_machines(runs) == ["machine-1", "machine-2", "this server"]
+    assert run_machines(_history_runs()) == []
+    table = machines_table(pd.concat([runs, runs.iloc[1:2]], ignore_index=True))
+    assert list(table["Machine"]) == ["machine-1", "machine-2", "this server"]
+    assert list(table["Host"]) == ["ip-1", "ip-2", "—"]
+    assert list(table["Runs"]) == [2, 1, 1]
+    hardware = list(table["CPU, RAM and GPUs"])
+    assert hardware[1] == "Test CPU, 8 logical cores, RAM unknown, GPUs: NVIDIA L4"
+    assert hardware[2].startswith("Old CPU, ")

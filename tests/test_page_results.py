@@ -326,3 +326,73 @@ def test_generated_data_gets_a_note_instead_of_a_confusion_matrix(runs_db):
     assert "What the model learned" not in [header.value for header in at.subheader]
     assert any(info.value.startswith("No confusion matrix for generated data") for info in at.info)
     assert not any("Confusion matrix" in title for title in chart_titles(at))
+
+
+def cluster_machine(name: str, gpus: tuple[str, ...] = ()) -> dict:
+    """The hardware stored with a run on a cluster's node: the worker's description plus the node's name."""
+    return {
+        "cpu_model": "Test CPU",
+        "logical_cores": 8,
+        "ram_bytes": 16 * 2**30,
+        "gpus": list(gpus),
+        "host": f"ip-{name}",
+        "node": name,
+        "node_id": f"id-{name}",
+    }
+
+
+@pytest.fixture
+def two_machines_store(runs_db) -> RunStore:
+    """A run stored before runs kept a machine name, then the seed on machine-1's CPU and machine-2's GPU."""
+    store = RunStore()
+    seed = PRESETS["fashion-seed"].spec
+    old = {"cpu_model": "Old CPU", "logical_cores": 2, "gpus": []}
+    store.record(PRESETS["cifar10-seed"].spec, device_run("cpu:0", [20.0, 15.0]), preset="cifar10-seed", hardware=old)
+    store.record(
+        seed, device_run("cpu:0", [9.0, 7.0, 7.0]), preset="fashion-seed", hardware=cluster_machine("machine-1")
+    )
+    machine_2 = cluster_machine("machine-2", ("NVIDIA L4",))
+    store.record(seed, device_run("gpu:0", [3.0, 1.0, 1.0]), preset="fashion-seed", hardware=machine_2)
+    return store
+
+
+def machines(at: AppTest) -> pd.DataFrame:
+    return next(frame.value for frame in at.dataframe if "Host" in frame.value.columns)
+
+
+def test_each_run_says_its_machine_and_compared_runs_are_named_by_it(two_machines_store):
+    at = open_results()
+    assert list(history(at)["Machine"]) == ["machine-2", "machine-1", "this server"]
+    table = machines(at)
+    assert list(table["Machine"]) == ["machine-1", "machine-2", "this server"]
+    assert list(table["Host"]) == ["ip-machine-1", "ip-machine-2", "—"]
+    assert table["CPU, RAM and GPUs"][1] == "Test CPU, 8 logical cores, 16.0 GiB RAM, GPUs: NVIDIA L4"
+    assert list(table["Runs"]) == [1, 1, 1]
+    pair = two_machines_store.runs(device=["cpu:0", "gpu:0"], dataset="fashion_mnist")["id"].tolist()
+    assert at.multiselect(key=Key.RESULTS_COMPARE).value == pair  # the CPU and GPU runs, on two machines
+    assert any("they also differ in machine" in caption for caption in caption_texts(at))
+    assert {row["series"] for row in chart_rows(at, "Total training time")} == {
+        "machine-1 · cpu:0",
+        "machine-2 · gpu:0",
+    }
+    options = at.multiselect(key=Key.RESULTS_COMPARE).options
+    assert any(option.startswith(f"#{pair[1]} gpu:0 on machine-2 · ") for option in options)
+
+
+def test_the_machine_filter_keeps_the_runs_of_the_chosen_machines(two_machines_store):
+    at = open_results()
+    assert at.multiselect(key=Key.RESULTS_MACHINE).options == ["machine-1", "machine-2", "this server"]
+    at.multiselect(key=Key.RESULTS_MACHINE).set_value(["machine-2", "this server"]).run()
+    assert not at.exception
+    assert list(history(at)["Machine"]) == ["machine-2", "this server"]
+    assert list(machines(at)["Machine"]) == ["machine-2", "this server"]
+    compared = at.multiselect(key=Key.RESULTS_COMPARE)
+    assert not any(" on machine-1 " in option for option in compared.options)
+
+
+def test_runs_of_one_machine_offer_no_machine_filter_and_old_runs_are_this_servers(seeded_store):
+    at = open_results()
+    assert set(history(at)["Machine"]) == {"this server"}  # stored without a host name
+    assert all(box.key != Key.RESULTS_MACHINE for box in at.multiselect)
+    assert not any("Host" in frame.value.columns for frame in at.dataframe)
+    assert not any(" on this server " in option for option in at.multiselect(key=Key.RESULTS_COMPARE).options)

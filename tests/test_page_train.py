@@ -10,6 +10,7 @@ its runner.
 from __future__ import annotations
 
 import json
+import platform
 import time
 
 import pandas as pd
@@ -21,7 +22,8 @@ from lib.backend import backend_name
 from lib.datasets import available_sources
 from lib.devices import has_gpu, list_devices
 from lib.estimates import median_overhead, suggest_sample_limit
-from lib.jobs import JobSnapshot
+from lib.executor import ExecutorStatus, LocalExecution, LocalExecutor, Machine
+from lib.jobs import JobSnapshot, JobState
 from lib.links import RunSettings
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
@@ -499,3 +501,81 @@ def test_gpu_notice_matches_the_devices(fake_jobs):
     at = open_train()
     no_gpu_notice = any("has no GPU" in info.value for info in at.info)
     assert no_gpu_notice == (not has_gpu(list_devices()))
+
+
+CLUSTER_ADDRESS = "http://10.0.0.5:8265"
+SILENT_HEAD = f"The Ray cluster at {CLUSTER_ADDRESS} does not answer (Connection refused)."
+
+
+class NodeExecution(LocalExecution):
+    """A test worker here that the cluster places on its node "machine-1"."""
+
+    def machine(self) -> dict:
+        return {"node": "machine-1", "node_id": "node-1"}
+
+
+class FakeCluster(LocalExecutor):
+    """A Ray cluster as the runner sees it, with one machine ("machine-1") whose jobs are test workers here.
+
+    While `problem` is set the head "does not answer": no job can start, and `status()` says why.
+    """
+
+    kind = "ray"
+    poll_s = 0.05  # the runner looks at the cluster again by itself, as with a real one
+
+    def __init__(self) -> None:
+        super().__init__(default_backend=backend_name(), warm_workers=False)
+        self.problem = SILENT_HEAD
+
+    def can_start(self, request, running) -> bool:
+        return not self.problem and super().can_start(request, running)
+
+    def launch(self, job_id, request, backend) -> NodeExecution:
+        started = super().launch(job_id, request, backend)
+        return NodeExecution(started.process, started.request_json, warm=started.warm)
+
+    def status(self) -> ExecutorStatus:
+        machine = Machine("machine-1", "node-1", "10.0.0.6", gpus=0)
+        return ExecutorStatus(kind="ray", address=CLUSTER_ADDRESS, machines=(machine,), problem=self.problem)
+
+
+@pytest.fixture
+def fake_cluster(fake_jobs, monkeypatch) -> FakeCluster:
+    """The server's runner sends its jobs to a `FakeCluster` (as GPUX_RAY_ADDRESS would); its head is silent."""
+    cluster = FakeCluster()  # made after `fake_jobs` chose the test workers
+    monkeypatch.setattr(lib.executor, "cluster_executor", lambda environ, worker_env=None: cluster)
+    return cluster
+
+
+def test_the_page_says_where_jobs_run_and_which_machine_ran_the_job(fake_jobs):
+    host = platform.node()
+    at = open_train(fake_spec(epochs=2, epoch_s=2.0))
+    assert f"Jobs run on this server ({host})." in texts(at)
+    click_train(at)
+    wait_for_bar(at, "epoch 1/2")  # the worker said where it runs before it started training
+    assert f"On {host}: " in texts(at) and "logical cores" in texts(at), page_report(at)
+    at.button(key=Key.CANCEL).click().run()
+    wait_until_final(at, FAKE_WAIT_S)
+    ran_on = next(caption.value for caption in at.caption if caption.value.startswith("Ran on "))
+    assert ran_on.startswith(f"Ran on {host}: ") and "GPUs: " in ran_on
+
+
+def test_a_silent_cluster_head_is_a_warning_and_a_job_waits_for_it_in_the_queue(fake_cluster):
+    at = open_train(fake_spec(epochs=2, epoch_s=0.05))
+    assert not at.exception
+    assert f"Jobs run on a Ray cluster at {CLUSTER_ADDRESS}: 1 training machine, machine-1 (no GPU)" in texts(at)
+    warning = next(warning.value for warning in at.warning if "does not answer" in warning.value)
+    assert warning.startswith(SILENT_HEAD) and "You can still press Train" in warning
+
+    job_id = click_train(at)
+    assert job_state(at) == "queued", page_report(at)
+    assert any("Your job stays in the queue" in warning.value for warning in at.warning)
+    assert not any("until it starts" in info.value for info in at.info)  # no start time is promised meanwhile
+    assert runtime.runner().get(job_id).state == JobState.QUEUED
+    assert "Traceback" not in texts(at)
+
+    fake_cluster.problem = ""  # the head answers again: the kept job starts on its machine
+    wait_until_final(at, FAKE_WAIT_S)
+    assert "finished" in at.success[0].value
+    assert not any("does not answer" in warning.value for warning in at.warning)
+    assert "Ran on machine-1 (host " in texts(at)

@@ -183,6 +183,24 @@ def test_filters(store):
     assert store.runs(since="2999-01-01T00:00:00+00:00").empty
 
 
+def test_the_machine_filter_matches_the_machine_named_by_the_stored_hardware(store):
+    cluster = {"cpu_model": "Test CPU", "host": "ip-10-0-0-5"}
+    store.record(SPEC, make_run("cpu:0"), hardware={"cpu_model": "Test CPU"}, params=1)  # before host names were kept
+    store.record(SPEC, make_run("cpu:0"), hardware={**cluster, "node": "machine-1"}, params=1)
+    store.record(SPEC, make_run("gpu:0"), hardware={**cluster, "host": "gpu-box"}, params=1)
+    store.record(SPEC, make_run("gpu:0"), hardware={**cluster, "node": "machine-1"}, params=1)
+    assert list(store.runs(machine="machine-1")["id"]) == [2, 4]
+    assert list(store.runs(machine=["this server", "gpu-box"])["id"]) == [1, 3]
+    assert list(store.runs(machine="machine-1", device="gpu:0")["id"]) == [4]
+    assert list(store.runs(machine="machine-1", limit=1)["id"]) == [4]  # the latest of that machine's runs
+    assert list(store.runs(machine=["gpu-box", "machine-1"], limit=2)["id"]) == [3, 4]
+    assert store.runs(machine="machine-9").empty
+    assert pd.read_csv(io.BytesIO(store.to_csv_bytes(machine="gpu-box")))["id"].tolist() == [3]
+    buffer = io.StringIO()
+    store.export_json(buffer, machine="machine-1")
+    assert [run["id"] for run in json.loads(buffer.getvalue())] == [2, 4]
+
+
 def test_failed_run_is_recorded(store):
     run_id = store.record(SPEC, make_run(status="failed"), params=1)
     row = store.runs().iloc[0]

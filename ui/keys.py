@@ -60,6 +60,7 @@ class _PageKey(StrEnum):
     # Results page widgets
     RESULTS_DATASET = "results_dataset"
     RESULTS_DEVICE = "results_device"
+    RESULTS_MACHINE = "results_machine"  # the machines whose runs are listed (shown when runs come from several)
     RESULTS_PRESET = "results_preset"
     RESULTS_DATES = "results_dates"
     RESULTS_COMPARE = "results_compare"  # the runs drawn in the charts

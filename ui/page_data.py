@@ -7,7 +7,7 @@ fill their widgets from it and to rebuild it from the widgets, so the mapping is
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -15,6 +15,7 @@ import pandas as pd
 from lib.comparison import GENERATED_DATA, data_label, model_text
 from lib.datasets import DATASETS
 from lib.formatting import DASH
+from lib.hardware import hardware_known, hardware_summary, machine_name
 from lib.presets import Preset
 from lib.spec import SPEC_FIELDS, LayerRow, ModelSpec
 from ui.keys import Key, layer_units_key
@@ -118,6 +119,7 @@ HISTORY_COLUMNS = {
     "status": "Status",
     "model": "Model",
     "dataset": "Dataset",
+    "machine": "Machine",
     "device": "Device",
     "backend": "Backend",
     "data": "Data",
@@ -134,7 +136,11 @@ HISTORY_COLUMNS = {
 
 
 def run_filters(
-    datasets: list[str], devices: list[str], presets: list[str], since: datetime.date | None
+    datasets: list[str],
+    devices: list[str],
+    presets: list[str],
+    since: datetime.date | None,
+    machines: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Turns the Results page's filter choices into `RunStore.runs()` keyword arguments.
 
@@ -143,12 +149,13 @@ def run_filters(
         devices: Device names to keep; empty keeps all.
         presets: Preset names to keep; empty keeps all (runs of custom models included).
         since: Keep runs created on or after this day (UTC); None keeps all.
+        machines: Machine names (`lib.hardware.machine_name`) to keep; empty keeps all.
 
     Returns:
         Only the filters that narrow the result.
     """
     filters: dict[str, Any] = {}
-    for name, chosen in (("dataset", datasets), ("device", devices), ("preset", presets)):
+    for name, chosen in (("dataset", datasets), ("device", devices), ("preset", presets), ("machine", machines)):
         if chosen:
             filters[name] = list(chosen)
     if since is not None:
@@ -167,6 +174,8 @@ def history_table(runs: pd.DataFrame) -> pd.DataFrame:
     table["model"] = [model_text(row) for _, row in table.iterrows()]
     table["dataset"] = [DATASETS[name].title if name in DATASETS else name for name in table["dataset"]]
     table["data"] = table["synthetic"].map(data_label)
+    if "hardware" in table:
+        table["machine"] = table["hardware"].map(machine_name)
     table["test_accuracy"] = [
         f"{DASH} ({GENERATED_DATA} data)" if data == GENERATED_DATA else DASH if pd.isna(value) else f"{value:.1%}"
         for data, value in zip(table["data"], table["test_accuracy"], strict=True)
@@ -176,11 +185,44 @@ def history_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns=HISTORY_COLUMNS)
 
 
-def run_label(run: Mapping[str, Any]) -> str:
+def run_label(run: Mapping[str, Any], with_machine: bool = False) -> str:
     """Names one stored run for a picker: "#12 cpu:0 · Fashion-MNIST, as in the tutorial · batch 32 · 2025-01-02 10:11".
 
-    Runs on generated data end with "· generated data".
+    Runs on generated data end with "· generated data". With `with_machine` (the runs come from several
+    machines) the device is followed by its machine: "#12 gpu:0 on machine-2 · ...".
     """
     created = pd.Timestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M") if pd.notna(run["created_at"]) else ""
     data = " · generated data" if data_label(run.get("synthetic")) == GENERATED_DATA else ""
-    return f"#{run['id']} {run['device']} · {model_text(run)} · batch {int(run['batch_size']):,} · {created}{data}"
+    where = f" on {machine_name(run.get('hardware'))}" if with_machine else ""
+    model = f"{model_text(run)} · batch {int(run['batch_size']):,}"
+    return f"#{run['id']} {run['device']}{where} · {model} · {created}{data}"
+
+
+def run_machines(runs: pd.DataFrame) -> list[str]:
+    """The names of the machines that ran these runs (`lib.hardware.machine_name`), sorted; none for no runs."""
+    if runs.empty or "hardware" not in runs:
+        return []
+    return sorted(set(runs["hardware"].map(machine_name)))
+
+
+def machines_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per machine that ran these runs: its name, host, what it has (CPU, RAM, GPUs) and its runs.
+
+    A machine's newest run describes it (a machine that was upgraded is shown as it is now); runs stored
+    without a node or host name are counted under "this server".
+    """
+    machines: dict[str, tuple[Mapping[str, Any], int]] = {}
+    for cell in runs.get("hardware", []):
+        hardware = cell if isinstance(cell, Mapping) else {}
+        name = machine_name(hardware)
+        machines[name] = (hardware, machines.get(name, ({}, 0))[1] + 1)
+    names = sorted(machines)
+    described = [machines[name][0] for name in names]
+    return pd.DataFrame(
+        {
+            "Machine": names,
+            "Host": [hardware.get("host") or DASH for hardware in described],
+            "CPU, RAM and GPUs": [hardware_summary(h) if hardware_known(h) else DASH for h in described],
+            "Runs": [machines[name][1] for name in names],
+        }
+    )
