@@ -84,6 +84,8 @@ class LocalCluster:
             f'{{"{MACHINE_RESOURCE}": 1}}',
             "--dashboard-agent-listen-port",
             str(free_port()),
+            "--temp-dir",
+            str(self.temp_dir),  # this cluster's own, never another Ray's on this machine
             "--disable-usage-stats",
         ]
         self.nodes[name] = self._spawn(command, f"node-{name}")
@@ -180,12 +182,13 @@ def start_local_cluster(
     cluster.head = cluster._spawn(head_command, "head")
     try:
         wait_for_machines(cluster.address, set(), timeout_s=START_TIMEOUT_S)
-        for name in node_names:
-            cluster.start_node(name, wait=False)
-        wait_for_machines(cluster.address, set(node_names), timeout_s=START_TIMEOUT_S)
+        for name in node_names:  # one after another: nodes starting together on one host raced for ports
+            cluster.start_node(name)
     except BaseException as error:
         tails = "\n".join(f"--- {log.name}\n{_tail(log)}" for log in cluster.logs)
         cluster.stop()
+        if not isinstance(error, Exception):  # Ctrl-C or SIGTERM while starting: stopped, nothing to explain
+            raise
         raise RuntimeError(f"The local Ray cluster did not start: {error}\n{tails}") from error
     return cluster
 
@@ -202,7 +205,13 @@ def wait_for_machines(address: str, names: set[str], timeout_s: float) -> None:
     seen: set[str] = set()
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):  # the head is not answering yet
-            nodes = list_nodes(address=address, filters=[("state", "=", "ALIVE")], detail=True, timeout=5)
+            nodes = list_nodes(
+                address=address,
+                filters=[("state", "=", "ALIVE")],
+                detail=True,
+                timeout=5,
+                raise_on_missing_output=False,
+            )
             seen = {node.node_name for node in nodes if (node.resources_total or {}).get(MACHINE_RESOURCE)}
             if names <= seen:
                 return
@@ -231,23 +240,60 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(STOP_GRACE_S)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Stops the cluster as Ctrl-C does (Python's default for SIGTERM ends at once, leaving every node running).
+
+    Later signals are ignored, so that the stop runs to its end: make sends SIGTERM again to its children.
+    """
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _run_app(command: Sequence[str], env: Mapping[str, str]) -> int:
+    """Runs the app until it ends; stopped early (Ctrl-C, SIGTERM), it gets SIGTERM and a grace period."""
+    app = subprocess.Popen(list(command), env=dict(env), cwd=pathlib.Path(__file__).resolve().parent.parent)
+    try:
+        return app.wait()
+    finally:
+        if app.poll() is None:
+            app.terminate()
+            try:
+                app.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                app.wait()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs a local cluster until Ctrl-C; with --app, the app pointed at it (and the cluster ends with the app)."""
+    """Runs a local cluster until Ctrl-C; with --app, the app pointed at it (and the cluster ends with the app).
+
+    SIGTERM and SIGHUP stop it as Ctrl-C does: the app first, then every node, so no raylet is left behind.
+    """
     parser = argparse.ArgumentParser(prog="python -m lib.local_cluster", description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=2, help="training nodes to start (default 2)")
     parser.add_argument("--app", action="store_true", help="also run the app (streamlit) pointed at the cluster")
     parser.add_argument("--port", type=int, default=8501, help="the app's port with --app (default 8501)")
     args = parser.parse_args(argv)
     names = [f"machine-{index}" for index in range(1, max(args.nodes, 1) + 1)]
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, _interrupt)
     print(f"Starting a Ray head and {len(names)} training nodes on this machine ...", flush=True)
-    cluster = start_local_cluster(names)
+    try:
+        cluster = start_local_cluster(names)
+    except KeyboardInterrupt:
+        print("Stopped before the cluster was up.", flush=True)
+        return 130
     print(f"Ray cluster up: {RAY_ADDRESS_ENV}={cluster.address} (nodes: {', '.join(names)})", flush=True)
     print(f"Add another node: ray start --address {cluster.gcs_address} --resources '{{\"{MACHINE_RESOURCE}\": 1}}'")
     try:
         if args.app:
             app_env = {**os.environ, RAY_ADDRESS_ENV: cluster.address}
             command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(args.port)]
-            return subprocess.call(command, env=app_env, cwd=pathlib.Path(__file__).resolve().parent.parent)
+            return _run_app(command, app_env)
         print("Ctrl-C stops the cluster.", flush=True)
         while cluster.head.poll() is None:
             time.sleep(1)
