@@ -85,9 +85,10 @@ def cluster_devices(machines: Sequence[Machine]) -> tuple[str, ...] | None:
 
 def unreachable_message(address: str, error: BaseException) -> str:
     """What the Train page and the CLI say while the head does not answer."""
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = str(error).strip()
+    reason = text.splitlines()[0].split(". ")[0].rstrip(".")[:200] if text else type(error).__name__
     return (
-        f"The Ray cluster at {address} does not answer ({reason[:200]}). Queued jobs are kept and start when it "
+        f"The Ray cluster at {address} does not answer ({reason}). Queued jobs are kept and start when it "
         "answers again; running jobs go on on their machines. Check that the head is running (`ray status`)."
     )
 

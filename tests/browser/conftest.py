@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 
@@ -25,13 +25,16 @@ SERVER_LOG_NAME = "server.log"  # the server's output, inside its log folder
 
 
 @contextlib.contextmanager
-def streamlit_server(log_dir: pathlib.Path, flags: Sequence[str] = SERVER_FLAGS) -> Iterator[str]:
+def streamlit_server(
+    log_dir: pathlib.Path, flags: Sequence[str] = SERVER_FLAGS, settings: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """Runs `streamlit run streamlit_app.py` from the repository root on a free port; always terminates it.
 
     The server keeps its run history in `log_dir/runs.sqlite` (`RUNS_DB_NAME`), never in the repository, and
     writes its output to `log_dir/server.log` (`SERVER_LOG_NAME`). `flags=()` starts it as `make run` does.
+    `settings` adds environment variables (e.g. GPUX_RAY_ADDRESS).
     """
-    env = {**os.environ, "GPUX_RUNS_DB": str(log_dir / RUNS_DB_NAME)}
+    env = {**os.environ, **(settings or {}), "GPUX_RUNS_DB": str(log_dir / RUNS_DB_NAME)}
     try:
         with launch_streamlit(
             log_dir / SERVER_LOG_NAME, env, flags=flags, start_timeout_s=SERVER_START_TIMEOUT_S
