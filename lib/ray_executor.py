@@ -46,6 +46,7 @@ UPLOAD_EXCLUDES = (".git", ".venv", "data", "runs", "*.sqlite*", ".whl", ".gpure
 WATCH_S = 1.0  # how often the cluster's machines are looked at
 REQUEST_TIMEOUT_S = 5.0  # the longest a look at the cluster may take
 RETRY_S = 2.0  # how often a reader retries an unreachable head
+PLACED_POLL_S = 0.1  # how often a submitted job's status is read until Ray has placed it (a local read, cheap)
 OUTPUT_TAIL_LINES = 20  # the last lines besides events kept, for a crash's reason
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 EVENT_PREFIX = '{"type"'  # how each of the worker's event lines starts
@@ -316,6 +317,7 @@ class RayExecution:
         self._detached = threading.Event()
         self._stop_asked = False
         self._stop_pending = False
+        self._exit_code: int | None = None  # from the worker's last event, "exit"
 
     @property
     def pid(self) -> int | None:
@@ -332,6 +334,8 @@ class RayExecution:
                     consumed = index
                     self._keep_tail(line)
                     yield line
+                    if self._note_exit(line):  # the worker's last word: no need to wait for Ray's own status
+                        return
                 if self._detached.is_set():
                     return
             info = self._info_or_none()
@@ -347,7 +351,9 @@ class RayExecution:
             self._detached.wait(RETRY_S)
 
     def wait(self) -> WorkerExit:
-        """Polls the job's status until it has ended, and says how."""
+        """Says how the job ended: the worker's own "exit" event when it sent one, else Ray's final status."""
+        if self._exit_code is not None:
+            return WorkerExit(returncode=self._exit_code, output_tail="\n".join(self._tail))
         while True:
             try:
                 info = self._client.get_job_info(self.submission_id)
@@ -430,7 +436,7 @@ class RayExecution:
             elif str(info.status) != "PENDING":
                 self._note_machine(info)
                 return True
-            self._detached.wait(RETRY_S / 4)
+            self._detached.wait(PLACED_POLL_S)
         return False
 
     def _full_log_lines(self) -> list[str]:
@@ -465,6 +471,14 @@ class RayExecution:
             "node_id": node_id,
             "node_address": machine.address if machine else "",
         }
+
+    def _note_exit(self, line: str) -> bool:
+        """True when `line` is the worker's "exit" event (its code is kept for `wait`)."""
+        if not line.startswith('{"type": "exit"'):
+            return False
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            self._exit_code = int(json.loads(line)["code"])
+        return self._exit_code is not None
 
     def _keep_tail(self, line: str) -> None:
         if line.strip() and not line.startswith(EVENT_PREFIX):

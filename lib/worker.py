@@ -13,6 +13,7 @@ line on its standard output:
     {"type": "progress", "event": {...ProgressEvent.to_dict()}}           while training
     {"type": "result", "run": {...DeviceRun.to_dict()}}                   after each device
     {"type": "error", "message": "readable reason"}                       on failure (exit code 1)
+    {"type": "exit", "code": 0}                                           last, just before the process ends
 
 The job comes on standard input, or in the environment variable GPUX_JOB_REQUEST where there is none (a
 job on a Ray cluster, `lib.ray_executor`). The worker never writes the run store: the runner records every
@@ -514,7 +515,9 @@ def main(argv: Sequence[str] | None = None, job: JobFunction = run_job) -> int:
     except Exception as error:  # every failure becomes a readable "error" event; the traceback goes to stderr
         traceback.print_exc()
         emitter.emit({"type": "error", "message": readable_error(error)})
+        emitter.emit({"type": "exit", "code": 1})
         return 1
+    emitter.emit({"type": "exit", "code": 0})
     return 0
 
 

@@ -60,7 +60,8 @@ def run_worker(
         timeout=300,
     )
     events = [json.loads(line) for line in completed.stdout.splitlines()]
-    return completed.returncode, events, completed.stderr
+    assert events[-1] == {"type": "exit", "code": completed.returncode}, "the worker's last word is its exit code"
+    return completed.returncode, events[:-1], completed.stderr
 
 
 def test_worker_sends_started_ready_progress_and_result_events():
@@ -112,7 +113,8 @@ def test_a_real_training_stopped_by_sigterm_keeps_its_progress():
     assert fractions == sorted(fractions), [(event.kind, event.epoch, event.batch) for event in progress]
     assert progress[0].kind == "device_start" and progress[0].epoch == 1
     assert progress[-1].kind == "device_done" and 0 < fractions[-1] < 1
-    assert DeviceRun.from_dict(events[-1]["run"]).status == "cancelled"
+    assert events[-1] == {"type": "exit", "code": 0}  # stopped as asked: not a failure
+    assert DeviceRun.from_dict(events[-2]["run"]).status == "cancelled"
 
 
 def test_sigterm_before_any_training_ends_the_worker_without_training():

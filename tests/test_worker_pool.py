@@ -79,7 +79,8 @@ def run_to_end(worker: WorkerProcess, request: JobRequest) -> tuple[int, list[di
     events = [json.loads(line) for line in worker.popen.stdout]
     code = worker.popen.wait(WAIT_S)
     worker.stderr.close()
-    return code, events
+    assert events[-1] == {"type": "exit", "code": code}, "the worker's last word is its exit code"
+    return code, events[:-1]
 
 
 def end(worker: WorkerProcess) -> None:
