@@ -48,6 +48,7 @@ from lib.comparison import (
 from lib.datasets import DATASETS, DatasetUnavailableError
 from lib.diagnosis import assess, efficiency_frame
 from lib.eda import enlarge
+from lib.hardware import machine_name, ran_here
 from lib.parallel import scaling_frame
 from lib.store import RunStore, StoredRun, StoreError
 from lib.take_home import stored_runs
@@ -224,10 +225,17 @@ def draw_hardware(compared, stored: list[StoredRun], series: dict[str, str]) -> 
             icon=":material/info:",
         )
         return
+    pairs = list(zip(compared.iterrows(), stored, strict=True))
+    elsewhere = sorted({machine_name(run.hardware) for _, run in pairs if not ran_here(run.hardware)})
+    if elsewhere:  # this server's ceiling says nothing about another machine's run
+        st.caption(f"Left out: the runs of {', '.join(elsewhere)}; this server's ceiling is not theirs.")
     entries = [
         (series.get(str(row["id"]), run_label(row)), run.run, run.spec)
-        for (_, row), run in zip(compared.iterrows(), stored, strict=True)
+        for (_, row), run in pairs
+        if ran_here(run.hardware)
     ]
+    if not entries:
+        return
     frame = efficiency_frame(entries, ceilings)
     frame["compile_share_of_run"] = [assess(run, spec, ceilings).compile_share_of_run for _, run, spec in entries]
     chart_box(

@@ -116,7 +116,7 @@ def preset_title(preset: Any) -> str | None:
     return PRESETS[preset].title if preset in PRESETS else str(preset)
 
 
-def model_text(run: Mapping[str, Any]) -> str:
+def run_model_title(run: Mapping[str, Any]) -> str:
     """Names a run's model: its preset's title, else the dataset and layers of the custom model."""
     title = preset_title(run.get("preset"))
     if title:
@@ -202,7 +202,7 @@ class _Run:
     job_id: str | None
     preset: str | None
     values: dict[str, Any]  # setting column -> comparable value
-    title: str  # `model_text` of the run
+    title: str  # `run_model_title` of the run
 
     @property
     def device(self) -> str:
@@ -359,7 +359,7 @@ def _facts(row: pd.Series) -> _Run:
         job_id=_clean(row.get("job_id")),
         preset=_clean(row.get("preset")),
         values=values,
-        title=model_text(row),
+        title=run_model_title(row),
     )
 
 

@@ -138,6 +138,19 @@ def machine_name(hardware: Mapping[str, Any] | None) -> str:
     return THIS_SERVER
 
 
+def ran_here(hardware: Mapping[str, Any] | None) -> bool:
+    """Whether a run ran on this machine: not on a cluster's node, and on this host (older runs kept no host).
+
+    Args:
+        hardware: A run's hardware, as for `machine_name`.
+    """
+    hardware = hardware if isinstance(hardware, Mapping) else {}
+    if str(hardware.get("node") or "").strip():
+        return False
+    host = str(hardware.get("host") or "").strip()
+    return not host or host == platform.node()
+
+
 def machine_text(hardware: Mapping[str, Any] | None) -> str:
     """Names a machine and what it has, e.g. "machine-1 (host gpu-04): AMD EPYC, 16 logical cores, ..., GPUs: L4".
 

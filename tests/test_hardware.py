@@ -157,3 +157,14 @@ def test_this_machines_description_names_it_by_its_host(tmp_path, monkeypatch):
     assert machine_name(hardware) == "test-host"
     assert hardware_known(hardware) and not hardware_known({"host": "test-host"})
     assert machine_text(hardware).startswith("test-host: Test CPU 9000, ")
+
+
+def test_a_run_ran_here_unless_a_cluster_node_or_another_host_ran_it():
+    import platform
+
+    from lib.hardware import ran_here
+
+    assert ran_here({}) and ran_here(None)  # runs stored before hosts were kept ran on this server
+    assert ran_here({"host": platform.node(), "cpu_model": "x"})
+    assert not ran_here({"host": "elsewhere"})
+    assert not ran_here({"host": platform.node(), "node": "machine-1"})  # a cluster node, even on this host

@@ -100,3 +100,26 @@ def test_a_measured_ceiling_is_shared_with_every_later_session(cpu_and_gpu_job):
     second = open_results()
     assert len(hardware_charts(second)) == 1
     assert "cpu:0" in diagnosis_lines(second)
+
+
+def test_runs_of_other_machines_are_left_out_of_this_servers_ceiling(runs_db, monkeypatch):
+    monkeypatch.setattr(runtime, "CEILING_N", 256)
+    monkeypatch.setattr(runtime, "device_names", lambda: ["cpu:0"])
+    runtime._measured_devices.clear()
+    runtime._device_ceilings.clear()
+    store = RunStore()
+    seed = PRESETS["fashion-seed"].spec
+    store.record(seed, device_run("cpu:0", [9.0, 7.0, 7.0]), preset="fashion-seed", job_id="job-a")
+    cluster = {"host": "lab-04", "node": "machine-2", "cpu_model": "Xeon", "gpus": []}
+    store.record(seed, device_run("cpu:0", [5.0, 4.0, 4.0]), preset="fashion-seed", job_id="job-b", hardware=cluster)
+    try:
+        at = open_results()
+        at.multiselect(key=Key.RESULTS_COMPARE).set_value([1, 2]).run()
+        at.button(key=Key.RESULTS_MEASURE_CEILING).click().run()
+
+        assert not at.exception
+        assert any("Left out: the runs of machine-2" in caption.value for caption in at.caption)
+        assert len(bar_rows(at)) == 1  # only the run of this server is set against its ceiling
+    finally:
+        runtime._measured_devices.clear()
+        runtime._device_ceilings.clear()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from lib.comparison import GENERATED_DATA, data_label, model_text
+from lib.comparison import GENERATED_DATA, data_label, run_model_title
 from lib.datasets import DATASETS
 from lib.formatting import DASH
 from lib.hardware import hardware_known, hardware_summary, machine_name
@@ -171,7 +171,7 @@ def history_table(runs: pd.DataFrame) -> pd.DataFrame:
     a note for generated data, whose labels are random (its accuracy would mean nothing).
     """
     table = runs.copy()
-    table["model"] = [model_text(row) for _, row in table.iterrows()]
+    table["model"] = [run_model_title(row) for _, row in table.iterrows()]
     table["dataset"] = [DATASETS[name].title if name in DATASETS else name for name in table["dataset"]]
     table["data"] = table["synthetic"].map(data_label)
     if "hardware" in table:
@@ -194,7 +194,7 @@ def run_label(run: Mapping[str, Any], with_machine: bool = False) -> str:
     created = pd.Timestamp(run["created_at"]).strftime("%Y-%m-%d %H:%M") if pd.notna(run["created_at"]) else ""
     data = " · generated data" if data_label(run.get("synthetic")) == GENERATED_DATA else ""
     where = f" on {machine_name(run.get('hardware'))}" if with_machine else ""
-    model = f"{model_text(run)} · batch {int(run['batch_size']):,}"
+    model = f"{run_model_title(run)} · batch {int(run['batch_size']):,}"
     return f"#{run['id']} {run['device']}{where} · {model} · {created}{data}"
 
 
