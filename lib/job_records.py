@@ -146,12 +146,17 @@ class JobRecords:
         )
 
 
-def stored_results(store: RunStore, job_id: str) -> tuple[DeviceRun, ...]:
-    """The stored runs of one job as `DeviceRun`s (status and error as stored), oldest first."""
+def stored_results(store: RunStore, job_id: str) -> tuple[tuple[DeviceRun, ...], dict[str, Any]]:
+    """The stored runs of one job as `DeviceRun`s (status and error as stored), oldest first, and its machine.
+
+    Returns:
+        The runs, and the hardware stored with the first of them ({} when it has none).
+    """
     frame = store.runs(job_id=job_id)
     runs = []
     for result, status, error in zip(frame["result"], frame["status"], frame["error"], strict=True):
         run = DeviceRun.from_dict(result)
         run.status, run.error = status, error
         runs.append(run)
-    return tuple(runs)
+    hardware = frame["hardware"].iloc[0] if len(frame) else {}
+    return tuple(runs), dict(hardware or {})

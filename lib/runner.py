@@ -523,7 +523,7 @@ class JobRunner:
                     self._reattach(record)
                 elif record.state == JobState.RUNNING:
                     record = replace(record, state=JobState.INTERRUPTED, finished_at=now, error=RESTART_MESSAGE)
-                    self._jobs[record.job_id] = self._ended_job(record, stored_results(self.store, record.job_id))
+                    self._jobs[record.job_id] = self._ended_job(record, *stored_results(self.store, record.job_id))
                 else:
                     self._requeue(record)
             except Exception as error:  # one unreadable job must not keep the server from starting
@@ -565,20 +565,21 @@ class JobRunner:
         """A job that ended before this runner started, read back from the store."""
         try:
             record = self.store.job(job_id)
-            results = () if record is None else stored_results(self.store, job_id)
+            results, hardware = ((), {}) if record is None else stored_results(self.store, job_id)
         except StoreError as error:
             raise JobNotFoundError(f"{NOT_FOUND_MESSAGE} ({error})") from error
         if record is None or record.state not in FINAL_STATES:
             raise JobNotFoundError(NOT_FOUND_MESSAGE)
-        return self._ended_job(record, results)
+        return self._ended_job(record, results, hardware)
 
-    def _ended_job(self, record: JobRecord, results: tuple[DeviceRun, ...]) -> RunnerJob:
-        """A final job from its record; its "estimate" is how long it took."""
+    def _ended_job(self, record: JobRecord, results: tuple[DeviceRun, ...], hardware: dict | None = None) -> RunnerJob:
+        """A final job from its record (and its stored runs' machine); its "estimate" is how long it took."""
         info = get_info(record.request.spec.dataset)
         num_train = min(record.request.sample_limit or info.num_train, info.num_train)
         took_s = (record.finished_at or 0.0) - (record.started_at or record.finished_at or 0.0)
         job = self._job_of(record, num_train, max(took_s, 0.0))
         job.final_runs = results
+        job.machine = dict(hardware or {})
         return job
 
     # --- supervisor: start queued jobs in serving order ---

@@ -201,6 +201,7 @@ def test_a_new_runner_on_the_same_store_runs_the_queue_the_old_one_left(make_run
             second.cancel(blocker.id)
         else:  # here the worker ended with its server, and its finished epochs (none) are stored
             assert taken_over.state == JobState.INTERRUPTED
+            assert taken_over.hardware.get("host"), "a job read back from the store names its machine"
             assert list(second.store.runs(job_id=blocker.id)["status"]) == ["interrupted"]
     assert second.wait(queued.id, WAIT_S).state == JobState.DONE
     assert list(second.store.runs(job_id=queued.id)["status"]) == ["done"]
