@@ -67,7 +67,11 @@ class LocalCluster:
     logs: list[pathlib.Path] = field(default_factory=list)
 
     def start_node(self, name: str, *, cpus: int = 1, gpus: int = 0, wait: bool = True) -> subprocess.Popen:
-        """Starts a training node (one `gpux_machine`) named `name`; waits until the head sees it."""
+        """Starts a training node (one `gpux_machine`) named `name`; waits until the head sees it.
+
+        A node given `gpus` tells Ray it has that many (GPUs 0..gpus-1 of this machine; Ray takes its word, so
+        on a machine without one the tests use it to play a GPU box).
+        """
         command = [
             ray_command(),
             "start",
@@ -88,7 +92,9 @@ class LocalCluster:
             str(self.temp_dir),  # this cluster's own, never another Ray's on this machine
             "--disable-usage-stats",
         ]
-        self.nodes[name] = self._spawn(command, f"node-{name}")
+        # Ray checks a node's GPUs against CUDA_VISIBLE_DEVICES: a node given GPUs sees that many, by index.
+        visible = {"CUDA_VISIBLE_DEVICES": ",".join(str(index) for index in range(gpus))} if gpus else {}
+        self.nodes[name] = self._spawn(command, f"node-{name}", visible)
         if wait:
             wait_for_machines(self.address, set(self.nodes), timeout_s=START_TIMEOUT_S)
         return self.nodes[name]
@@ -114,12 +120,15 @@ class LocalCluster:
             _stop(process)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
-    def _spawn(self, command: Sequence[str], label: str) -> subprocess.Popen:
+    def _spawn(
+        self, command: Sequence[str], label: str, extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen:
         log = self.temp_dir / f"{label}.log"
         self.logs.append(log)
+        env = {**self.env, **(extra_env or {})}
         with log.open("ab") as out:
             return subprocess.Popen(
-                list(command), stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+                list(command), stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
 
 

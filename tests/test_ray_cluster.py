@@ -276,3 +276,25 @@ def test_an_unreachable_head_keeps_the_request_queued_and_says_so(tmp_path):
     finally:
         runner.shutdown()
     assert RunStore(tmp_path / "runs.sqlite").job(job.id).state == JobState.QUEUED  # kept for the next start
+
+
+def test_a_gpu_job_runs_only_on_the_machine_with_a_gpu(ray_cluster, cluster_runners):
+    # Ray takes a node's word for its GPUs (`ray start --num-gpus 1`), so a node of this CPU-only machine can
+    # play the GPU box; the tests' worker never touches the device, so only the placement is tested here.
+    ray_cluster.start_node("gpu-box", gpus=1)
+    try:
+        runner = cluster_runners()
+        wait_until(lambda: "gpu:0" in (runner.executor.devices() or ()), "the cluster to list gpu:0")
+        spec = fake_spec("gpu-student", epochs=2, sleep_after_epoch_s=0.5)
+        gpu_job = runner.submit("gpu-student", spec, ["cpu:0", "gpu:0"], sample_limit=100, synthetic=True)
+        cpu_jobs = [submit_fake(runner, name) for name in ("a", "b")]
+
+        final = runner.wait(gpu_job.id, WAIT_S)
+
+        assert final.state == JobState.DONE and [run.device for run in final.results] == ["cpu:0", "gpu:0"]
+        assert final.hardware["node"] == "gpu-box", "cpu:0 and gpu:0 timed on the one machine with a GPU"
+        for job in cpu_jobs:
+            assert runner.wait(job.id, WAIT_S).state == JobState.DONE
+    finally:
+        stop_cluster_jobs(ray_cluster.address)
+        ray_cluster.stop_node("gpu-box")
