@@ -11,7 +11,8 @@ import pathlib
 import streamlit as st
 
 from lib.backend import backend_name, take_gpu_memory_on_demand
-from ui import runtime
+from lib.lesson import HOME_PAGE, PAGE_TITLES
+from ui import lesson, presenter, runtime, session
 from ui.rerun_cleanup import keep_keras_between_reruns
 
 PAGE_ICON = pathlib.Path(__file__).parent / "static" / "icon.png"  # served by this server: no font CDN
@@ -30,8 +31,9 @@ def rerun_once_backend_loaded() -> None:
 
 
 def draw_sidebar() -> None:
-    """Shows the Keras backend and the devices every page can use."""
+    """Shows the presenter switch, the Keras backend and the devices every page can use."""
     with st.sidebar:
+        presenter.draw_switch()
         st.caption(f"Keras backend: **{backend_name()}**")
         for device in runtime.devices():
             st.caption(f":material/memory: `{device.name}` {device.description}")
@@ -44,20 +46,35 @@ def draw_sidebar() -> None:
 
 pages = {
     "Learn": [
-        st.Page("app_pages/home.py", title="Start here", icon=":material/home:", url_path="home", default=True),
-        st.Page("app_pages/gpu.py", title="What is a GPU?", icon=":material/developer_board:", url_path="gpu"),
-        st.Page("app_pages/datasets.py", title="Datasets", icon=":material/image:", url_path="datasets"),
+        st.Page("app_pages/home.py", title=PAGE_TITLES["home"], icon=":material/home:", url_path="home", default=True),
+        st.Page("app_pages/gpu.py", title=PAGE_TITLES["gpu"], icon=":material/developer_board:", url_path="gpu"),
+        st.Page("app_pages/datasets.py", title=PAGE_TITLES["datasets"], icon=":material/image:", url_path="datasets"),
     ],
     "Train a model": [
-        st.Page("app_pages/build.py", title="Build a model", icon=":material/construction:", url_path="build"),
-        st.Page("app_pages/train.py", title="Train", icon=":material/play_arrow:", url_path="train"),
-        st.Page("app_pages/results.py", title="Results", icon=":material/bar_chart:", url_path="results"),
-        st.Page("app_pages/board.py", title="Class board", icon=":material/co_present:", url_path="board"),
+        st.Page("app_pages/build.py", title=PAGE_TITLES["build"], icon=":material/construction:", url_path="build"),
+        st.Page("app_pages/train.py", title=PAGE_TITLES["train"], icon=":material/play_arrow:", url_path="train"),
+        st.Page("app_pages/results.py", title=PAGE_TITLES["results"], icon=":material/bar_chart:", url_path="results"),
+        st.Page("app_pages/board.py", title=PAGE_TITLES["board"], icon=":material/co_present:", url_path="board"),
     ],
 }
 
+page_by_name = {page.url_path or HOME_PAGE: page for section in pages.values() for page in section}
+
+# Lesson mode: the menu hidden and the sidebar closed (a projector), each page's "Next" the way forward.
+in_lesson = session.lesson() is not None
+if in_lesson:
+    st.set_page_config(initial_sidebar_state="collapsed")
+    session.start_lesson(runtime.server_limits(), runtime.training_device_names())
+    session.keep_lesson_in_link()
 draw_sidebar()
+presenter.apply_presenter_view()
 try:
-    st.navigation(pages).run()
+    page = st.navigation(pages, position="hidden" if in_lesson else "sidebar")
+    page_name = page.url_path or HOME_PAGE
+    lesson.open_start_page(page_name, page_by_name)
+    lesson.draw_top(page_name)
+    page.run()
+    lesson.draw_next(page_name, page_by_name)
 finally:
+    presenter.keep_in_link()  # after the page, which may have rewritten the link
     runtime.start_backend_warmup()  # after the page: the import then slows no first view

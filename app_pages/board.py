@@ -2,8 +2,9 @@
 
 The queue in serving order (place, anonymous name, what each job asks for, how many requests one run
 serves), the running job's live progress, and the jobs that finished today with each model's speedup
-(fastest against slowest device of the same job). Everyone sees the same page: no job ids and no session
-ids are shown, only the runner's anonymous names ("Owl 7").
+(fastest against slowest device of the same job), and the class's guesses of the speedup against the
+measurements (`ui.guesses`). Everyone sees the same page: no job ids and no session ids are shown, only the
+runner's anonymous names ("Owl 7"); guesses have no names at all.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from lib.jobs import BoardEntry, BoardSnapshot
 from lib.parallel import device_label
 from lib.presets import PRESETS
 from ui import runtime
+from ui.guesses import class_guesses_section
 
 LIVE_S = 1.0  # seconds between two looks at the queue and the running job
 FINISHED_S = 10.0  # seconds between two looks at today's finished runs
@@ -133,3 +135,4 @@ st.title("Class board")
 st.markdown("### Everyone on this server sees this page. Names are anonymous: each session gets one.")
 live_board()
 finished_today()
+class_guesses_section()

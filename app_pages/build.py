@@ -28,7 +28,7 @@ from lib.spec import (
     memory_estimate,
     validate_spec,
 )
-from ui import build_state, runtime, session
+from ui import build_state, lesson, runtime, session
 from ui.keys import Key, layer_units_key
 from ui.page_data import (
     batch_size_options,
@@ -47,18 +47,18 @@ def limit_help(name: str, what: str) -> str:
     return f"Server limit: {getattr(limits, name):,} {what}."
 
 
-def draw_layer_controls() -> None:
-    """Dataset, number of hidden layers and their widths, activations."""
-    st.selectbox(options=list(DATASETS), format_func=lambda name: DATASETS[name].title, **build_state.widget("dataset"))
+def draw_hidden_layers(disabled: bool) -> None:
+    """The number of hidden layers and their widths (one for all, or one per layer); disabled when locked."""
     st.slider(
         "Hidden layers",
         min_value=1,
         max_value=limits.hidden_layers,
         key=Key.HIDDEN_LAYERS,
         on_change=build_state.on_change,
+        disabled=disabled,
         help=limit_help("hidden_layers", "hidden layers"),
     )
-    st.toggle("Different units per layer", key=Key.PER_LAYER_UNITS, on_change=build_state.on_change)
+    st.toggle("Different units per layer", key=Key.PER_LAYER_UNITS, on_change=build_state.on_change, disabled=disabled)
     if st.session_state[Key.PER_LAYER_UNITS]:
         columns = st.columns(4)
         for index in range(st.session_state[Key.HIDDEN_LAYERS]):
@@ -69,6 +69,7 @@ def draw_layer_controls() -> None:
                 step=1,
                 key=layer_units_key(index),
                 on_change=build_state.on_change,
+                disabled=disabled,
                 help=limit_help("units", "units per layer"),
             )
     else:
@@ -77,27 +78,35 @@ def draw_layer_controls() -> None:
             options=units_options(limits.units, st.session_state[Key.UNITS]),
             key=Key.UNITS,
             on_change=build_state.on_change,
+            disabled=disabled,
             help=limit_help("units", "units per layer"),
         )
+
+
+def draw_layer_controls() -> None:
+    """Dataset, number of hidden layers and their widths, activations."""
+    build_state.control(st.selectbox, "dataset", options=list(DATASETS), format_func=lambda name: DATASETS[name].title)
+    if not lesson.hidden("hidden_units"):
+        draw_hidden_layers(disabled=lesson.locked("hidden_units"))
     # One widget per row: two side by side cut their values ("rel", "so") on a projector.
-    st.selectbox(options=HIDDEN_ACTIVATIONS, **build_state.widget("hidden_activation"))
-    st.selectbox(options=OUTPUT_ACTIVATIONS, **build_state.widget("output_activation"))
+    build_state.control(st.selectbox, "hidden_activation", options=HIDDEN_ACTIVATIONS)
+    build_state.control(st.selectbox, "output_activation", options=OUTPUT_ACTIVATIONS)
 
 
 def draw_training_controls() -> None:
     """Optimizer, learning rate, epochs, batch size and the speed options."""
-    st.selectbox(options=OPTIMIZERS, **build_state.widget("optimizer"))
-    st.number_input(min_value=1e-6, max_value=1.0, step=1e-4, format="%.6f", **build_state.widget("learning_rate"))
-    st.slider(min_value=1, max_value=limits.epochs, **build_state.widget("epochs"))
+    build_state.control(st.selectbox, "optimizer", options=OPTIMIZERS)
+    build_state.control(st.number_input, "learning_rate", min_value=1e-6, max_value=1.0, step=1e-4, format="%.6f")
+    build_state.control(st.slider, "epochs", min_value=1, max_value=limits.epochs)
     batch_sizes = batch_size_options(limits.batch_size, st.session_state[Key.BATCH_SIZE])
-    st.select_slider(options=batch_sizes, **build_state.widget("batch_size"))
+    build_state.control(st.select_slider, "batch_size", options=batch_sizes)
     with st.expander("Speed options (the tuned presets use these)"):
-        st.selectbox(options=LABEL_ENCODINGS, **build_state.widget("label_encoding"))
+        build_state.control(st.selectbox, "label_encoding", options=LABEL_ENCODINGS)
         steps = steps_per_execution_options(st.session_state[Key.STEPS_PER_EXECUTION])
-        st.select_slider(options=steps, **build_state.widget("steps_per_execution"))
-        st.toggle(**build_state.widget("jit_compile"))
-        st.selectbox(options=PRECISIONS, **build_state.widget("precision"))
-        st.toggle(**build_state.widget("device_resident"))
+        build_state.control(st.select_slider, "steps_per_execution", options=steps)
+        build_state.control(st.toggle, "jit_compile")
+        build_state.control(st.selectbox, "precision", options=PRECISIONS)
+        build_state.control(st.toggle, "device_resident")
         st.markdown(SPEED_OPTIONS_EXPLAINED)
 
 
@@ -194,13 +203,15 @@ st.caption(
 session.show_link_notices()
 build_state.show_spec(spec)
 
-st.pills(
-    "Start from a preset (one click loads it)",
-    options=list(PRESETS),
-    format_func=lambda name: PRESETS[name].title,
-    key=Key.PRESET,
-    on_change=build_state.on_preset_click,
-)
+if not lesson.hidden("preset"):
+    st.pills(
+        "Start from a preset (one click loads it)",
+        options=list(PRESETS),
+        format_func=lambda name: PRESETS[name].title,
+        key=Key.PRESET,
+        on_change=build_state.on_preset_click,
+        disabled=lesson.locked("preset"),
+    )
 preset_name = matching_preset(spec, PRESETS)
 if preset_name:
     st.caption(f"**{PRESETS[preset_name].title}.** {PRESETS[preset_name].description}")

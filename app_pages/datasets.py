@@ -18,7 +18,7 @@ from lib.datasets import (
 )
 from lib.preprocessing import encode_labels, scale_images
 from lib.presets import TUTORIAL_LINK
-from ui import runtime
+from ui import presenter, runtime
 from ui.keys import Key
 
 HISTOGRAM_SAMPLE = 2_000  # training images the pixel histogram counts
@@ -157,7 +157,8 @@ def show_samples(dataset: Dataset) -> None:
 def show_class_distribution(dataset: Dataset) -> None:
     """Bars of images per class in each split."""
     with st.container(border=True):
-        st.altair_chart(class_distribution_chart(eda.class_counts(dataset)), width="stretch")
+        counts = eda.class_counts(dataset)
+        st.altair_chart(class_distribution_chart(counts, presenter.chart_style()), width="stretch")
         st.caption(
             "Look at the bar heights: every class has the same number of images, so guessing gives "
             f"{1 / dataset.info.num_classes:.0%} accuracy and accuracy is a fair score."
@@ -168,7 +169,8 @@ def show_pixel_histogram(dataset: Dataset) -> None:
     """How often each intensity occurs, per channel, on a sample of training images."""
     sample = dataset.x_train[:HISTOGRAM_SAMPLE]
     with st.container(border=True):
-        st.altair_chart(pixel_histogram_chart(eda.pixel_histogram(sample, HISTOGRAM_BINS)), width="stretch")
+        histogram = eda.pixel_histogram(sample, HISTOGRAM_BINS)
+        st.altair_chart(pixel_histogram_chart(histogram, presenter.chart_style()), width="stretch")
         if dataset.info.is_rgb:
             look_at = "the three channels spread over the whole range and overlap: colour alone rarely tells classes"
         else:

@@ -27,7 +27,7 @@ from lib.matmul import (
     speedup_at_largest,
     sweep,
 )
-from ui import runtime
+from ui import presenter, runtime
 from ui.keys import Key
 
 DEFAULT_LARGEST_N = 1024  # largest N preselected: a few seconds on a small CPU
@@ -212,10 +212,10 @@ def show_results(df, gpu_present: bool) -> None:
         )
     # One chart per row: side by side, a projector's screen leaves each chart too narrow to read its axes.
     with st.container(border=True, key=Key.MATMUL_TIME_CHART):
-        st.altair_chart(matmul_time_chart(df), width="stretch")
+        st.altair_chart(matmul_time_chart(df, presenter.chart_style()), width="stretch")
         st.caption("Both axes are logarithmic. Where a line is flat, fixed overhead, not arithmetic, sets the time.")
     with st.container(border=True, key=Key.MATMUL_GFLOPS_CHART):
-        st.altair_chart(matmul_gflops_chart(df), width="stretch")
+        st.altair_chart(matmul_gflops_chart(df, presenter.chart_style()), width="stretch")
         st.caption("Small products cannot keep many cores busy: throughput climbs with N until the device is full.")
     with st.expander("The measured numbers"):
         st.dataframe(df, hide_index=True, column_config=MEASURED_COLUMNS)

@@ -1,8 +1,10 @@
-"""Home: what this app teaches and the path through it, one link per step."""
+"""Home: what this app teaches and the path through it, one link per step; a teacher's lesson link."""
 
 import streamlit as st
 
+from lib.lesson import LESSON_STEPS
 from lib.presets import PRESETS, TUTORIAL_FIXES, TUTORIAL_LINK, TUTORIAL_PRESETS
+from ui import lesson, session
 
 st.title("CPU vs GPU deep learning")
 st.markdown(
@@ -12,17 +14,10 @@ st.markdown(
 )
 
 st.subheader("The lesson, step by step")
-steps = [
-    ("app_pages/gpu.py", "What is a GPU?", "Many simple cores against a few complex ones; race them."),
-    ("app_pages/datasets.py", "Datasets", "CIFAR-10 and Fashion-MNIST: samples, charts, preprocessing."),
-    ("app_pages/build.py", "Build a model", "Sliders for layers and units; see parameters, FLOPs and the Keras code."),
-    ("app_pages/train.py", "Train", "Time the training on each device, with live progress and a fair queue."),
-    ("app_pages/results.py", "Results", "Time per device, speedup, per-epoch time, throughput, learning curves."),
-]
-for number, (page, label, what) in enumerate(steps, start=1):
+for number, step in enumerate(LESSON_STEPS, start=1):
     with st.container(border=True):
-        st.page_link(page, label=f"{number}. {label}", icon=":material/arrow_forward:")
-        st.caption(what)
+        st.page_link(f"app_pages/{step.page}.py", label=f"{number}. {step.title}", icon=":material/arrow_forward:")
+        st.caption(step.what)
 
 st.subheader("Teaching a class on one server?")
 with st.container(border=True):
@@ -31,6 +26,13 @@ with st.container(border=True):
         "Project it: the queue with anonymous names, the run training now, and today's finished runs with "
         "their speedups, large enough to read from the back of the room."
     )
+if session.lesson() is None:  # a lesson's students have their link already
+    with st.expander("Make a lesson link", icon=":material/link:"):
+        st.caption(
+            "Choose where the class starts, the model, the controls to hide or lock, and notes for the top of "
+            "each page. The link opens the app in lesson mode: no menu, a Next link at the end of each page."
+        )
+        lesson.draw_form()
 
 st.subheader("The tutorial's two experiments, one click each")
 st.markdown(

@@ -15,6 +15,7 @@ from lib.backend import BackendUnavailableError
 from lib.ceilings import CeilingError
 from lib.charts import (
     CEILING_NOT_MEASURED,
+    ChartStyle,
     accuracy_on_test_set_chart,
     confusion_matrix_chart,
     epoch_time_chart,
@@ -52,7 +53,7 @@ from lib.hardware import machine_name, ran_here
 from lib.parallel import scaling_frame
 from lib.store import RunStore, StoredRun, StoreError
 from lib.take_home import stored_runs
-from ui import runtime
+from ui import presenter, runtime
 from ui.keys import Key
 from ui.page_data import history_table, machines_table, run_filters, run_label, run_machines
 from ui.take_home import draw_take_home
@@ -139,7 +140,7 @@ def outside_epochs(store: RunStore, compared) -> dict[str, float]:
         return {}
 
 
-def draw_comparison(store: RunStore, runs) -> None:
+def draw_comparison(store: RunStore, runs, style: ChartStyle) -> None:
     """The picker of runs to compare, the six charts and the captions computed from them."""
     done = runs[runs["status"] == "done"]
     compared = done[done["id"].isin(pick_runs(done))]
@@ -149,27 +150,27 @@ def draw_comparison(store: RunStore, runs) -> None:
     summary = run_summary_frame(compared)
     epochs = run_epochs_frame(compared)
     # One chart per row: side by side, a projector's screen leaves each chart too narrow to read its axes.
-    chart_box(total_time_chart(summary), total_time_caption(summary))
-    chart_box(throughput_chart(summary), throughput_caption(summary))
+    chart_box(total_time_chart(summary, style), total_time_caption(summary))
+    chart_box(throughput_chart(summary, style), throughput_caption(summary))
     gap = time_gap_text(summary, outside_epochs(store, compared))
     if gap:
         with st.container(border=True):
             st.markdown(gap)
-    chart_box(epoch_time_chart(epochs), epoch_time_caption(summary))
-    chart_box(training_curve_chart(epochs, "train_loss"), loss_caption(epochs, compared))
+    chart_box(epoch_time_chart(epochs, style), epoch_time_caption(summary))
+    chart_box(training_curve_chart(epochs, "train_loss", style), loss_caption(epochs, compared))
     if not summary.empty and summary["synthetic"].all():
         st.info(f"No accuracy is drawn: every compared run used {GENERATED_ACCURACY_NOTE}.", icon=":material/info:")
     else:
-        chart_box(accuracy_on_test_set_chart(summary), accuracy_caption(summary, compared))
-        chart_box(training_curve_chart(epochs, "train_accuracy"), train_accuracy_caption(summary, epochs))
+        chart_box(accuracy_on_test_set_chart(summary, style), accuracy_caption(summary, compared))
+        chart_box(training_curve_chart(epochs, "train_accuracy", style), train_accuracy_caption(summary, epochs))
     series = dict(zip(summary["run_id"], summary["series"], strict=True))
     stored = stored_runs(store, compared["id"])  # each compared run decoded once: spec, result, machine
-    draw_learned(compared, series)
+    draw_learned(compared, series, style)
     draw_take_home(stored, Key.RESULTS_SCRIPT, Key.RESULTS_NOTEBOOK, Key.RESULTS_TAKE_HOME_RUNS)
-    draw_hardware(compared, stored, series)
+    draw_hardware(compared, stored, series, style)
 
 
-def draw_learned(compared, series: dict[str, str]) -> None:
+def draw_learned(compared, series: dict[str, str], style: ChartStyle) -> None:
     """One compared run's confusion matrix (the most accurate by default) and a few test images it labelled."""
     learned = learned_runs(compared)
     if learned.empty:
@@ -184,7 +185,7 @@ def draw_learned(compared, series: dict[str, str]) -> None:
     row = learned[learned["id"] == run_id].iloc[0]
     result, info = row["result"], DATASETS[row["dataset"]]
     chart_box(
-        confusion_matrix_chart(confusion_frame(result["confusion"], info.class_names)),
+        confusion_matrix_chart(confusion_frame(result["confusion"], info.class_names), style),
         confusion_caption(result["confusion"], info.class_names),
     )
     draw_sample_predictions(info, result.get("sample_predictions") or [])
@@ -208,7 +209,7 @@ def draw_sample_predictions(info, samples: list[dict]) -> None:
         st.caption(samples_caption(samples))
 
 
-def draw_hardware(compared, stored: list[StoredRun], series: dict[str, str]) -> None:
+def draw_hardware(compared, stored: list[StoredRun], series: dict[str, str], style: ChartStyle) -> None:
     """Achieved FLOP/s of each compared run against this server's measured matmul ceiling, with a diagnosis."""
     st.subheader("How close to the hardware")
     if st.button("Measure this machine's ceiling", key=Key.RESULTS_MEASURE_CEILING, icon=":material/speed:"):
@@ -239,7 +240,7 @@ def draw_hardware(compared, stored: list[StoredRun], series: dict[str, str]) -> 
     frame = efficiency_frame(entries, ceilings)
     frame["compile_share_of_run"] = [assess(run, spec, ceilings).compile_share_of_run for _, run, spec in entries]
     chart_box(
-        hardware_efficiency_chart(frame),
+        hardware_efficiency_chart(frame, style),
         "Each bar is the run's achieved FLOP/s as a share of its device's fastest matrix product (the dashed "
         "line): short bars mean time goes to overhead or data movement, not arithmetic.",
     )
@@ -265,18 +266,15 @@ if all_runs.empty:
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/play_arrow:")
     st.stop()
 
+style = presenter.chart_style()  # the presenter view's: each chart's drawing fits one projector screen
 filters = draw_filters(all_runs)
 runs = store.runs(**filters)
-draw_comparison(store, runs)
+draw_comparison(store, runs, style)
 scaling = scaling_frame(runs)
 if not scaling.empty:
-    with st.container(border=True):
-        for chart in scaling_charts(scaling):
-            st.altair_chart(chart, width="stretch")
-        st.caption(
-            "Data parallel (all GPUs): each GPU trains on its share of every batch. Efficiency = speedup / GPUs; "
-            "100% would mean twice the GPUs halve the epoch."
-        )
+    epoch_chart, efficiency_chart = scaling_charts(scaling, style)
+    chart_box(epoch_chart, "Data parallel (all GPUs): each GPU trains on its share of every batch.")
+    chart_box(efficiency_chart, "Efficiency = speedup / GPUs; 100% would mean twice the GPUs halve the epoch.")
 
 if len(run_machines(all_runs)) > 1:
     with st.container(border=True):

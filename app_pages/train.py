@@ -49,7 +49,8 @@ from lib.presets import PRESETS
 from lib.spec import SpecError, count_params, flops_per_sample
 from lib.store import StoreError
 from lib.take_home import job_runs
-from ui import runtime, session
+from ui import lesson, presenter, runtime, session
+from ui.guesses import draw_guess, draw_reveal, keep_guess
 from ui.keys import Key
 from ui.page_data import matching_preset
 from ui.take_home import draw_take_home
@@ -328,15 +329,18 @@ def draw_samples(settings: RunSettings, samples: int, suggestion: SampleSuggesti
 
 def draw_settings(settings: RunSettings, samples: int, suggestion: SampleSuggestion, busy: bool) -> None:
     """The device, epoch and sample widgets, the data choice and the Train button."""
-    chosen = st.multiselect(
-        "Devices (trained one after the other, same model and data)",
-        options=training_devices,
-        default=widget_default(Key.DEVICES, list(settings.devices), busy),
-        format_func=device_label,
-        key=Key.DEVICES,
-        on_change=on_devices_change,
-        disabled=busy,
-    )
+    chosen = list(settings.devices)  # a lesson may hide a control: its value is the session's (the lesson's)
+    if not lesson.hidden("devices"):
+        fixed = busy or lesson.locked("devices")
+        chosen = st.multiselect(
+            "Devices (trained one after the other, same model and data)",
+            options=training_devices,
+            default=widget_default(Key.DEVICES, list(settings.devices), fixed),
+            format_func=device_label,
+            key=Key.DEVICES,
+            on_change=on_devices_change,
+            disabled=fixed,
+        )
     if ALL_GPUS in chosen:
         gpus = sum(device.kind == "GPU" for device in runtime.devices())
         st.caption(f"{device_label(ALL_GPUS)}: {describe_data_parallel(spec.batch_size, gpus)}")
@@ -344,18 +348,22 @@ def draw_settings(settings: RunSettings, samples: int, suggestion: SampleSuggest
         if exchange:
             st.caption(exchange)
     left, right = st.columns(2)
-    epochs = left.slider(
-        "Epochs",
-        min_value=1,
-        max_value=limits.epochs,
-        value=widget_default(Key.EPOCHS, spec.epochs, busy),
-        key=Key.EPOCHS,
-        on_change=on_epochs_change,
-        disabled=busy,
-        help=f"Server limit: {limits.epochs:,} epochs.",
-    )
-    with right:
-        typed = draw_samples(settings, samples, suggestion, busy)
+    epochs, typed = spec.epochs, samples
+    if not lesson.hidden("epochs"):
+        fixed = busy or lesson.locked("epochs")
+        epochs = left.slider(
+            "Epochs",
+            min_value=1,
+            max_value=limits.epochs,
+            value=widget_default(Key.EPOCHS, spec.epochs, fixed),
+            key=Key.EPOCHS,
+            on_change=on_epochs_change,
+            disabled=fixed,
+            help=f"Server limit: {limits.epochs:,} epochs.",
+        )
+    if not lesson.hidden("samples"):
+        with right:
+            typed = draw_samples(settings, samples, suggestion, busy or lesson.locked("samples"))
     local = dataset_is_local()
     if not local:
         st.warning(
@@ -371,12 +379,18 @@ def draw_settings(settings: RunSettings, samples: int, suggestion: SampleSuggest
         key=Key.SYNTHETIC,
         disabled=busy or not local,
     )
+    guess = draw_guess(chosen, training_devices, busy)
     clicked = st.button("Train", key=Key.TRAIN, type="primary", icon=":material/play_arrow:", disabled=busy)
     if not clicked:
         return
     if (tuple(chosen), epochs, typed) != (settings.devices, spec.epochs, samples):
         st.error(CHANGED_WHILE_CLICKED_MESSAGE, icon=":material/sync_problem:")
+    elif guess.problem:
+        st.error(f"{guess.problem} Then press Train again.", icon=":material/edit:")
     elif start_job(settings, samples, synthetic or not local):
+        problem = keep_guess(st.session_state[Key.JOB_ID], guess)
+        if problem:
+            add_message("warning", problem)
         st.rerun()
 
 
@@ -516,6 +530,7 @@ def draw_result(job: JobSnapshot) -> None:
         st.warning(f"{text} {job.error}", icon=":material/warning:")
     if job.hardware:
         st.caption(f"Ran on {machine_text(job.hardware)}.")
+    draw_reveal(job, spec, limits.batch_size)
     draw_shared(job)
     if not job.results:
         return
@@ -538,7 +553,7 @@ def draw_result(job: JobSnapshot) -> None:
     summary = run_summary_frame(device_runs_to_frame(list(job.results)))
     if not summary.empty:
         with st.container(border=True):
-            st.altair_chart(total_time_chart(summary), width="stretch")
+            st.altair_chart(total_time_chart(summary, presenter.chart_style()), width="stretch")
             st.caption("Shorter bars are faster; the label says how many times faster than the slowest device.")
     with contextlib.suppress(StoreError):  # the downloads are extra: a store that cannot be read only hides them
         stored = job_runs(runtime.store(), job.id)

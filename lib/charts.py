@@ -7,17 +7,114 @@ This is the only `lib` module that imports Altair.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 import altair as alt
 import pandas as pd
 
 from lib.comparison import GENERATED_DATA, data_label, run_names
 from lib.formatting import DASH
+from lib.guesses import VERDICTS
 from lib.store import stored_dict
 
 COLOR_SCHEME = "tableau10"  # colour-blind-safe categorical scheme
 CHART_HEIGHT = 260  # px of a line chart's plot: with its title, legend and caption it fits a projector's screen
+SERIES_LINE_PX = 15  # px a line of a run's name takes on a bar chart's axis
+MIN_BAR_ROW_PX = 20  # px of a bar's row when every name fits one line (Vega-Lite's own step)
+HEATMAP_ROW_PX = 30  # px of each class's row of the confusion matrix, room for its count
+PRESENTER_VIEWPORT_PX = (853, 480)  # CSS px (width, height) of a 1280 x 720 projector with the browser at 150 % zoom
+INK = "#000000"  # the presenter view's text, axes and reference lines: black on white
+GRID_GREY = "#767676"  # the presenter view's grid: the lightest grey that keeps 4.5:1 contrast on white
+
+AnyChart = TypeVar("AnyChart", alt.Chart, alt.LayerChart)
+
+
+@dataclass(frozen=True)
+class ChartStyle:
+    """How big and how dark every chart is drawn: `SCREEN` at a desk, `PRESENTER` for the presenter view.
+
+    The presenter view sizes charts for a projector of 1280 x 720 px with the browser at 150 % zoom
+    (`PRESENTER_VIEWPORT_PX`): larger text, thicker lines, black text and axes, legends of run names beside
+    the plot instead of below it, and plots short enough that a Results chart's whole drawing fits one screen.
+    """
+
+    plot_height: int = CHART_HEIGHT  # px of a line chart's plot
+    name_line_px: int = SERIES_LINE_PX  # px a line of a run's name takes on a bar chart's axis
+    min_bar_row_px: int = MIN_BAR_ROW_PX  # px of a bar's row at least, however short its run's name
+    heatmap_row_px: int = HEATMAP_ROW_PX  # px of each class's row of the confusion matrix
+    legend_orient: Literal["bottom", "right"] = "bottom"  # where legends of run names go
+    cell_text_px: int = 11  # px of the confusion matrix's counts
+    point_size: int = 90  # px² of the time-per-epoch chart's points (and, when text_px is set, every line's)
+    reference_color: str = "gray"  # dashed reference lines (the 100 % rules)
+    # Text, colours and lines of the whole chart; None leaves them to Streamlit's theme.
+    text_px: int | None = None  # px of axis labels, legend labels and labels on marks
+    title_px: int | None = None  # px of a chart's title (its subtitle and axis titles: text_px + 1)
+    stroke_px: float | None = None  # px of lines and reference rules
+
+
+SCREEN = ChartStyle()
+PRESENTER = ChartStyle(
+    plot_height=180,
+    name_line_px=20,
+    min_bar_row_px=36,
+    heatmap_row_px=24,
+    legend_orient="right",
+    cell_text_px=15,
+    point_size=160,
+    reference_color=INK,
+    text_px=16,
+    title_px=22,
+    stroke_px=4,
+)
+
+
+def styled(chart: AnyChart, style: ChartStyle) -> AnyChart:
+    """The chart with the style's text sizes, colours and line widths; unchanged when the style leaves them.
+
+    Args:
+        chart: A whole chart, as a builder here makes it (not a layer of one).
+        style: `SCREEN` or `PRESENTER`.
+
+    Returns:
+        The chart, configured: larger black text on white, thicker lines, a darker grid.
+    """
+    if style.text_px is None:
+        return chart
+    text, heading = style.text_px, style.text_px + 1
+    return (
+        chart.configure(background="white")
+        .configure_axis(
+            labelFontSize=text,
+            titleFontSize=heading,
+            labelColor=INK,
+            titleColor=INK,
+            domain=True,  # Streamlit's theme draws neither axis lines nor ticks
+            ticks=True,
+            domainColor=INK,
+            tickColor=INK,
+            domainWidth=2,
+            tickWidth=2,
+            gridColor=GRID_GREY,
+            labelLimit=0,  # no label cut with "…": Streamlit's theme cuts at 100 px, sized for its 12 px labels
+            labelPadding=4,  # Streamlit's theme leaves a whole rem around labels and titles: room the plot needs
+            titlePadding=8,
+        )
+        .configure_axisX(labelAngle=0)  # epoch numbers upright (an explicit angle, as on class names, still wins)
+        .configure_legend(
+            labelFontSize=text,
+            titleFontSize=heading,
+            labelColor=INK,
+            titleColor=INK,
+            symbolSize=12 * text,
+            labelLimit=0,
+        )
+        .configure_title(fontSize=style.title_px, subtitleFontSize=heading, color=INK, subtitleColor=INK, offset=8)
+        .configure_text(fontSize=text)
+        .configure_line(strokeWidth=style.stroke_px)
+        .configure_point(size=style.point_size)
+        .configure_rule(strokeWidth=style.stroke_px / 2)
+    )
 
 
 def chart_title(text: str, subtitle: str = "") -> alt.TitleParams:
@@ -57,17 +154,18 @@ def chart_layout(title: alt.TitleParams, height: int | alt.Step = CHART_HEIGHT) 
 CHANNEL_COLORS = {"red": "#e15759", "green": "#59a14f", "blue": "#4e79a7", "gray": "#79706e"}
 
 
-def class_distribution_chart(counts: pd.DataFrame) -> alt.Chart:
+def class_distribution_chart(counts: pd.DataFrame, style: ChartStyle = SCREEN) -> alt.Chart:
     """Grouped bars of images per class, train and test side by side.
 
     Args:
         counts: Output of `lib.eda.class_counts` (split, class_index, class_name, count, share).
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         Vertical bars, one group per class in label order, one colour per split.
     """
     class_order = counts.sort_values("class_index")["class_name"].drop_duplicates().tolist()
-    return (
+    chart = (
         alt.Chart(counts)
         .mark_bar()
         .encode(
@@ -85,19 +183,21 @@ def class_distribution_chart(counts: pd.DataFrame) -> alt.Chart:
         )
         .properties(title="Images per class")
     )
+    return styled(chart, style)
 
 
-def pixel_histogram_chart(histogram: pd.DataFrame) -> alt.Chart:
+def pixel_histogram_chart(histogram: pd.DataFrame, style: ChartStyle = SCREEN) -> alt.Chart:
     """Step lines of how often each pixel intensity occurs, one line per colour channel.
 
     Args:
         histogram: Output of `lib.eda.pixel_histogram` (channel, bin_start, bin_end, count, share).
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         Share of pixels (%) against intensity (0-255), coloured by channel (red/green/blue, or grey).
     """
     channels = histogram["channel"].drop_duplicates().tolist()
-    return (
+    chart = (
         alt.Chart(histogram)
         .mark_line(interpolate="step-after", point=True)
         .encode(
@@ -116,16 +216,18 @@ def pixel_histogram_chart(histogram: pd.DataFrame) -> alt.Chart:
         )
         .properties(title="Pixel intensities")
     )
+    return styled(chart, style)
 
 
 # --- "What is a GPU?" page charts ---
 
 
-def matmul_time_chart(timings: pd.DataFrame) -> alt.Chart:
+def matmul_time_chart(timings: pd.DataFrame, style: ChartStyle = SCREEN) -> alt.Chart:
     """Lines of the time of one N x N matrix product against N, one line per device, log-log.
 
     Args:
         timings: Output of `lib.matmul.sweep` (columns device, n, dtype, seconds, gflops_per_s, repeats).
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         Lines with points; both axes on log scales, so the N^3 growth shows as a straight slope.
@@ -134,14 +236,16 @@ def matmul_time_chart(timings: pd.DataFrame) -> alt.Chart:
         timings,
         alt.Y("seconds:Q").title("Time per product (s, log scale)").scale(type="log"),
         chart_title("Time of one N x N matrix product", "Lower is faster."),
+        style,
     )
 
 
-def matmul_gflops_chart(timings: pd.DataFrame) -> alt.Chart:
+def matmul_gflops_chart(timings: pd.DataFrame, style: ChartStyle = SCREEN) -> alt.Chart:
     """Lines of achieved GFLOP/s against N, one line per device, log-log.
 
     Args:
         timings: Output of `lib.matmul.sweep`.
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         Lines with points; both axes on log scales.
@@ -150,11 +254,12 @@ def matmul_gflops_chart(timings: pd.DataFrame) -> alt.Chart:
         timings,
         alt.Y("gflops_per_s:Q").title("Throughput (GFLOP/s, log scale)").scale(type="log"),
         chart_title("Arithmetic throughput", "Higher is faster."),
+        style,
     )
 
 
-def _matmul_chart(timings: pd.DataFrame, y: alt.Y, title: alt.TitleParams) -> alt.Chart:
-    return (
+def _matmul_chart(timings: pd.DataFrame, y: alt.Y, title: alt.TitleParams, style: ChartStyle) -> alt.Chart:
+    chart = (
         alt.Chart(timings)
         .mark_line(point=True)
         .encode(
@@ -170,8 +275,9 @@ def _matmul_chart(timings: pd.DataFrame, y: alt.Y, title: alt.TitleParams) -> al
                 alt.Tooltip("repeats:Q").title("Repeats (median taken)"),
             ],
         )
-        .properties(**chart_layout(title))
+        .properties(**chart_layout(title, style.plot_height))
     )
+    return styled(chart, style)
 
 
 # --- Training results charts ---
@@ -181,8 +287,6 @@ RESULT_SERIES_TITLE = "Run"  # legend / axis title of the series a chart compare
 # lib.comparison.run_names): axes and legends put each part on its own line, so no name is cut with "…".
 SERIES_SEPARATOR = " · "
 SERIES_LINES = f"split(datum.label, '{SERIES_SEPARATOR}')"
-SERIES_LINE_PX = 15  # px a line of a run's name takes on a bar chart's axis
-MIN_BAR_ROW_PX = 20  # px of a bar's row when every name fits one line (Vega-Lite's own step)
 COMPILE_PHASE = "epoch 1 (includes compilation)"
 STEADY_PHASE = "later epochs (steady state)"
 GENERATED_ACCURACY_TEXT = "no accuracy: generated data, random labels"  # in place of a generated run's bar
@@ -290,11 +394,12 @@ def run_epochs_frame(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(_EPOCH_COLUMNS))
 
 
-def total_time_chart(summary: pd.DataFrame) -> alt.LayerChart:
+def total_time_chart(summary: pd.DataFrame, style: ChartStyle = SCREEN) -> alt.LayerChart:
     """Bars of total training time per run, each labelled with its speedup over the slowest.
 
     Args:
         summary: Output of `run_summary_frame`.
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         Horizontal bars (seconds) with a text label such as "7.3x faster" at the end of each bar.
@@ -306,16 +411,16 @@ def total_time_chart(summary: pd.DataFrame) -> alt.LayerChart:
     )
     bars = base.mark_bar().encode(color=_series_color().legend(None))
     labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("speedup_text:N"))
-    return alt.layer(bars, labels).properties(
-        **chart_layout(chart_title("Total training time", "Shorter is faster."), _bar_rows(summary["series"]))
-    )
+    title = chart_title("Total training time", "Shorter is faster.")
+    return styled(alt.layer(bars, labels).properties(**chart_layout(title, _bar_rows(summary["series"], style))), style)
 
 
-def epoch_time_chart(epochs: pd.DataFrame) -> alt.LayerChart:
+def epoch_time_chart(epochs: pd.DataFrame, style: ChartStyle = SCREEN) -> alt.LayerChart:
     """Lines of time per epoch per run; epoch 1's point is drawn differently as it includes compilation.
 
     Args:
         epochs: Output of `run_epochs_frame`.
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         Lines (seconds per epoch against epoch number) with point shapes marking epoch 1.
@@ -329,26 +434,32 @@ def epoch_time_chart(epochs: pd.DataFrame) -> alt.LayerChart:
     base = alt.Chart(epochs).encode(
         x=alt.X("epoch:O").title("Epoch"),
         y=alt.Y("epoch_s:Q").title("Time per epoch (s)"),
-        color=_series_color(),
+        color=_series_color(style),
         tooltip=tooltip,
     )
     lines = base.mark_line()
-    points = base.mark_point(size=90, filled=True).encode(
+    points = base.mark_point(size=style.point_size, filled=True).encode(
         shape=alt.Shape("phase:N")
         .title("Phase")
         .scale(domain=[COMPILE_PHASE, STEADY_PHASE])
-        .legend(orient="bottom", direction="vertical", labelLimit=400),
+        # Beside the run names there is no room for a second legend: below, in one row.
+        .legend(
+            orient="bottom" if style.legend_orient == "right" else style.legend_orient,
+            direction="horizontal" if style.legend_orient == "right" else "vertical",
+            labelLimit=400,
+        ),
     )
-    return alt.layer(lines, points).properties(
-        **chart_layout(chart_title("Time per epoch", "Epoch 1 includes compilation."))
-    )
+    title = chart_title("Time per epoch", "Epoch 1 includes compilation.")
+    height = _plot_height(epochs["series"], style)
+    return styled(alt.layer(lines, points).properties(**chart_layout(title, height)), style)
 
 
-def throughput_chart(summary: pd.DataFrame) -> alt.LayerChart:
+def throughput_chart(summary: pd.DataFrame, style: ChartStyle = SCREEN) -> alt.LayerChart:
     """Bars of steady-state training throughput per run.
 
     Args:
         summary: Output of `run_summary_frame`.
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         Horizontal bars in samples per second, each labelled with its value.
@@ -360,12 +471,11 @@ def throughput_chart(summary: pd.DataFrame) -> alt.LayerChart:
     )
     bars = base.mark_bar().encode(color=_series_color().legend(None))
     labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("samples_per_s:Q").format(",.0f"))
-    return alt.layer(bars, labels).properties(
-        **chart_layout(chart_title("Training throughput", "Longer is faster."), _bar_rows(summary["series"]))
-    )
+    title = chart_title("Training throughput", "Longer is faster.")
+    return styled(alt.layer(bars, labels).properties(**chart_layout(title, _bar_rows(summary["series"], style))), style)
 
 
-def training_curve_chart(epochs: pd.DataFrame, metric: str) -> alt.Chart:
+def training_curve_chart(epochs: pd.DataFrame, metric: str, style: ChartStyle = SCREEN) -> alt.Chart:
     """Lines of a training metric per epoch per run.
 
     Generated data has random labels, so its accuracy means nothing: the accuracy chart leaves those runs
@@ -374,6 +484,7 @@ def training_curve_chart(epochs: pd.DataFrame, metric: str) -> alt.Chart:
     Args:
         epochs: Output of `run_epochs_frame`.
         metric: "train_loss" or "train_accuracy".
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         One line with points per run.
@@ -393,13 +504,13 @@ def training_curve_chart(epochs: pd.DataFrame, metric: str) -> alt.Chart:
         if generated.any():
             epochs = epochs[~generated]
             subtitle = "Real data only: generated data has random labels."
-    return (
+    chart = (
         alt.Chart(epochs)
         .mark_line(point=True)
         .encode(
             x=alt.X("epoch:O").title("Epoch"),
             y=y,
-            color=_series_color(),
+            color=_series_color(style),
             tooltip=[
                 alt.Tooltip("series:N").title(RESULT_SERIES_TITLE),
                 alt.Tooltip("epoch:O").title("Epoch"),
@@ -407,15 +518,19 @@ def training_curve_chart(epochs: pd.DataFrame, metric: str) -> alt.Chart:
                 alt.Tooltip("data:N").title("Data"),
             ],
         )
-        .properties(**chart_layout(chart_title(f"{titles[metric]} per epoch", subtitle)))
+        .properties(
+            **chart_layout(chart_title(f"{titles[metric]} per epoch", subtitle), _plot_height(epochs["series"], style))
+        )
     )
+    return styled(chart, style)
 
 
-def accuracy_on_test_set_chart(summary: pd.DataFrame) -> alt.LayerChart:
+def accuracy_on_test_set_chart(summary: pd.DataFrame, style: ChartStyle = SCREEN) -> alt.LayerChart:
     """Bars of test-set accuracy per run, on a 0-100 % scale; generated-data runs get a note, not a bar.
 
     Args:
         summary: Output of `run_summary_frame`.
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         Horizontal bars labelled with the accuracy in percent; a run on generated data (random labels) has
@@ -433,9 +548,8 @@ def accuracy_on_test_set_chart(summary: pd.DataFrame) -> alt.LayerChart:
         color=_series_color().legend(None),
     )
     labels = base.mark_text(align="left", dx=4).encode(x=alt.X("label_x:Q"), text=alt.Text("test_accuracy_text:N"))
-    return alt.layer(bars, labels).properties(
-        **chart_layout(chart_title("Test accuracy", subtitle), _bar_rows(frame["series"]))
-    )
+    layout = chart_layout(chart_title("Test accuracy", subtitle), _bar_rows(frame["series"], style))
+    return styled(alt.layer(bars, labels).properties(**layout), style)
 
 
 def _series_y() -> alt.Y:
@@ -443,19 +557,29 @@ def _series_y() -> alt.Y:
     return alt.Y("series:N").title(RESULT_SERIES_TITLE).axis(labelExpr=SERIES_LINES, labelLimit=0)
 
 
-def _bar_rows(series: pd.Series) -> alt.Step:
+def _bar_rows(series: pd.Series, style: ChartStyle) -> alt.Step:
     """The height of each bar's row: room for its run's name, one line per part."""
     lines = max((str(name).count(SERIES_SEPARATOR) + 1 for name in series), default=1)
-    return alt.Step(max(MIN_BAR_ROW_PX, SERIES_LINE_PX * lines + 4))
+    return alt.Step(max(style.min_bar_row_px, style.name_line_px * lines + 4))
 
 
-def _series_color() -> alt.Color:
-    """One colour per run; the legend, when shown, goes below the plot with each name whole, as on the axes."""
+def _plot_height(series: pd.Series, style: ChartStyle) -> int:
+    """A line chart's plot height: the style's, or taller when the run names' legend beside it needs more."""
+    if style.legend_orient != "right":
+        return style.plot_height
+    names = pd.unique(series.astype(str))
+    lines = sum(name.count(SERIES_SEPARATOR) + 1 for name in names)
+    legend_px = style.name_line_px * (lines + 2) + 4 * len(names)  # the names, and the legend's title
+    return max(style.plot_height, legend_px)
+
+
+def _series_color(style: ChartStyle = SCREEN) -> alt.Color:
+    """One colour per run; the legend, when shown, goes below (or beside) the plot with each name whole."""
     return (
         alt.Color("series:N")
         .title(RESULT_SERIES_TITLE)
         .scale(scheme=COLOR_SCHEME)
-        .legend(orient="bottom", direction="vertical", labelExpr=SERIES_LINES, labelLimit=0)
+        .legend(orient=style.legend_orient, direction="vertical", labelExpr=SERIES_LINES, labelLimit=0)
     )
 
 
@@ -499,11 +623,12 @@ def _column(runs: pd.DataFrame, name: str) -> pd.Series:
 # --- Data-parallel scaling charts ---
 
 
-def scaling_charts(df: pd.DataFrame) -> tuple[alt.Chart, alt.LayerChart]:
+def scaling_charts(df: pd.DataFrame, style: ChartStyle = SCREEN) -> tuple[alt.Chart, alt.LayerChart]:
     """Steady epoch time and scaling efficiency against the number of GPUs, one line per configuration.
 
     Args:
         df: Output of `lib.parallel.scaling_frame` (config, num_gpus, epoch_s, speedup, efficiency, runs).
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         Two charts: time per epoch (s) and efficiency (%, with a dashed 100% line meaning perfect scaling),
@@ -530,20 +655,20 @@ def scaling_charts(df: pd.DataFrame) -> tuple[alt.Chart, alt.LayerChart]:
     epoch = (
         base.mark_line(point=True)
         .encode(y=alt.Y("epoch_s:Q").title("Time per epoch (s)"))
-        .properties(**chart_layout(chart_title("Time per epoch", "Lower is faster.")))
+        .properties(**chart_layout(chart_title("Time per epoch", "Lower is faster."), style.plot_height))
     )
     ideal = (
         alt.Chart(pd.DataFrame({"efficiency": [1.0], "label": ["perfect scaling (100%)"]}))
-        .mark_rule(strokeDash=[4, 4], color="gray")
+        .mark_rule(strokeDash=[4, 4], color=style.reference_color)
         .encode(y="efficiency:Q", tooltip=[alt.Tooltip("label:N").title("Reference")])
     )
     efficiency = base.mark_line(point=True).encode(
-        y=alt.Y("efficiency:Q").title("Scaling efficiency (%, speedup / GPUs)").axis(format="%").scale(domainMin=0)
+        y=alt.Y("efficiency:Q").title("Efficiency (%)").axis(format="%").scale(domainMin=0)
     )
     efficiency_panel = alt.layer(efficiency, ideal).properties(
-        **chart_layout(chart_title("Scaling efficiency", "100% is perfect."))
+        **chart_layout(chart_title("Scaling efficiency", "100% is perfect."), style.plot_height)
     )
-    return epoch, efficiency_panel
+    return styled(epoch, style), styled(efficiency_panel, style)
 
 
 # --- Hardware efficiency charts ---
@@ -551,13 +676,14 @@ def scaling_charts(df: pd.DataFrame) -> tuple[alt.Chart, alt.LayerChart]:
 CEILING_NOT_MEASURED = "ceiling not measured on this server"
 
 
-def hardware_efficiency_chart(df: pd.DataFrame) -> alt.LayerChart:
+def hardware_efficiency_chart(df: pd.DataFrame, style: ChartStyle = SCREEN) -> alt.LayerChart:
     """Bars of each run's share of its device's measured matmul ceiling, with a rule at 100 %.
 
     Args:
         df: Output of `lib.diagnosis.efficiency_frame` (series, device, precision, achieved_tflops,
             ceiling_tflops, share_of_ceiling, compile_share_of_first_epoch, ..., diagnosis); an optional
             `compile_share_of_run` column (0..1) is shown in the tooltip.
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         Horizontal bars (% of the ceiling) labelled with the share, or with `CEILING_NOT_MEASURED` at 0
@@ -590,25 +716,25 @@ def hardware_efficiency_chart(df: pd.DataFrame) -> alt.LayerChart:
     labels = base.mark_text(align="left", dx=4).encode(x=alt.X("label_x:Q"), text=alt.Text("share_text:N"))
     ceiling = (
         alt.Chart(pd.DataFrame({"share_of_ceiling": [1.0], "label": ["the device's measured matmul ceiling (100%)"]}))
-        .mark_rule(strokeDash=[4, 4], color="gray")
+        .mark_rule(strokeDash=[4, 4], color=style.reference_color)
         .encode(x="share_of_ceiling:Q", tooltip=[alt.Tooltip("label:N").title("Reference")])
     )
-    return alt.layer(bars, labels, ceiling).properties(
-        **chart_layout(chart_title("How close to the hardware", "Longer is closer."), _bar_rows(frame["series"]))
-    )
+    title = chart_title("How close to the hardware", "Longer is closer.")
+    layout = chart_layout(title, _bar_rows(frame["series"], style))
+    return styled(alt.layer(bars, labels, ceiling).properties(**layout), style)
 
 
 # --- Results page: what the model learned ---
 
 HEATMAP_SCHEME = "blues"  # one-hue sequential scheme: light to dark reads the same with any colour vision
-HEATMAP_ROW_PX = 30  # px of each class's row, room for its count
 
 
-def confusion_matrix_chart(frame: pd.DataFrame) -> alt.LayerChart:
+def confusion_matrix_chart(frame: pd.DataFrame, style: ChartStyle = SCREEN) -> alt.LayerChart:
     """A heatmap of one run's test images per true class (rows) and predicted class (columns), counts in the cells.
 
     Args:
         frame: Output of `lib.comparison.confusion_frame` (true_class, predicted_class, count, share_of_true, ...).
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
 
     Returns:
         Cells coloured by their share of the true class's images (a square-root scale, so small mix-ups
@@ -616,8 +742,12 @@ def confusion_matrix_chart(frame: pd.DataFrame) -> alt.LayerChart:
     """
     order = frame.sort_values("true_index")["true_class"].drop_duplicates().tolist()
     base = alt.Chart(frame).encode(
-        x=alt.X("predicted_class:N").title("Predicted class").sort(order).axis(labelAngle=-40, orient="top"),
-        y=alt.Y("true_class:N").title("True class").sort(order),
+        # Every class named: Streamlit's theme drops labels it finds overlapping (every other one on a projector).
+        x=alt.X("predicted_class:N")
+        .title("Predicted class")
+        .sort(order)
+        .axis(labelAngle=-40, orient="top", labelOverlap=False),
+        y=alt.Y("true_class:N").title("True class").sort(order).axis(labelOverlap=False),
         tooltip=[
             alt.Tooltip("true_class:N").title("True class"),
             alt.Tooltip("predicted_class:N").title("Predicted class"),
@@ -630,11 +760,58 @@ def confusion_matrix_chart(frame: pd.DataFrame) -> alt.LayerChart:
         color=alt.Color("share_of_true:Q")
         .title("Share of the true class")
         .scale(scheme=HEATMAP_SCHEME, type="sqrt", domain=[0, 1])
-        .legend(format="%", orient="bottom")
+        .legend(format="%", orient=style.legend_orient)
     )
-    counts = base.mark_text(fontSize=11).encode(
+    counts = base.mark_text(fontSize=style.cell_text_px).encode(
         text=alt.Text("count:Q").format(","),
         color=alt.condition("datum.share_of_true > 0.5", alt.value("white"), alt.value("black")),
     )
     title = chart_title("Confusion matrix", "Rows: the true class. The diagonal is right; dark cells off it: mix-ups.")
-    return alt.layer(cells, counts).properties(**chart_layout(title, alt.Step(HEATMAP_ROW_PX)))
+    return styled(alt.layer(cells, counts).properties(**chart_layout(title, alt.Step(style.heatmap_row_px))), style)
+
+
+# --- Class board: predict, then reveal ---
+
+
+def guesses_chart(frame: pd.DataFrame, style: ChartStyle = SCREEN) -> alt.LayerChart:
+    """The class's guesses against their measurements: one dot per guess, no names, on log scales.
+
+    Args:
+        frame: `lib.guesses.class_guesses_frame` output (question, guess, measured, verdict), not empty.
+        style: `SCREEN`, or `PRESENTER` for the presenter view.
+
+    Returns:
+        Dots (measured across, guessed up, coloured by verdict) over the dashed line where a guess equals its
+        measurement: above the line a guess was too high, below it too low.
+    """
+    low = float(min(frame["guess"].min(), frame["measured"].min()))
+    high = float(max(frame["guess"].max(), frame["measured"].max()))
+    exact = pd.DataFrame({"measured": [low, high], "guess": [low, high]})
+    x = alt.X("measured:Q").title("Measured (times faster)").scale(type="log")
+    y = alt.Y("guess:Q").title("Guessed (times faster)").scale(type="log")
+    line = (
+        alt.Chart(exact)
+        .mark_line(strokeDash=[6, 4], color=style.reference_color)
+        .encode(x=x, y=y, tooltip=[alt.Tooltip("measured:Q").title("Guess = measurement").format(".3~g")])
+    )
+    dots = (
+        alt.Chart(frame)
+        .mark_circle(size=style.point_size * 2, opacity=0.85)
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color("verdict:N")
+            .title("Guess")
+            .scale(domain=list(VERDICTS), scheme=COLOR_SCHEME)
+            .legend(orient=style.legend_orient),
+            shape=alt.Shape("question:N").title("Question").legend(orient=style.legend_orient),
+            tooltip=[
+                alt.Tooltip("question:N").title("Question"),
+                alt.Tooltip("guess:Q").title("Guessed (times faster)").format(".3~g"),
+                alt.Tooltip("measured:Q").title("Measured (times faster)").format(".3~g"),
+                alt.Tooltip("verdict:N").title("Guess"),
+            ],
+        )
+    )
+    title = chart_title("Guessed against measured", "On the dashed line a guess was exact; above it, too high.")
+    return styled(alt.layer(line, dots).properties(**chart_layout(title, style.plot_height)), style)

@@ -59,8 +59,11 @@ LAYERS_PARAM = "layers"  # with one width in UNITS_PARAM: how many hidden layers
 _READ_FIELDS = (*spec_fields("choice"), *spec_fields("int"), *spec_fields("rate"), *spec_fields("flag"))
 SPEC_PARAMS = (LAYERS_PARAM, *(spec_field.link for spec_field in SPEC_FIELDS))
 RUN_PARAMS = ("preset", "devices", "samples", "job")
-KNOWN_PARAMS = (*SPEC_PARAMS, *RUN_PARAMS)
-_KNOWN = frozenset(KNOWN_PARAMS)
+KNOWN_PARAMS = (*SPEC_PARAMS, *RUN_PARAMS)  # what `read_link` reads
+PRESENTER_PARAM = "presenter"  # presenter=1: the presenter view (larger type, charts sized for a projector)
+# How the pages are shown, not what they hold: read by `presenter_from_query_params`, never "unknown" to a model link.
+VIEW_PARAMS = (PRESENTER_PARAM,)
+_KNOWN = frozenset((*KNOWN_PARAMS, *VIEW_PARAMS))
 
 
 @dataclass(frozen=True)
@@ -351,6 +354,25 @@ def preset_from_query_params(
     return None, [_ignored("preset", raw, f"choose one of {', '.join(preset_names)}.")]
 
 
+def presenter_from_query_params(params: Mapping[str, Any]) -> tuple[bool, list[LinkNotice]]:
+    """Reads whether a link opens the presenter view (`presenter=1`).
+
+    Args:
+        params: Query parameter name -> value, as for `spec_from_query_params`.
+
+    Returns:
+        True for 1, true or on; False for 0, false, off or no such parameter; for any other value False and
+        a notice quoting it.
+    """
+    raw = _link_value(params, PRESENTER_PARAM)
+    if raw is None:
+        return False, []
+    parsed = _parse_flag(PRESENTER_PARAM, raw)
+    if isinstance(parsed, _Refused):
+        return False, [parsed.notice]
+    return parsed, []
+
+
 def fold_notices(notices: Sequence[LinkNotice], max_notices: int = MAX_NOTICES) -> list[LinkNotice]:
     """Folds notices into at most `max_notices` lines: first all ignored pieces into one, then the rest.
 
@@ -428,7 +450,7 @@ def _keep(changes: dict[str, Any], field_name: str, parsed: Any, notices: list[L
 def _unknown_parameter_notices(params: Mapping[str, Any]) -> list[LinkNotice]:
     """One notice quoting the first `MAX_LISTED` unknown names and counting the rest.
 
-    At most `len(KNOWN_PARAMS) + MAX_LISTED` names are looked at, however many the link has.
+    At most `len(KNOWN_PARAMS) + len(VIEW_PARAMS) + MAX_LISTED` names are looked at, however many the link has.
     """
     unknown: list[str] = []
     for name in params:
@@ -438,7 +460,7 @@ def _unknown_parameter_notices(params: Mapping[str, Any]) -> list[LinkNotice]:
                 break
     if not unknown:
         return []
-    more = len(params) - sum(1 for name in KNOWN_PARAMS if name in params) - len(unknown)
+    more = len(params) - sum(1 for name in _KNOWN if name in params) - len(unknown)
     setting = "this setting" if len(unknown) + more == 1 else "these settings"
     return [LinkNotice(f"this app does not know {setting}.", tuple(unknown), more)]
 

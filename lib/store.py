@@ -8,7 +8,8 @@ test accuracy, ...) for quick filtering. `runs()` gives a pandas DataFrame with 
 
 The same file holds the durable job queue: the `jobs` table keeps every job the runner accepted as a
 `lib.jobs.JobRecord` (`save_job`, `update_job`), so a restarted server finds the queued and running ones
-again (`unfinished_jobs`) in the order they were submitted.
+again (`unfinished_jobs`) in the order they were submitted. The `guesses` table keeps the speedups students
+guessed before their runs (`lib.guesses.GuessRecord`; `save_guess`, `guess`, `guesses`), one per job and session.
 
 The database is in WAL mode with a busy timeout, every write is one `BEGIN IMMEDIATE` transaction and
 every call opens its own connection, so threads and several processes can write at once. The schema is
@@ -37,6 +38,7 @@ import pandas as pd
 
 from lib.comparison import ACCURACY_FIELDS, GENERATED_DATA, data_label
 from lib.device_run import STATUSES, DeviceRun
+from lib.guesses import GuessRecord
 from lib.hardware import machine_name
 from lib.jobs import JobRecord, JobRequest, JobState
 from lib.spec import SPEC_FIELDS, ModelSpec, SpecError, count_params
@@ -44,7 +46,7 @@ from lib.spec import SPEC_FIELDS, ModelSpec, SpecError, count_params
 DB_ENV_VAR = "GPUX_RUNS_DB"
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = REPO_ROOT / "runs" / "runs.sqlite"
-SCHEMA_VERSION = 2  # 2: the jobs table (the durable queue)
+SCHEMA_VERSION = 3  # 2: the jobs table (the durable queue); 3: the guesses table
 STORE_STATUSES = (*STATUSES, "running")  # "running": a job runner's row before its result arrives
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another writer's lock
 
@@ -103,6 +105,18 @@ _JOB_INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_submitted_at ON jobs (submitted_at)",
 )
 UNFINISHED_JOB_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
+# One guess per job and browser session (lib.guesses.GuessRecord); made_at is time.time() seconds.
+_CREATE_GUESSES = """
+CREATE TABLE IF NOT EXISTS guesses (
+    job_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    question TEXT NOT NULL,
+    guess REAL NOT NULL,
+    made_at REAL NOT NULL,
+    PRIMARY KEY (job_id, owner)
+)
+"""
+_GUESS_INDEXES = ("CREATE INDEX IF NOT EXISTS guesses_made_at ON guesses (made_at)",)
 
 # Spec fields with a column of their own in the runs table (`SpecField.column`: a new one needs a migration);
 # the runs frame flattens every other field from the spec JSON, except `extra` (free-form notes).
@@ -470,6 +484,44 @@ class RunStore:
         records = self._job_records("WHERE job_id = ?", [job_id])
         return records[0] if records else None
 
+    # --- guesses (predict, then reveal) ---
+
+    def save_guess(self, record: GuessRecord) -> None:
+        """Stores a session's guess for a job, replacing the one it made for that job before.
+
+        Args:
+            record: The guess; its range is `lib.guesses.parse_guess`'s to check.
+
+        Raises:
+            StoreError: The guess is not a positive number, or the database cannot be written.
+        """
+        if not (isinstance(record.guess, int | float) and math.isfinite(record.guess) and record.guess > 0):
+            raise StoreError(f"A guess is a positive number of times faster, not {record.guess!r}.")
+        row = (record.job_id, record.owner, record.question, float(record.guess), float(record.made_at))
+        with self._write() as connection:
+            connection.execute(
+                "INSERT INTO guesses (job_id, owner, question, guess, made_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (job_id, owner) DO UPDATE SET question = excluded.question, guess = excluded.guess, "
+                "made_at = excluded.made_at",
+                row,
+            )
+
+    def guess(self, job_id: str, owner: str) -> GuessRecord | None:
+        """Returns the guess one session made for one job, or None."""
+        records = self._guess_records("WHERE job_id = ? AND owner = ?", [job_id, owner])
+        return records[0] if records else None
+
+    def guesses(self, since: datetime | float | None = None) -> list[GuessRecord]:
+        """Returns stored guesses, oldest first.
+
+        Args:
+            since: Only guesses made at or after this time (a datetime, naive meaning UTC, or `time.time()`
+                seconds); all guesses when None.
+        """
+        if since is None:
+            return self._guess_records("", [])
+        return self._guess_records("WHERE made_at >= ?", [_epoch_seconds(since)])
+
     # --- reading ---
 
     def runs(
@@ -686,6 +738,20 @@ class RunStore:
             rows = connection.execute(f"SELECT * FROM jobs {where} ORDER BY seq", values).fetchall()
         return [_decode_job(row) for row in rows]
 
+    def _guess_records(self, where: str, values: list[Any]) -> list[GuessRecord]:
+        with self._read() as connection:
+            rows = connection.execute(f"SELECT * FROM guesses {where} ORDER BY made_at", values).fetchall()
+        return [
+            GuessRecord(
+                job_id=row["job_id"],
+                owner=row["owner"],
+                question=row["question"],
+                guess=float(row["guess"]),
+                made_at=float(row["made_at"]),
+            )
+            for row in rows
+        ]
+
     def _store_error(self, error: sqlite3.Error) -> StoreError:
         message = str(error)
         if isinstance(error, sqlite3.DatabaseError) and "not a database" in message:
@@ -723,7 +789,7 @@ def _read_schema_version(connection: sqlite3.Connection) -> int | None:
 
 def _create_schema(connection: sqlite3.Connection) -> None:
     connection.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    for statement in (_CREATE_RUNS, *_INDEXES, _CREATE_JOBS, *_JOB_INDEXES):
+    for statement in (_CREATE_RUNS, *_INDEXES, _CREATE_JOBS, *_JOB_INDEXES, _CREATE_GUESSES, *_GUESS_INDEXES):
         connection.execute(statement)
     connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
@@ -734,8 +800,14 @@ def _add_jobs_table(connection: sqlite3.Connection) -> None:
         connection.execute(statement)
 
 
+def _add_guesses_table(connection: sqlite3.Connection) -> None:
+    """Version 2 -> 3: the guesses table (predict, then reveal); runs and jobs are kept as they are."""
+    for statement in (_CREATE_GUESSES, *_GUESS_INDEXES):
+        connection.execute(statement)
+
+
 # Migrations: MIGRATIONS[v] upgrades a version-v database to version v + 1 inside the open transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_jobs_table}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_jobs_table, 2: _add_guesses_table}
 
 
 def _check_status(status: str) -> None:

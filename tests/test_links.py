@@ -11,6 +11,7 @@ from lib.links import (
     FRAGMENT_CHARS,
     KNOWN_PARAMS,
     MAX_NOTICES,
+    PRESENTER_PARAM,
     UNKNOWN_SETTING_PROBLEM,
     LinkNotice,
     RunSettings,
@@ -19,6 +20,7 @@ from lib.links import (
     fold_notices,
     limit_problems,
     markdown_code,
+    presenter_from_query_params,
     preset_from_query_params,
     quote_fragment,
     read_link,
@@ -94,6 +96,26 @@ def test_every_written_name_is_a_known_parameter():
     written = set(spec_to_query_params(ModelSpec(hidden_units=(3, 2)), settings, "fashion-seed"))
     written |= set(spec_to_query_params(ModelSpec()))
     assert written == set(KNOWN_PARAMS)
+
+
+@pytest.mark.parametrize(
+    ("value", "on"), [("1", True), ("true", True), ("ON", True), ("0", False), ("off", False), (["0", "1"], True)]
+)
+def test_presenter_link_turns_the_view_on_or_off(value, on):
+    assert presenter_from_query_params({PRESENTER_PARAM: value, "layers": "2"}) == (on, [])
+
+
+@pytest.mark.parametrize("value", ["yes", "2", "", " 1", "1" * 10_000, "**b**"])
+def test_presenter_link_value_it_cannot_use_leaves_the_view_off_with_a_notice(value):
+    on, notices = presenter_from_query_params({PRESENTER_PARAM: value})
+    assert on is False
+    assert [notice.ignored for notice in notices] == [(f"presenter={quote_fragment(value)}",)]
+    assert "use 1 or 0" in notices[0].text
+
+
+def test_presenter_parameter_is_known_to_model_links():
+    assert presenter_from_query_params({}) == (False, [])
+    assert spec_from_query_params({PRESENTER_PARAM: "1"}, LIMITS)[1] == []  # no "does not know" notice
 
 
 def test_partial_link_keeps_the_base_spec_for_missing_fields():

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from lib.device_run import DeviceRun
+from lib.guesses import GuessRecord
 from lib.jobs import JobRecord, JobRequest, JobState
 from lib.spec import ModelSpec
 from lib.store import (
@@ -286,14 +287,14 @@ def test_exports_label_generated_data_and_leave_its_accuracy_empty(store, tmp_pa
 def test_schema_version_and_wal(store, runs_db):
     assert store.schema_version() == SCHEMA_VERSION
     with sqlite3.connect(runs_db) as connection:
-        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_newer_schema_is_refused(store, runs_db):
     with sqlite3.connect(runs_db) as connection:
         connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
-    with pytest.raises(StoreError, match=r"schema version 3, newer than this app's 2.*GPUX_RUNS_DB"):
+    with pytest.raises(StoreError, match=r"schema version 4, newer than this app's 3.*GPUX_RUNS_DB"):
         RunStore(runs_db)
 
 
@@ -513,10 +514,53 @@ def test_version_1_file_is_migrated_and_keeps_its_runs(tmp_path):
     path = tmp_path / "old.sqlite"
     run = write_version_1_file(path)
     store = RunStore(path)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     frame = store.runs()
     assert list(frame["job_id"]) == ["old-job"] and frame.loc[0, "epoch_s"] == run.epoch_s
     assert bool(frame.loc[0, "device_resident"]) is False  # the old spec has no such field: its default
     assert store.get(int(frame.loc[0, "id"])).run == run
     assert store.jobs() == [] and store.save_job(make_job("aaaaaaaaaaaa")) == 1
     assert [job.job_id for job in RunStore(path).unfinished_jobs()] == ["aaaaaaaaaaaa"]  # reopening migrates nothing
+
+
+def test_a_guess_is_kept_per_job_and_session_and_read_back(store):
+    first = GuessRecord("aaaaaaaaaaaa", "owner-1", "gpu_vs_cpu", 5.0, made_at=100.0)
+    other = GuessRecord("aaaaaaaaaaaa", "owner-2", "gpu_vs_cpu", 0.5, made_at=101.0)
+    store.save_guess(first)
+    store.save_guess(other)
+    assert store.guess("aaaaaaaaaaaa", "owner-1") == first
+    assert store.guess("aaaaaaaaaaaa", "owner-3") is None
+    assert store.guess("bbbbbbbbbbbb", "owner-1") is None
+
+    changed = dataclasses.replace(first, guess=12.5, made_at=102.0)
+    store.save_guess(changed)  # the same session's second guess for the job replaces its first
+    assert store.guesses() == [other, changed]
+    assert store.guesses(since=101.5) == [changed]
+    assert store.guesses(since=datetime.fromtimestamp(100.5, UTC)) == [other, changed]
+    assert RunStore(store.path).guess("aaaaaaaaaaaa", "owner-1") == changed  # it survives a restart
+
+
+@pytest.mark.parametrize("guess", [0.0, -2.0, math.nan, math.inf])
+def test_a_guess_that_is_no_positive_number_is_refused(store, guess):
+    with pytest.raises(StoreError, match="positive number of times faster"):
+        store.save_guess(GuessRecord("aaaaaaaaaaaa", "owner-1", "gpu_vs_cpu", guess, made_at=1.0))
+    assert store.guesses() == []
+
+
+def test_version_2_file_gets_the_guesses_table_and_keeps_runs_and_jobs(tmp_path):
+    path = tmp_path / "v2.sqlite"
+    old = RunStore(path)
+    run_id = old.record(SPEC, make_run(), job_id="aaaaaaaaaaaa")
+    old.save_job(make_job("aaaaaaaaaaaa"))
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:  # back to version 2's schema
+        connection.execute("DROP TABLE guesses")
+        connection.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+    store = RunStore(path)
+
+    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.get(run_id).run == make_run()
+    assert [job.job_id for job in store.jobs()] == ["aaaaaaaaaaaa"]
+    assert store.guesses() == []
+    store.save_guess(GuessRecord("aaaaaaaaaaaa", "owner-1", "batch_1024_vs_32", 3.0, made_at=1.0))
+    assert [guess.guess for guess in RunStore(path).guesses()] == [3.0]

@@ -12,6 +12,7 @@ without a flag to set, check and clear.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -19,7 +20,7 @@ import streamlit as st
 from lib.links import fit_to_limits
 from lib.presets import PRESETS
 from lib.spec import DEFAULT_LEARNING_RATES, SPEC_FIELD, ModelSpec
-from ui import runtime, session
+from ui import lesson, runtime, session
 from ui.keys import Key
 from ui.page_data import build_widget_values, matching_preset, spec_from_build_widgets
 
@@ -33,18 +34,37 @@ def show_spec(spec: ModelSpec) -> None:
     st.session_state[Key.PRESET] = matching_preset(spec, PRESETS)
 
 
+def control(draw: Callable[..., Any], name: str, **options: Any) -> None:
+    """Draws a spec field's widget with `draw` (`st.selectbox`, ...), unless the lesson hides it.
+
+    Args:
+        draw: The Streamlit widget function.
+        name: The spec field (a `lib.spec.SPEC_FIELDS` name).
+        **options: The widget's own arguments (options, bounds); `widget(name)` gives the rest.
+    """
+    if not lesson.hidden(name):
+        draw(**options, **widget(name))
+
+
 def widget(name: str) -> dict[str, Any]:
-    """A spec field's widget arguments, from `lib.spec.SPEC_FIELDS`: label, key, tooltip and callback.
+    """A spec field's widget arguments, from `lib.spec.SPEC_FIELDS`: label, key, tooltip, callback, disabled.
 
     A field capped by a server limit says the limit in its tooltip (where it is set is in the server
-    owner's expander).
+    owner's expander). A field the lesson locks is drawn disabled.
     """
     spec_field = SPEC_FIELD[name]
     tooltip = spec_field.help or None
     if spec_field.limit:
         tooltip = f"Server limit: {getattr(runtime.server_limits(), spec_field.limit):,} {spec_field.unit}."
     callback = on_optimizer_change if name == "optimizer" else on_change
-    return {"label": spec_field.label, "key": spec_field.key, "help": tooltip, "on_change": callback}
+    disabled = lesson.locked(name)
+    return {
+        "label": spec_field.label,
+        "key": spec_field.key,
+        "help": tooltip,
+        "on_change": callback,
+        "disabled": disabled,
+    }
 
 
 def on_change() -> None:
@@ -67,6 +87,7 @@ def on_preset_click() -> None:
         return
     preset_spec, notices = fit_to_limits(PRESETS[name].spec, runtime.server_limits())
     session.set_spec(preset_spec)
+    preset_spec = _session_spec()  # in a lesson, its hidden and locked fields keep the lesson's values
     _write_widgets(preset_spec, per_layer=len(set(preset_spec.hidden_units)) > 1)
     if notices:
         st.session_state[Key.LINK_NOTICES] = session.PendingNotices(

@@ -49,6 +49,8 @@ class _PageKey(StrEnum):
     TRAIN_SCRIPT = "train_script"  # download: the finished job as a Keras script (lib.take_home)
     TRAIN_NOTEBOOK = "train_notebook"  # download: the finished job as a notebook
     TRAIN_TAKE_HOME_RUNS = "train_take_home_runs"  # which settings group the downloads reproduce
+    GUESS = "guess"  # text input: the speedup the student guesses before pressing Train (lib.guesses)
+    GUESS_SET_BATCH = "guess_set_batch"  # prefix: "guess_set_batch_32", ... buttons that set the batch to measure
 
     # Train page session state
     DEVICES_RESOLVED = "devices_resolved"  # set once the session's devices were filled in (link or default)
@@ -56,6 +58,7 @@ class _PageKey(StrEnum):
     LINKED_JOB_CHECKED = "linked_job_checked"  # the link's job id this session already tried to adopt
     TRAIN_MESSAGES = "train_messages"  # (kind, text) messages the Train page shows once
     CANCEL_ASKED = "cancel_asked"  # the job id this session pressed Cancel for (its button then says Stopping...)
+    GUESS_KEPT = "guess_kept"  # the guess input's text, kept while another page is shown (a widget's is dropped)
 
     # Results page widgets
     RESULTS_DATASET = "results_dataset"
@@ -71,12 +74,32 @@ class _PageKey(StrEnum):
     RESULTS_TAKE_HOME_RUNS = "results_take_home_runs"  # which settings group of the compared runs they reproduce
     RESULTS_LEARNED_RUN = "results_learned_run"  # the compared run whose confusion matrix is drawn
 
+    # Lesson mode (lib.lesson, ui.lesson)
+    LESSON = "lesson"  # session state: the session's lib.lesson.Lesson, None outside lesson mode
+    LESSON_NOTICES = "lesson_notices"  # session state: (page, notices) about the lesson link, shown on that page
+    LESSON_SPEC = "lesson_spec"  # session state: the spec the lesson started with (hidden/locked fields keep it)
+    LESSON_SETTINGS = "lesson_settings"  # session state: the run settings the lesson started with
+    LESSON_STARTED = "lesson_started"  # session state: the lesson's start page was opened once
+    LEAVE_LESSON = "leave_lesson"  # button: leave lesson mode, every control back
+    LESSON_FORM = "lesson_form"  # the teacher's lesson form (home page)
+    LESSON_FORM_START = "lesson_form_start"  # the lesson form's start page
+    LESSON_FORM_MODEL = "lesson_form_model"  # the lesson form's model: a preset, or the one being built
+    LESSON_FORM_HIDE = "lesson_form_hide"  # the lesson form's hidden controls
+    LESSON_FORM_LOCK = "lesson_form_lock"  # the lesson form's locked controls
+    LESSON_FORM_NOTE = "lesson_form_note"  # the lesson form's note for every page; + "_<page>": one page's
+    LESSON_FORM_MAKE = "lesson_form_make"  # the lesson form's submit button
+    LESSON_FORM_LINK = "lesson_form_link"  # session state: the link the form last wrote
+
     # Session state shared by the Build, Train and Results pages
     MODEL_SPEC = "model_spec"  # the ModelSpec being built
     RUN_SETTINGS = "run_settings"  # lib.links.RunSettings from a shared link
     LINK_NOTICES = "link_notices"  # notices about a shared link's ignored or clamped values
     OWNER_ID = "owner_id"  # uuid of this browser session, the job runner's owner
     JOB_ID = "job_id"  # this session's latest training job
+
+    # Sidebar, every page (ui.presenter)
+    PRESENTER = "presenter"  # toggle: the presenter view (larger type, charts for a projector)
+    PRESENTER_NOTICES = "presenter_notices"  # what the link's presenter= value was ignored for
 
 
 # The page keys, then one per spec field's Build widget (Key.OPTIMIZER, Key.BUILD_EPOCHS, ...).
