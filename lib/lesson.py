@@ -33,6 +33,7 @@ from lib.links import (
     REPLACEMENT,
     LinkNotice,
     RunSettings,
+    link_value,
     quote_fragment,
 )
 from lib.spec import SPEC_FIELDS, ModelSpec
@@ -156,7 +157,7 @@ def parse_lesson(params: Mapping[str, Any]) -> tuple[Lesson | None, list[LinkNot
         The lesson (None without `lesson=1`) and notices in our words, the link's pieces quoted.
     """
     names = [name for name in params if is_lesson_param(name)]
-    raw = _link_value(params, LESSON_PARAM)
+    raw = link_value(params, LESSON_PARAM)
     if raw is None:
         if not names:
             return None, []
@@ -170,7 +171,7 @@ def parse_lesson(params: Mapping[str, Any]) -> tuple[Lesson | None, list[LinkNot
     note = _parse_note(params, NOTE_PARAM)
     page_notes = tuple((page, own) for page in LESSON_PAGES if (own := _parse_note(params, PAGE_NOTE_PREFIX + page)))
     note_params = (NOTE_PARAM, *(PAGE_NOTE_PREFIX + page for page in LESSON_PAGES))
-    if any(len(_link_value(params, param) or "") > MAX_NOTE_CHARS for param in note_params):
+    if any(len(link_value(params, param) or "") > MAX_NOTE_CHARS for param in note_params):
         notices.append(LinkNotice(f"A note in this lesson is longer than {MAX_NOTE_CHARS:,} characters: it is cut."))
     lesson = Lesson(start, hidden, locked, note, page_notes)
     fixed = _parse_fixed(params, lesson.pinned, notices)
@@ -281,7 +282,7 @@ def fixed_link_params(params: Mapping[str, Any], lesson: Lesson) -> tuple[dict[s
         if not any(param in fixed for param in control.params):
             continue
         for param in control.params:
-            own = _link_value(params, param)
+            own = link_value(params, param)
             if own is not None and own != fixed.get(param):
                 replaced.append(f"{quote_fragment(param)}={quote_fragment(own)}")
             result.pop(param, None)
@@ -338,18 +339,8 @@ def next_step(page: str) -> LessonStep | None:
 # --- reading one value -------------------------------------------------------------------------------
 
 
-def _link_value(params: Mapping[str, Any], name: str) -> str | None:
-    """The value Streamlit would give for `name` (the last of repeated ones), as `lib.links` reads it."""
-    if name not in params:
-        return None
-    value = params[name]
-    if isinstance(value, list | tuple):
-        value = value[-1] if value else ""
-    return value if isinstance(value, str) else ""
-
-
 def _parse_start(params: Mapping[str, Any], notices: list[LinkNotice]) -> str:
-    raw = _link_value(params, START_PARAM)
+    raw = link_value(params, START_PARAM)
     if raw is None:
         return HOME_PAGE
     if len(raw) <= _longest(LESSON_PAGES) and raw in LESSON_PAGES:
@@ -360,7 +351,7 @@ def _parse_start(params: Mapping[str, Any], notices: list[LinkNotice]) -> str:
 
 def _parse_controls(params: Mapping[str, Any], param: str, notices: list[LinkNotice]) -> tuple[str, ...]:
     """Control names from a comma list, in CONTROLS order; a list longer than all controls is refused whole."""
-    raw = _link_value(params, param)
+    raw = link_value(params, param)
     if not raw:
         return ()
     if len(raw) > _MAX_CONTROL_LIST_CHARS:
@@ -376,7 +367,7 @@ def _parse_controls(params: Mapping[str, Any], param: str, notices: list[LinkNot
 
 
 def _parse_note(params: Mapping[str, Any], param: str) -> str:
-    raw = _link_value(params, param)
+    raw = link_value(params, param)
     return "" if raw is None else clean_note(raw)
 
 
@@ -387,7 +378,7 @@ def _parse_fixed(
     allowed = {param for name in pinned for param in CONTROLS[name].params}
     fixed, ignored = [], []
     for param in sorted(_CONTROL_PARAMS):
-        raw = _link_value(params, FIX_PREFIX + param)
+        raw = link_value(params, FIX_PREFIX + param)
         if raw is None:
             continue
         if param in allowed and len(raw) <= MAX_FIXED_CHARS:

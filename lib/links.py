@@ -229,7 +229,7 @@ def spec_from_query_params(
     notices = _unknown_parameter_notices(params)
     changes: dict[str, Any] = {}
     for spec_field in _READ_FIELDS:
-        raw = _link_value(params, spec_field.link)
+        raw = link_value(params, spec_field.link)
         if raw is not None:
             _keep(changes, spec_field.name, _parse_field(spec_field, raw, limits), notices)
     hidden_units = _parse_hidden_units(params, limits, spec.hidden_units, notices)
@@ -316,16 +316,16 @@ def run_settings_from_query_params(
     """
     notices: list[LinkNotice] = []
     devices: tuple[str, ...] = ()
-    raw_devices = _link_value(params, "devices")
+    raw_devices = link_value(params, "devices")
     if raw_devices is not None:
         devices = _parse_devices(raw_devices, tuple(available_devices), notices)
     sample_limit = None
-    raw_samples = _link_value(params, "samples")
+    raw_samples = link_value(params, "samples")
     if raw_samples is not None:
         parsed = _parse_bounded_int("samples", raw_samples, 1, limits.samples, "{:,} training samples")
         sample_limit = _take_number(parsed, notices)
     job_id = None
-    raw_job = _link_value(params, "job")
+    raw_job = link_value(params, "job")
     if raw_job is not None:
         if len(raw_job) == JOB_ID_CHARS and JOB_ID_PATTERN.fullmatch(raw_job):
             job_id = raw_job
@@ -346,7 +346,7 @@ def preset_from_query_params(
     Returns:
         The preset name (None when the link names none or an unknown one) and notices.
     """
-    raw = _link_value(params, "preset")
+    raw = link_value(params, "preset")
     if raw is None:
         return None, []
     if len(raw) <= max(map(len, preset_names), default=0) and raw in preset_names:
@@ -364,7 +364,7 @@ def presenter_from_query_params(params: Mapping[str, Any]) -> tuple[bool, list[L
         True for 1, true or on; False for 0, false, off or no such parameter; for any other value False and
         a notice quoting it.
     """
-    raw = _link_value(params, PRESENTER_PARAM)
+    raw = link_value(params, PRESENTER_PARAM)
     if raw is None:
         return False, []
     parsed = _parse_flag(PRESENTER_PARAM, raw)
@@ -417,7 +417,7 @@ class _Clamped:
     notice: LinkNotice
 
 
-def _link_value(params: Mapping[str, Any], name: str) -> str | None:
+def link_value(params: Mapping[str, Any], name: str) -> str | None:
     """The value Streamlit would give for `name` (the last of repeated ones), None when it is absent.
 
     A value that is not a string (nor a list ending in one) reads as an empty string, which no
@@ -549,8 +549,8 @@ def _parse_hidden_units(
     has at most `limits.hidden_layers` layers of at most `limits.units` units (a base spec's extra layers
     aside, which `clamp_to_limits` drops): both are checked before any tuple is built.
     """
-    raw_layers = _link_value(params, LAYERS_PARAM)
-    raw_units = _link_value(params, UNITS_PARAM)
+    raw_layers = link_value(params, LAYERS_PARAM)
+    raw_units = link_value(params, UNITS_PARAM)
     if raw_layers is None and raw_units is None:
         return None
     widths = None if raw_units is None else _parse_unit_list(raw_units, limits, notices)
