@@ -338,7 +338,7 @@ class RayExecution:
                         return
                 if self._detached.is_set():
                     return
-            info = self._info_or_none()
+            info, unknown = self._look()
             if info is not None and str(info.status) in TERMINAL:
                 for index, line in enumerate(self._full_log_lines(), start=1):
                     if index > consumed:  # the last lines, should the stream have closed before them
@@ -346,7 +346,7 @@ class RayExecution:
                         self._keep_tail(line)
                         yield line
                 return
-            if info is None and self._unknown_to_cluster():
+            if unknown:
                 return
             self._detached.wait(RETRY_S)
 
@@ -429,11 +429,10 @@ class RayExecution:
     def _wait_until_placed(self) -> bool:
         """Waits while Ray holds the job pending; notes its machine. False when detached or the job is unknown."""
         while not self._detached.is_set():
-            info = self._info_or_none()
-            if info is None:
-                if self._unknown_to_cluster():
-                    return False
-            elif str(info.status) != "PENDING":
+            info, unknown = self._look()
+            if unknown:
+                return False
+            if info is not None and str(info.status) != "PENDING":
                 self._note_machine(info)
                 return True
             self._detached.wait(PLACED_POLL_S)
@@ -445,21 +444,14 @@ class RayExecution:
         except (OSError, RuntimeError):  # the machine that kept them is gone
             return []
 
-    def _info_or_none(self) -> Any:
+    def _look(self) -> tuple[Any, bool]:
+        """The job's info (None when the head does not answer), and whether the head says it has no such job."""
         try:
-            return self._client.get_job_info(self.submission_id)
-        except (OSError, RuntimeError):
-            return None
-
-    def _unknown_to_cluster(self) -> bool:
-        """True when the head answers and says it has no such job."""
-        try:
-            self._client.get_job_info(self.submission_id)
-        except RuntimeError:
-            return True
-        except OSError:
-            return False
-        return False
+            return self._client.get_job_info(self.submission_id), False
+        except RuntimeError:  # the head answered: no such job
+            return None, True
+        except OSError:  # the head does not answer: try again later
+            return None, False
 
     def _note_machine(self, info: Any) -> None:
         node_id = getattr(info, "driver_node_id", None) or ""
