@@ -2,7 +2,7 @@
 
 Pages only place the charts; what is drawn, its encodings, units and tooltips are decided here, so
 they can be unit-tested by inspecting `chart.to_dict()`. Colours use a colour-blind-safe scheme.
-This is the only `lib` module that imports Altair.
+With `lib/sweep_charts.py` (the sweep's charts), the only `lib` modules that import Altair.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from lib.device_run import ProgressEvent
+from lib.jobs import RunPoint
+from lib.parallel import device_label
 
 if TYPE_CHECKING:
     from lib.executor import ExecutorStatus, Machine
@@ -65,6 +67,12 @@ def progress_text(event: ProgressEvent) -> str:
     if event.kind == "device_start" or not event.batches:
         return f"epoch {epoch}/{epochs}, starting"
     return f"epoch {epoch}/{epochs}, batch {min(event.batch, event.batches):,}/{event.batches:,}"
+
+
+def point_label(point: RunPoint) -> str:
+    """One run of a job in words: its device ("gpu:0"), and in a sweep its batch size ("gpu:0, batch 512")."""
+    batch = f", batch {point.sweep_batch:,}" if point.sweep_batch else ""
+    return f"{device_label(point.device)}{batch}"
 
 
 def model_text(hidden_units: Sequence[int], activation: str) -> str:
@@ -141,6 +149,7 @@ class FinishedJob:
     epochs: int  # epochs trained
     finished_at: datetime.datetime  # when its last run was stored (UTC)
     times: tuple[DeviceTime, ...]  # one per device that finished, fastest first
+    sweep_batch: int = 0  # a sweep (several batch sizes): the one its times are of, its largest; 0 otherwise
 
     @property
     def fastest(self) -> DeviceTime:
@@ -173,6 +182,7 @@ FINISHED_COLUMNS = (
     "epochs",
     "hidden_units",
     "hidden_activation",
+    "batch_size",
 )
 
 
@@ -214,6 +224,9 @@ def _job_key(row: Any) -> str:
 
 
 def _finished_job(frame: pd.DataFrame) -> FinishedJob:
+    largest = frame["batch_size"].max()
+    sweep = frame["batch_size"].nunique() > 1  # a sweep: its devices are compared at one batch size, its largest
+    frame = frame[frame["batch_size"] == largest]
     first = frame.iloc[0]
     times = sorted(
         (DeviceTime(device=str(row.device), total_s=float(row.total_s)) for row in frame.itertuples(index=False)),
@@ -229,6 +242,7 @@ def _finished_job(frame: pd.DataFrame) -> FinishedJob:
         epochs=int(first["epochs"]),
         finished_at=pd.Timestamp(frame["created_at"].max()).to_pydatetime(),
         times=tuple(times),
+        sweep_batch=int(largest) if sweep else 0,
     )
 
 

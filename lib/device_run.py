@@ -56,6 +56,7 @@ class DeviceRun:
     test_loss: float | None = None
     test_accuracy: float | None = None
     replicas: int = 1  # devices that trained together: 1, or N for data parallel over N devices ("gpu:all")
+    sweep_batch: int = 0  # a sweep's point (`lib.sweep`): the batch size it trained with; 0 in an ordinary job
     # Real data only (generated labels are random); empty for older runs, which did not keep them.
     confusion: list[list[int]] = field(default_factory=list)  # test images per [true class][predicted class]
     sample_predictions: list[dict[str, int]] = field(default_factory=list)  # {"index", "true", "predicted"}
@@ -82,6 +83,11 @@ class DeviceRun:
             if flops_per_epoch is not None:
                 self.achieved_flops_per_s = flops_per_epoch / self.steady_epoch_s
 
+    @property
+    def key(self) -> str:
+        """What tells this run apart from the job's others (`run_key`): its device, and a sweep's batch size."""
+        return run_key(self.device, self.sweep_batch)
+
     def to_dict(self) -> dict[str, Any]:
         """Returns the run as JSON-ready plain data."""
         return asdict(self)
@@ -91,6 +97,14 @@ class DeviceRun:
         """Builds a run from `to_dict` output, ignoring unknown keys."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def run_key(device: str, sweep_batch: int = 0) -> str:
+    """Names one run of a job: its device ("cpu:0"), or in a sweep its device and batch size ("cpu:0 @ 512").
+
+    An ordinary job trains each device once, so its keys are its device names.
+    """
+    return f"{device} @ {sweep_batch}" if sweep_batch else device
 
 
 def steady_epoch_seconds(epoch_s: Sequence[float]) -> float:
@@ -115,6 +129,12 @@ class ProgressEvent:
     elapsed_s: float = 0.0  # wall time since this device started
     loss: float | None = None  # latest training loss, when known without a sync
     accuracy: float | None = None  # latest training accuracy, when known without a sync
+    sweep_batch: int = 0  # a sweep's point: the batch size it trains with; 0 in an ordinary job
+
+    @property
+    def key(self) -> str:
+        """The run this event is about (`run_key`)."""
+        return run_key(self.device, self.sweep_batch)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the event as JSON-ready plain data."""

@@ -32,10 +32,11 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from lib.jobs import JobRequest
 from lib.parallel import device_label, is_data_parallel
 from lib.spec import ModelSpec, SpecError, count_params, flops_per_sample
 
@@ -352,6 +353,30 @@ def estimate_job(
         The estimate; a first guess on devices without a usable stored run.
     """
     return _estimate_job(spec, num_train, devices, usable_runs(runs), overhead_s=overhead_s, backend=backend)
+
+
+def estimate_request(
+    request: JobRequest, num_train: int, runs: pd.DataFrame, *, overhead_s: float, backend: str | None = None
+) -> JobEstimate:
+    """Estimates a queued request, as `estimate_job` does; a sweep's devices once per batch size (`lib.sweep`).
+
+    Args:
+        request: The request: its spec, devices and a sweep's batch sizes.
+        num_train: Training samples asked for per epoch.
+        runs: Stored runs, as for `estimate_job`.
+        overhead_s: Seconds per job outside training.
+        backend: The Keras backend the job will run on, as for `estimate_job`.
+
+    Returns:
+        The estimate, one device entry per run the job trains (`JobRequest.points`), in order.
+    """
+    usable = usable_runs(runs)
+    specs = [replace(request.spec, batch_size=size) for size in request.batch_sizes] or [request.spec]
+    parts = [
+        _estimate_job(spec, num_train, request.devices, usable, overhead_s=overhead_s, backend=backend)
+        for spec in specs
+    ]
+    return replace(parts[0], devices=tuple(device for part in parts for device in part.devices))
 
 
 def suggest_sample_limit(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,8 +70,8 @@ class JobRecords:
         return self._submit(self.store.update_job, job_id, **changes)
 
     def runs_started(self, labels: RunLabels, runs: tuple[DeviceRun, ...]) -> Future[dict[str, int]]:
-        """Stores one "running" row per device; the future gives device -> row id."""
-        return self._submit(lambda: {run.device: self._record(labels, run) for run in runs})
+        """Stores one "running" row per run; the future gives run key (`DeviceRun.key`) -> row id."""
+        return self._submit(lambda: {run.key: self._record(labels, run) for run in runs})
 
     def runs_ended(
         self,
@@ -82,12 +82,12 @@ class JobRecords:
         hardware: dict[str, Any] | None = None,
         versions: dict[str, str] | None = None,
     ) -> Future[None]:
-        """Stores the outcome of each device: updates its "running" row, or adds a row when it has none.
+        """Stores the outcome of each run: updates its "running" row, or adds a row when it has none.
 
         Args:
             labels: What every run of the job carries.
             runs: One outcome per device.
-            row_ids: The job's "running" rows (device -> row id), from `runs_started`.
+            row_ids: The job's "running" rows (run key -> row id), from `runs_started`.
             hardware: The machine the worker ran on, from its "ready" event; this server's when None.
             versions: The worker's library versions, from its "ready" event; this server's when None.
         """
@@ -124,7 +124,7 @@ class JobRecords:
     ) -> None:
         ids: Mapping[str, int] = {} if row_ids is None else row_ids.result()
         for run in runs:
-            run_id = ids.get(run.device)
+            run_id = ids.get(run.key)
             if run_id is None:
                 self._record(labels, run, machine)
             else:
@@ -134,8 +134,9 @@ class JobRecords:
 
     def _record(self, labels: RunLabels, run: DeviceRun, machine: _Machine | None = None) -> int:
         machine = machine or _Machine(self._hardware, self._versions)
+        spec = replace(labels.spec, batch_size=run.sweep_batch) if run.sweep_batch else labels.spec
         return self.store.record(
-            labels.spec,
+            spec,
             run,
             preset=labels.preset,
             job_id=labels.job_id,

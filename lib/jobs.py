@@ -14,7 +14,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from lib.device_run import DeviceRun, ProgressEvent
+from lib.device_run import DeviceRun, ProgressEvent, run_key
 from lib.spec import ModelSpec
 
 WORKER_PARENT_ENV = "GPUX_WORKER_PARENT_PID"  # the server's process id; the worker exits once it is gone
@@ -66,6 +66,35 @@ class RunnerClosedError(JobError):
 
 
 @dataclass(frozen=True)
+class RunPoint:
+    """One run of a job: a device, and in a sweep the batch size it trains with."""
+
+    device: str  # normalised device name
+    sweep_batch: int = 0  # the sweep's batch size for this run; 0 in an ordinary job (the spec's)
+
+    @property
+    def key(self) -> str:
+        """The run's name within its job (`lib.device_run.run_key`): "cpu:0", or "cpu:0 @ 512" in a sweep."""
+        return run_key(self.device, self.sweep_batch)
+
+    def spec(self, spec: ModelSpec) -> ModelSpec:
+        """The job's spec as this run trains it: with the sweep's batch size, if any."""
+        return replace(spec, batch_size=self.sweep_batch) if self.sweep_batch else spec
+
+
+def run_points(devices: Sequence[str], batch_sizes: Sequence[int] = ()) -> tuple[RunPoint, ...]:
+    """The runs of a job, in training order: each device; in a sweep, each device at each batch size in turn.
+
+    Args:
+        devices: The job's devices, in order.
+        batch_sizes: A sweep's batch sizes, in order; empty for an ordinary job.
+    """
+    if not batch_sizes:
+        return tuple(RunPoint(device) for device in devices)
+    return tuple(RunPoint(device, size) for size in batch_sizes for device in devices)
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """Everything a worker process needs to run one training job."""
 
@@ -75,6 +104,16 @@ class JobRequest:
     test_limit: int | None = None  # test samples evaluated (None: the whole test set)
     synthetic: bool = False  # generate random data of the dataset's shape instead of loading it
     backend: str | None = None  # Keras backend of the worker (None: the server's environment decides)
+    batch_sizes: tuple[int, ...] = ()  # a sweep (`lib.sweep`): every device trains at each of these, ascending
+
+    @property
+    def is_sweep(self) -> bool:
+        """True for "Where does the GPU win?": the model at several batch sizes on each device."""
+        return bool(self.batch_sizes)
+
+    def points(self) -> tuple[RunPoint, ...]:
+        """The runs the job trains, in order (`run_points`)."""
+        return run_points(self.devices, self.batch_sizes)
 
     def to_worker_dict(self) -> dict[str, Any]:
         """Returns the request as the JSON-ready dict a worker reads on its standard input."""
@@ -84,6 +123,7 @@ class JobRequest:
             "sample_limit": self.sample_limit,
             "test_limit": self.test_limit,
             "synthetic": self.synthetic,
+            "batch_sizes": list(self.batch_sizes),
         }
 
     @classmethod
@@ -102,6 +142,7 @@ class JobRequest:
             sample_limit=_optional_int(data.get("sample_limit")),
             test_limit=_optional_int(data.get("test_limit")),
             synthetic=bool(data.get("synthetic", False)),
+            batch_sizes=tuple(int(size) for size in data.get("batch_sizes") or ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,8 +205,8 @@ class JobSnapshot:
     finished_at: float | None  # when it reached a final state
     estimated_start_s: float | None  # seconds from now until it should start (0 when running, None when final)
     estimated_duration_s: float  # expected run time of the job, from past runs of similar size
-    progress: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # device -> ProgressEvent
-    results: tuple[DeviceRun, ...] = ()  # one per device that ran, in device order (set when final)
+    progress: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # run key -> ProgressEvent
+    results: tuple[DeviceRun, ...] = ()  # one per run (`JobRequest.points`), in training order (set when final)
     error: str = ""  # readable reason when the job failed, was cancelled or timed out
     pid: int | None = None  # process id of the worker while it runs
     worker: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # "started"/"warm"/"ready" events
@@ -179,9 +220,9 @@ class JobSnapshot:
         """True once the job is done, failed, cancelled or timed out."""
         return self.state in FINAL_STATES
 
-    def latest_progress(self, device: str) -> ProgressEvent | None:
-        """Returns the newest progress event of one device, or None before it reported any."""
-        return self.progress.get(device)
+    def latest_progress(self, key: str) -> ProgressEvent | None:
+        """Returns the newest progress event of one run (its device, or `RunPoint.key` in a sweep), or None."""
+        return self.progress.get(key)
 
 
 @dataclass(frozen=True)
@@ -204,7 +245,12 @@ class BoardEntry:
     estimated_start_s: float | None  # seconds from now until it should start (0 while running)
     estimated_duration_s: float  # expected run time, seconds
     started_at: float | None = None  # `time.time()` when its worker started (None while queued)
-    progress: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # device -> ProgressEvent
+    progress: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # run key -> ProgressEvent
+    batch_sizes: tuple[int, ...] = ()  # a sweep's batch sizes (`lib.sweep`); empty for an ordinary job
+
+    def points(self) -> tuple[RunPoint, ...]:
+        """The job's runs, in training order (`run_points`); `progress` is keyed by their `key`."""
+        return run_points(self.devices, self.batch_sizes)
 
 
 @dataclass(frozen=True)
@@ -232,6 +278,7 @@ def run_from_epoch_events(
     status: str,
     error: str = "",
     start_elapsed_s: float = 0.0,
+    sweep_batch: int = 0,
 ) -> DeviceRun:
     """Rebuilds the `DeviceRun` of a device whose worker ended before sending its result.
 
@@ -247,13 +294,16 @@ def run_from_epoch_events(
         status: The run's status, e.g. "cancelled", "timed_out", "failed", "interrupted".
         error: The readable reason for the status.
         start_elapsed_s: `elapsed_s` of the device's "device_start" event.
+        sweep_batch: A sweep point's batch size (0 in an ordinary job).
 
     Returns:
         A run with the finished epochs' times, losses and accuracies; no test metrics.
     """
     marks = [start_elapsed_s, *(event.elapsed_s for event in epoch_events)]
     epoch_s = [max(later - earlier, 0.0) for earlier, later in zip(marks[:-1], marks[1:], strict=True)]
-    run = DeviceRun(device=device, backend=backend, synthetic=synthetic, status=status, error=error)
+    run = DeviceRun(
+        device=device, backend=backend, synthetic=synthetic, status=status, error=error, sweep_batch=sweep_batch
+    )
     run.num_train = num_train
     run.set_epoch_times(epoch_s)
     run.train_loss = [event.loss for event in epoch_events if event.loss is not None]

@@ -54,6 +54,7 @@ LESSON_STEPS: tuple[LessonStep, ...] = (
     LessonStep("build", "Build a model", "Sliders for layers and units; see parameters, FLOPs and the Keras code."),
     LessonStep("train", "Train", "Time the training on each device, with live progress and a fair queue."),
     LessonStep("results", "Results", "Time per device, speedup, per-epoch time, throughput, learning curves."),
+    LessonStep("sweep", "Where does the GPU win?", "One click: several batch sizes per device, and the crossover."),
 )
 HOME_PAGE = "home"  # the start page, before step 1
 BOARD_PAGE = "board"  # the class board: no step of its own, a lesson may start there (a projector)

@@ -3,7 +3,7 @@
 The job runner (every click on Train), the command-line benchmark (`lib.bench`) and the pages call
 `check_request`, so no path can skip a server limit: the spec (`lib.spec.validate_spec`), the sample
 counts, the devices (present on this server, each once, and a global batch that splits evenly between the
-replicas of a data-parallel device such as "gpu:all") and the Keras backend.
+replicas of a data-parallel device such as "gpu:all"), a sweep's batch sizes and the Keras backend.
 
 Messages are written for the person who asked: what is wrong and what to choose instead, with limits named
 by their values; the environment variables that set them are for the server's owner (`lib.limits.owner_settings`).
@@ -23,6 +23,7 @@ from lib.jobs import JobRequest, LimitError
 from lib.limits import ServerLimits
 from lib.parallel import BatchSplitError, canonical_name, is_data_parallel, per_replica_batch, replica_count
 from lib.spec import validate_spec
+from lib.sweep import check_batch_sizes
 
 DEFAULT_EXAMPLE_DEVICE = "cpu:0"  # the device a message suggests when the server's list is not known
 SHOWN_VALUE_CHARS = 24  # longest piece of a refused value quoted back in a message
@@ -43,13 +44,15 @@ def check_request(request: JobRequest, limits: ServerLimits, available_devices: 
 
     Raises:
         SpecError: The spec is invalid or over a limit.
-        LimitError: Bad or too many samples, or a global batch that does not split between replicas.
+        LimitError: Bad or too many samples, a sweep's batch sizes out of bounds, or a global batch (a sweep's
+            every one) that does not split between replicas.
         DeviceNotFoundError: No device, a malformed or repeated name, or one this server lacks.
         BackendUnavailableError: The backend is unknown or not installed.
     """
     num_train = check_limits(request, limits)
     devices = check_devices(request.devices, available_devices)
-    check_batch_split(devices, request.spec.batch_size, available_devices, request.backend)
+    for batch_size in request.batch_sizes or (request.spec.batch_size,):
+        check_batch_split(devices, batch_size, available_devices, request.backend)
     return num_train
 
 
@@ -63,10 +66,12 @@ def check_limits(request: JobRequest, limits: ServerLimits) -> int:
 
     Raises:
         SpecError: The spec is invalid or over a limit.
-        LimitError: Bad or too many samples.
+        LimitError: Bad or too many samples, or a sweep's batch sizes out of bounds (`lib.sweep.check_batch_sizes`).
         BackendUnavailableError: The backend is unknown or not installed.
     """
     validate_spec(request.spec, limits)
+    if request.is_sweep:
+        check_batch_sizes(request.batch_sizes, limits.batch_size)
     num_train = check_samples(request, limits)
     check_backend(request.backend)
     return num_train

@@ -13,7 +13,7 @@ What a job goes through, and which module does it:
   joins that job: one run, stored once, serves every session that asked (`JobSnapshot.requesters`).
 - `lib.job_queue.FairQueue` decides the serving order: round-robin across clients (a browser's address),
   so one person with many tabs delays each other person by at most one job.
-- `lib.estimates.estimate_job` gives each job's expected duration, hence the queue's waiting times.
+- `lib.estimates.estimate_request` gives each job's expected duration, hence the queue's waiting times.
 - `lib.job_records.JobRecords` writes the run store on one writer thread: the runs of every job and the
   jobs themselves (the durable queue). A new `JobRunner` on the same database re-queues the jobs that were
   waiting, in order, and marks the one that was running "interrupted".
@@ -44,7 +44,7 @@ from lib.backend import BackendUnavailableError, backend_name
 from lib.datasets import get_info
 from lib.device_run import DeviceRun
 from lib.devices import DeviceNotFoundError
-from lib.estimates import estimate_job, median_overhead
+from lib.estimates import estimate_request, median_overhead
 from lib.executor import (
     ClusterUnavailableError,
     Execution,
@@ -172,6 +172,7 @@ class JobRunner:
         preset: str | None = None,
         backend: str | None = None,
         client: str | None = None,
+        batch_sizes: Sequence[int] = (),
     ) -> JobSnapshot:
         """Checks a training request against the server limits and queues it, or joins an identical one.
 
@@ -185,6 +186,8 @@ class JobRunner:
             preset: The preset name the spec came from, stored with the runs.
             backend: Keras backend of the worker; None uses the server's (`KERAS_BACKEND`).
             client: Who is asking, for the fair queue: the browser's address; None means the owner.
+            batch_sizes: A sweep (`lib.sweep`): each device trains at each of these batch sizes, in this order;
+                empty for an ordinary job.
 
         Returns:
             A snapshot of the job for this owner: its id, position, estimated start and requesters.
@@ -206,6 +209,7 @@ class JobRunner:
             test_limit=test_limit,
             synthetic=bool(synthetic),
             backend=backend,
+            batch_sizes=tuple(batch_sizes),
         )
         num_train = check_request(request, self.limits, available)
         backend = self._backend_of(request)
@@ -743,11 +747,12 @@ class JobRunner:
         self._read(job, execution, self._stored_row_ids(job.id))
 
     def _stored_row_ids(self, job_id: str) -> Future:
-        """The store's "running" rows of a job an earlier server started: device -> row id."""
+        """The store's "running" rows of a job an earlier server started: run key (`DeviceRun.key`) -> row id."""
 
         def read() -> dict[str, int]:
             frame = self.store.runs(job_id=job_id, status="running")
-            return dict(zip(frame["device"], (int(run_id) for run_id in frame["id"]), strict=True))
+            keys = (DeviceRun.from_dict(result).key for result in frame["result"])
+            return dict(zip(keys, (int(run_id) for run_id in frame["id"]), strict=True))
 
         return self._records.call(read)
 
@@ -832,10 +837,7 @@ class JobRunner:
         overhead_s = self.expected_overhead_s(backend)
         with self._cond:
             finished_runs = self._finished_runs
-        estimate = estimate_job(
-            request.spec, num_train, request.devices, finished_runs, overhead_s=overhead_s, backend=backend
-        )
-        return estimate.total_s
+        return estimate_request(request, num_train, finished_runs, overhead_s=overhead_s, backend=backend).total_s
 
     def _slot_free_times(self, now: float) -> list[float]:
         """Seconds from now until each worker slot is free, from the running jobs' estimates."""

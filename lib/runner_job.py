@@ -68,10 +68,11 @@ class RunnerJob:
     stop_reason: JobState | None = None  # set when the runner asked the worker to stop
     stop_message: str = ""
     worker: dict[str, dict[str, Any]] = field(default_factory=dict)  # the worker's WORKER_INFO_EVENTS
-    progress: dict[str, ProgressEvent] = field(default_factory=dict)  # device -> latest event
-    device_start: dict[str, float] = field(default_factory=dict)  # device -> elapsed_s of "device_start"
-    epoch_events: dict[str, list[ProgressEvent]] = field(default_factory=dict)  # device -> "epoch" events
-    results: dict[str, DeviceRun] = field(default_factory=dict)  # device -> result sent by the worker
+    # Keyed by run (`RunPoint.key`): the device, or in a sweep the device and its batch size.
+    progress: dict[str, ProgressEvent] = field(default_factory=dict)  # run -> latest event
+    device_start: dict[str, float] = field(default_factory=dict)  # run -> elapsed_s of "device_start"
+    epoch_events: dict[str, list[ProgressEvent]] = field(default_factory=dict)  # run -> "epoch" events
+    results: dict[str, DeviceRun] = field(default_factory=dict)  # run -> result sent by the worker
     worker_error: str = ""  # message of the worker's "error" event
     detached: bool = False  # the server shut down and left it running on the cluster
     final_runs: tuple[DeviceRun, ...] = ()
@@ -104,7 +105,7 @@ class RunnerJob:
             self._apply_progress(progress_event_from_dict(event["event"]))
         elif kind == "result":
             run = DeviceRun.from_dict(event["run"])
-            self.results[run.device] = run
+            self.results[run.key] = run
         elif kind == "error":
             self.worker_error = str(event.get("message", "The worker reported an error."))
 
@@ -128,7 +129,7 @@ class RunnerJob:
         if returncode:
             last_line = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else "no error output"
             return JobState.FAILED, f"The worker process exited with code {returncode}: {last_line}"
-        missing = [device for device in self.request.devices if device not in self.results]
+        missing = [point.key for point in self.request.points() if point.key not in self.results]
         if missing:
             return JobState.FAILED, f"The worker ended without a result for {', '.join(missing)}."
         failed = [run for run in self.results.values() if run.status != "done"]
@@ -137,38 +138,40 @@ class RunnerJob:
         return JobState.DONE, ""
 
     def runs_at_end(self, state: JobState, error: str) -> tuple[DeviceRun, ...]:
-        """One run per requested device: the worker's result, else what its finished epochs show."""
+        """One run per requested run (`JobRequest.points`): the worker's result, else what its finished epochs show."""
         runs = []
-        for device in self.request.devices:
-            run = self.results.get(device)
+        for point in self.request.points():
+            run = self.results.get(point.key)
             if run is not None:
                 runs.append(run if run.status == "done" else replace(run, status=state.value, error=run.error or error))
                 continue
             run = run_from_epoch_events(
-                device,
+                point.device,
                 self.backend,
                 synthetic=self.request.synthetic,
                 num_train=self.num_train,
-                epoch_events=self.epoch_events.get(device, []),
+                epoch_events=self.epoch_events.get(point.key, []),
                 status=state.value,
                 error=error,
-                start_elapsed_s=self.device_start.get(device, 0.0),
+                start_elapsed_s=self.device_start.get(point.key, 0.0),
+                sweep_batch=point.sweep_batch,
             )
             runs.append(run)
         return tuple(runs)
 
     def unstarted_runs(self, status: str, message: str) -> tuple[DeviceRun, ...]:
-        """One empty run per device with this status: rows for a job that is starting or never started."""
+        """One empty run per requested run with this status: rows for a job that is starting or never started."""
         return tuple(
             DeviceRun(
-                device=device,
+                device=point.device,
                 backend=self.backend,
                 synthetic=self.request.synthetic,
                 status=status,
                 error=message,
                 num_train=self.num_train,
+                sweep_batch=point.sweep_batch,
             )
-            for device in self.request.devices
+            for point in self.request.points()
         )
 
     def snapshot(self, position: int, estimated_start_s: float | None, viewer: str | None) -> JobSnapshot:
@@ -217,6 +220,7 @@ class RunnerJob:
             estimated_duration_s=self.estimated_duration_s,
             started_at=self.started_at,
             progress=MappingProxyType(dict(self.progress)),
+            batch_sizes=self.request.batch_sizes,
         )
 
     def record(self) -> JobRecord:
@@ -242,16 +246,16 @@ class RunnerJob:
         return {**self.worker.get("ready", {}).get("hardware", {}), **self.machine}
 
     def _apply_progress(self, event: ProgressEvent) -> None:
-        self.progress[event.device] = event
+        self.progress[event.key] = event
         if event.kind == "device_start":
-            self.device_start[event.device] = event.elapsed_s
-            self.epoch_events[event.device] = []
+            self.device_start[event.key] = event.elapsed_s
+            self.epoch_events[event.key] = []
         elif event.kind == "epoch":
-            self.epoch_events.setdefault(event.device, []).append(event)
+            self.epoch_events.setdefault(event.key, []).append(event)
 
 
 def request_key(request: JobRequest, num_train: int, backend: str) -> str:
-    """What makes two requests the same measurement: spec, devices, samples, data choice and backend.
+    """What makes two requests the same measurement: spec, devices, a sweep's batch sizes, samples, data, backend.
 
     The sample counts are the ones trained and tested (no limit and a limit of the whole set are the same).
     """
@@ -261,6 +265,7 @@ def request_key(request: JobRequest, num_train: int, backend: str) -> str:
         {
             "spec": request.spec.to_dict(),
             "devices": list(request.devices),
+            "batch_sizes": list(request.batch_sizes),
             "num_train": num_train,
             "num_test": num_test,
             "synthetic": request.synthetic,

@@ -368,16 +368,16 @@ class ProgressRelay:
     """
 
     def __init__(self) -> None:
-        self._last: dict[str, ProgressEvent] = {}  # device -> the last event sent
+        self._last: dict[str, ProgressEvent] = {}  # run (`ProgressEvent.key`) -> the last event sent
 
     def __call__(self, event: ProgressEvent) -> ProgressEvent:
         """Returns the event to send for `event`."""
-        last = self._last.get(event.device)
+        last = self._last.get(event.key)
         if event.kind == "device_start":
             event = replace(event, epoch=max(event.epoch, 1))
         elif event.kind == "device_done" and last is not None and last.kind == "batch" and last.epoch > event.epoch:
             event = replace(event, batch=last.batch, batches=last.batches)
-        self._last[event.device] = event
+        self._last[event.key] = event
         return event
 
 
@@ -466,27 +466,36 @@ def train_job(
     dataset: Any,
     on_progress: Callable[[ProgressEvent], None],
 ) -> None:
-    """Trains on each device in turn, sending each device's result as soon as it is ready.
+    """Trains each of the job's runs in turn (`JobRequest.points`), sending each result as soon as it is ready.
 
-    `lib.engine.train_on_devices` is called once per device, so a job killed on its second device has
-    already sent the first device's result.
+    `lib.engine.train_on_devices` is called once per run, so a job killed on its second device has already
+    sent the first device's result. A sweep's runs train the spec at their own batch size, and their events
+    and results say which (`sweep_batch`).
     """
     from lib.engine import train_on_devices
 
-    for device in request.devices:
+    for point in request.points():
         if stop.is_set():
             return
         runs = train_on_devices(
-            request.spec,
+            point.spec(request.spec),
             dataset,
-            [device],
+            [point.device],
             sample_limit=request.sample_limit,
             test_limit=request.test_limit,
-            progress=on_progress,
+            progress=point_progress(on_progress, point.sweep_batch),
             should_stop=stop.is_set,
         )
         for run in runs:
+            run.sweep_batch = point.sweep_batch
             emitter.emit({"type": "result", "run": run.to_dict()})
+
+
+def point_progress(on_progress: Callable[[ProgressEvent], None], sweep_batch: int) -> Callable[[ProgressEvent], None]:
+    """The progress callback of one run: in a sweep, its events carry the run's batch size."""
+    if not sweep_batch:
+        return on_progress
+    return lambda event: on_progress(replace(event, sweep_batch=sweep_batch))
 
 
 JobFunction = Callable[[JobRequest, EventWriter, JobStop, WorkerState], None]  # runs one job, sending its events

@@ -43,7 +43,7 @@ def texts(notices) -> str:
 
 
 def test_the_steps_are_the_app_pages_in_lesson_order_and_next_follows_them():
-    assert [step.page for step in LESSON_STEPS] == ["gpu", "datasets", "build", "train", "results"]
+    assert [step.page for step in LESSON_STEPS] == ["gpu", "datasets", "build", "train", "results", "sweep"]
     assert next_step(HOME_PAGE) == LESSON_STEPS[0]
     assert [next_step(step.page) for step in LESSON_STEPS] == [*LESSON_STEPS[1:], None]
     assert next_step(BOARD_PAGE) is None

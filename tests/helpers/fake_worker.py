@@ -117,10 +117,12 @@ def run_fake_job(
     )
     apply_start_hooks(hook, stop)
     epoch_s = float(hook.get("epoch_s", 0.05))
-    for device in request.devices:
+    for point in request.points():
         if stop.is_set():
             return
-        run = fake_device_run(request, hook, device, backend, num_train, epoch_s, on_progress, stop)
+        point_progress = worker.point_progress(on_progress, point.sweep_batch)
+        run = fake_device_run(request, hook, point.device, backend, num_train, epoch_s, point_progress, stop)
+        run.sweep_batch = point.sweep_batch
         emitter.emit({"type": "result", "run": run.to_dict()})
 
 
