@@ -54,6 +54,7 @@ pages = {
         st.Page("app_pages/build.py", title=PAGE_TITLES["build"], icon=":material/construction:", url_path="build"),
         st.Page("app_pages/train.py", title=PAGE_TITLES["train"], icon=":material/play_arrow:", url_path="train"),
         st.Page("app_pages/results.py", title=PAGE_TITLES["results"], icon=":material/bar_chart:", url_path="results"),
+        st.Page("app_pages/sweep.py", title=PAGE_TITLES["sweep"], icon=":material/show_chart:", url_path="sweep"),
         st.Page("app_pages/board.py", title=PAGE_TITLES["board"], icon=":material/co_present:", url_path="board"),
     ],
 }

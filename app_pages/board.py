@@ -1,9 +1,10 @@
 """Class board: what the whole class's server is doing, large enough to read on a projector.
 
 The queue in serving order (place, anonymous name, what each job asks for, how many requests one run
-serves), the running job's live progress, and the jobs that finished today with each model's speedup
-(fastest against slowest device of the same job), and the class's guesses of the speedup against the
-measurements (`ui.guesses`). Everyone sees the same page: no job ids and no session ids are shown, only the
+serves), the running job's live progress (each device; in a batch-size sweep each device at each batch),
+the jobs that finished today with each model's speedup (fastest against slowest device of the same job; a
+sweep's at its largest batch), and the class's guesses of the speedup against the measurements
+(`ui.guesses`). Everyone sees the same page: no job ids and no session ids are shown, only the
 runner's anonymous names ("Owl 7"); guesses have no names at all.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from lib.class_board import FinishedJob, finished_jobs, model_text, progress_fraction, start_of_today
+from lib.class_board import FinishedJob, finished_jobs, model_text, point_label, progress_fraction, start_of_today
 from lib.datasets import DATASETS
 from lib.formatting import format_seconds
 from lib.jobs import BoardEntry, BoardSnapshot
@@ -36,8 +37,10 @@ def asked_for(job: BoardEntry | FinishedJob) -> str:
 
 
 def settings_text(entry: BoardEntry) -> str:
-    """Devices, samples and epochs of a job, and generated data when it uses it."""
+    """Devices (and a sweep's batch sizes), samples and epochs of a job, and generated data when it uses it."""
     devices = ", ".join(device_label(device) for device in entry.devices)
+    if entry.batch_sizes:
+        devices += f" at batch {', '.join(f'{size:,}' for size in entry.batch_sizes)}"
     data = ", generated images" if entry.synthetic else ""
     return f"{devices} · {entry.samples:,} samples · {entry.epochs} epoch{'s' if entry.epochs != 1 else ''}{data}"
 
@@ -57,14 +60,14 @@ def draw_running(entry: BoardEntry) -> None:
         shared = requesters_text(entry.requesters)
         if shared:
             st.markdown(f"#### {shared}")
-        for device in entry.devices:
-            event = entry.progress.get(device)
+        for point in entry.points():
+            event = entry.progress.get(point.key)
             if event is None:
-                st.markdown(f"#### {device_label(device)}: starting")
+                st.markdown(f"#### {point_label(point)}: starting")
                 st.progress(0.0)
                 continue
             st.markdown(
-                f"#### {device_label(device)}: epoch {event.epoch} of {event.epochs} · "
+                f"#### {point_label(point)}: epoch {event.epoch} of {event.epochs} · "
                 f"{format_seconds(event.elapsed_s)} so far"
             )
             st.progress(progress_fraction(event))
@@ -98,10 +101,11 @@ def live_board() -> None:
 
 
 def speedup_text(job: FinishedJob) -> str:
-    """The job's speedup in words, or its one device's time."""
+    """The job's speedup in words, or its one device's time; a sweep's at its largest batch size."""
+    sweep = f" at batch {job.sweep_batch:,} (a batch-size sweep)" if job.sweep_batch else ""
     if job.speedup is None:
-        return f"{device_label(job.fastest.device)} only"
-    return f"{device_label(job.fastest.device)} vs {device_label(job.slowest.device)}"
+        return f"{device_label(job.fastest.device)} only{sweep}"
+    return f"{device_label(job.fastest.device)} vs {device_label(job.slowest.device)}{sweep}"
 
 
 def draw_finished(job: FinishedJob, column: DeltaGenerator) -> None:

@@ -34,7 +34,7 @@ import streamlit as st
 
 from lib.backend import BackendUnavailableError, backend_name
 from lib.charts import device_runs_to_frame, run_summary_frame, total_time_chart
-from lib.class_board import cluster_problem_text, model_text, progress_fraction, progress_text, where_jobs_run
+from lib.class_board import cluster_problem_text, where_jobs_run
 from lib.datasets import DATASETS, OWNER_FIX_TITLE, available_sources, resolve_locations, unavailable_fix
 from lib.device_run import DeviceRun
 from lib.devices import DeviceNotFoundError, has_gpu
@@ -51,8 +51,9 @@ from lib.store import StoreError
 from lib.take_home import job_runs
 from ui import lesson, presenter, runtime, session
 from ui.guesses import draw_guess, draw_reveal, keep_guess
+from ui.job_progress import add_message, draw_cancel, draw_run_progress, show_messages, stopping
 from ui.keys import Key
-from ui.page_data import matching_preset
+from ui.page_data import matching_preset, model_summary
 from ui.take_home import draw_take_home
 
 POLL_S = 1.0  # seconds between two looks at a running job
@@ -88,17 +89,6 @@ training_devices = runtime.training_device_names()
 spec = session.current_spec(limits, training_devices)
 info = DATASETS[spec.dataset]
 max_samples = min(limits.samples, info.num_train)
-
-
-def add_message(kind: str, text: str) -> None:
-    """Keeps a message for the page to show once ("info", "success", "warning" or "error")."""
-    st.session_state[Key.TRAIN_MESSAGES] = [*st.session_state.get(Key.TRAIN_MESSAGES, []), (kind, text)]
-
-
-def show_messages() -> None:
-    """Shows (once) the messages kept by `add_message`."""
-    for kind, text in st.session_state.pop(Key.TRAIN_MESSAGES, []):
-        getattr(st, kind)(text)
 
 
 def session_settings() -> RunSettings:
@@ -230,16 +220,6 @@ def current_job() -> JobSnapshot | None:
     except JobNotFoundError:
         st.session_state.pop(Key.JOB_ID, None)
         return None
-
-
-def describe_model() -> str:
-    """One line naming the model and its training settings."""
-    preset = matching_preset(spec, PRESETS)
-    origin = f" (preset: {PRESETS[preset].title})" if preset else ""
-    return (
-        f"**{info.title}**, {model_text(spec.hidden_units, spec.hidden_activation)}, {spec.optimizer} "
-        f"(learning rate {spec.learning_rate:g}), batch {spec.batch_size:,}{origin}."
-    )
 
 
 def dataset_is_local() -> bool:
@@ -405,11 +385,6 @@ def draw_shared(job: JobSnapshot) -> None:
         )
 
 
-def stopping(job: JobSnapshot) -> bool:
-    """Whether the job is being stopped: this session pressed Cancel for it, or the server asked it to stop."""
-    return job.stop_requested or st.session_state.get(Key.CANCEL_ASKED) == job.id
-
-
 def draw_progress(job: JobSnapshot) -> None:
     """Queue position, or each device's epoch, batch, elapsed time and loss."""
     draw_shared(job)
@@ -430,50 +405,7 @@ def draw_progress(job: JobSnapshot) -> None:
     st.markdown(f"**{doing}** (job `{job.id}`)")
     if job.hardware:  # known once the worker has said where it runs
         st.caption(f"On {machine_text(job.hardware)}.")
-    for device in job.request.devices:
-        event = job.latest_progress(device)
-        if event is None:
-            st.progress(0.0, text=f"`{device}`: waiting (starting the worker, loading the data)")
-            continue
-        loss = "" if event.loss is None else f", loss {event.loss:.4f}"
-        st.progress(
-            progress_fraction(event),
-            text=f"`{device}`: {progress_text(event)}, {format_seconds(event.elapsed_s)} elapsed{loss}",
-        )
-
-
-def cancel(job_id: str) -> None:
-    """Cancel button callback: takes back this session's request (a shared run goes on for the others).
-
-    The session remembers that it asked before the page reruns, so that rerun already draws the button as
-    "Stopping..." and disabled, whatever the job's snapshot says by then.
-    """
-    st.session_state[Key.CANCEL_ASKED] = job_id
-    runner = runtime.runner()
-    owner = session.owner_id()
-    try:
-        runner.cancel(job_id, owner=owner)
-        runner.get(job_id, owner)
-    except JobNotFoundError:  # the run is shared and goes on for the others (or it is gone)
-        st.session_state.pop(Key.JOB_ID, None)
-        session.set_run_settings(replace(session.run_settings(), job_id=None))
-        add_message("info", "You took back your request. The run goes on for the other sessions that asked for it.")
-
-
-def draw_cancel(job: JobSnapshot) -> None:
-    """The cancel button, "Stopping..." and disabled once pressed; for a shared run it stops only this request."""
-    shared = job.requesters > 1
-    if shared:
-        others = job.requesters - 1
-        st.caption(
-            f"{others} other session{'s' if others != 1 else ''} also wait for this run: cancelling takes back "
-            "only your request, and the run goes on for them."
-        )
-    if stopping(job):
-        label, icon = "Stopping...", ":material/hourglass_top:"
-    else:
-        label, icon = ("Cancel my request" if shared else "Cancel"), ":material/stop:"
-    st.button(label, key=Key.CANCEL, icon=icon, disabled=stopping(job), on_click=cancel, args=(job.id,))
+    draw_run_progress(job)
 
 
 @st.fragment(run_every=POLL_S)
@@ -530,6 +462,9 @@ def draw_result(job: JobSnapshot) -> None:
         st.warning(f"{text} {job.error}", icon=":material/warning:")
     if job.hardware:
         st.caption(f"Ran on {machine_text(job.hardware)}.")
+    if job.request.is_sweep:  # its runs differ in batch size: the sweep's own page draws them
+        st.page_link("app_pages/sweep.py", label="See this sweep's charts", icon=":material/show_chart:")
+        return
     draw_reveal(job, spec, limits.batch_size)
     draw_shared(job)
     if not job.results:
@@ -586,7 +521,7 @@ def draw_queue_note(busy: bool) -> None:
 
 st.title("Train")
 session.show_link_notices()
-st.markdown(f"Model: {describe_model()}")
+st.markdown(f"Model: {model_summary(spec)}")
 st.page_link("app_pages/build.py", label="Change the model", icon=":material/construction:")
 if not has_gpu(runtime.devices()):
     st.info(

@@ -8,6 +8,7 @@ module that imports Altair.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import altair as alt
@@ -18,6 +19,7 @@ from lib.sweep import Crossover, crossover_frame
 
 STORED_RUN_LABEL = "stored GPU run"  # the legend entry of stored GPU runs drawn beside a CPU-only sweep
 AS_FAST_LABEL = "as fast as the CPU"  # the dashed rule at 1x
+LOG_TICK_STEPS = (1, 2, 5)  # a log axis's ticks per power of ten when it spans few of them (else 1 only)
 CROSSOVER_LABEL_STEP_PX = 16  # px between the labels of several crossovers, so they do not overlap
 
 
@@ -36,7 +38,9 @@ def sweep_throughput_chart(
         the measured sizes; a layer of stored GPU runs, with its own legend entry, when there are some.
     """
     x = _batch_x(points["batch_size"])
-    y = alt.Y("samples_per_s:Q").title("Throughput (samples/s, log scale)").scale(type="log")
+    stored = () if stored_gpu is None else (stored_gpu["samples_per_s"],)
+    shown = pd.concat([points["samples_per_s"], *stored])
+    y = _log_y("samples_per_s:Q", "Throughput (samples/s, log scale)", shown)
     lines = (
         alt.Chart(points)
         .mark_line(point=True)
@@ -74,7 +78,7 @@ def sweep_speedup_chart(
         `AS_FAST_LABEL`, and a rule at each interpolated crossover batch size labelled with where it is.
     """
     x = _batch_x(speedups["batch_size"])
-    y = alt.Y("speedup:Q").title("Speedup over the CPU (times, log scale)").scale(type="log")
+    y = _log_y("speedup:Q", "Speedup over the CPU (times, log scale)", speedups["speedup"])
     lines = (
         alt.Chart(speedups)
         .mark_line(point=True)
@@ -98,6 +102,24 @@ def sweep_speedup_chart(
         layers += _crossover_layers(crossings, x, style)
     title = chart_title("Speedup over the CPU", "Above the dashed line the device is faster; log scales.")
     return styled(alt.layer(*layers).properties(**chart_layout(title, style.plot_height)), style)
+
+
+def _log_y(field: str, title: str, values: pd.Series) -> alt.Y:
+    """A log-scale y axis with readable ticks (`_log_ticks`) over the values drawn."""
+    return alt.Y(field).title(title).scale(type="log").axis(values=_log_ticks(values))
+
+
+def _log_ticks(values: pd.Series) -> list[float]:
+    """The ticks (and grid lines) of a log axis: 1-2-5 steps over a span of up to two powers of ten, else 1s.
+
+    Vega's own ticks on a log scale are one per 1..9 x 10^k: a grid too dense to read on a projector.
+    """
+    finite = [float(value) for value in values if math.isfinite(value) and value > 0]
+    if not finite:
+        return []
+    low, high = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
+    steps = LOG_TICK_STEPS if high - low <= 2 else (1,)
+    return [step * 10.0**power for power in range(low, high + 1) for step in steps]
 
 
 def _batch_x(batch_sizes: pd.Series) -> alt.X:

@@ -95,7 +95,8 @@ def test_home_page_links_every_step_and_names_the_tutorial_presets():
     assert "-seed" not in markdown  # titles, not the presets' link names
     assert "softmax" in markdown
     page_links = at.get("page_link")
-    assert [link.proto.page for link in page_links] == ["gpu", "datasets", "build", "train", "results", "board"]
+    steps = ["gpu", "datasets", "build", "train", "results", "sweep"]
+    assert [link.proto.page for link in page_links] == [*steps, "board"]
 
 
 def test_sidebar_shows_the_probes_devices_while_the_backend_loads(held_backend):

@@ -128,3 +128,13 @@ def test_presenter_style_configures_both_charts():
     for spec in (throughput, speedup):
         assert spec["config"]["axis"]["labelFontSize"] == PRESENTER.text_px
         assert spec["height"] == PRESENTER.plot_height
+
+
+def test_a_log_axis_has_a_readable_grid_that_covers_every_value_drawn():
+    points = sweep_points(sweep_frame(gpu_start=1000.0))  # 1,000 to 64,000 samples/s: within 10^3..10^5
+    (lines,) = sweep_throughput_chart(points).to_dict()["layer"]
+    ticks = lines["encoding"]["y"]["axis"]["values"]
+    assert ticks == [1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000]  # 1-2-5 steps
+
+    with_stored = sweep_throughput_chart(points, stored_frame()).to_dict()["layer"][0]
+    assert with_stored["encoding"]["y"]["axis"]["values"] == [1000, 10_000, 100_000, 1_000_000]  # 250,000 too

@@ -56,9 +56,14 @@ class _PageKey(StrEnum):
     DEVICES_RESOLVED = "devices_resolved"  # set once the session's devices were filled in (link or default)
     SAMPLE_SUGGESTION = "sample_suggestion"  # (what it was made for, lib.estimates.SampleSuggestion), kept as shown
     LINKED_JOB_CHECKED = "linked_job_checked"  # the link's job id this session already tried to adopt
-    TRAIN_MESSAGES = "train_messages"  # (kind, text) messages the Train page shows once
+    JOB_MESSAGES = "job_messages"  # (kind, text) messages the Train or sweep page shows once (ui.job_progress)
     CANCEL_ASKED = "cancel_asked"  # the job id this session pressed Cancel for (its button then says Stopping...)
     GUESS_KEPT = "guess_kept"  # the guess input's text, kept while another page is shown (a widget's is dropped)
+
+    # "Where does the GPU win?" page widgets (lib.sweep)
+    SWEEP_DEVICES = "sweep_devices"  # the devices each batch size trains on
+    SWEEP_BATCHES = "sweep_batches"  # the batch sizes compared
+    SWEEP_START = "sweep_start"  # button: queue the sweep
 
     # Results page widgets
     RESULTS_DATASET = "results_dataset"

@@ -12,11 +12,12 @@ from typing import Any
 
 import pandas as pd
 
+from lib.class_board import model_text
 from lib.comparison import GENERATED_DATA, data_label, run_model_title
 from lib.datasets import DATASETS
 from lib.formatting import DASH
 from lib.hardware import hardware_known, hardware_summary, machine_name
-from lib.presets import Preset
+from lib.presets import PRESETS, Preset
 from lib.spec import SPEC_FIELDS, LayerRow, ModelSpec
 from ui.keys import Key, layer_units_key
 
@@ -225,4 +226,14 @@ def machines_table(runs: pd.DataFrame) -> pd.DataFrame:
             "CPU, RAM and GPUs": [hardware_summary(h) if hardware_known(h) else DASH for h in described],
             "Runs": [machines[name][1] for name in names],
         }
+    )
+
+
+def model_summary(spec: ModelSpec) -> str:
+    """One markdown line naming the model and its training settings (and its preset, if it is one)."""
+    preset = matching_preset(spec, PRESETS)
+    origin = f" (preset: {PRESETS[preset].title})" if preset else ""
+    return (
+        f"**{DATASETS[spec.dataset].title}**, {model_text(spec.hidden_units, spec.hidden_activation)}, "
+        f"{spec.optimizer} (learning rate {spec.learning_rate:g}), batch {spec.batch_size:,}{origin}."
     )

@@ -88,3 +88,17 @@ def page(chromium):
         yield browser_page
     finally:
         context.close()
+
+
+PROJECTOR_SIZE = {"viewport": {"width": 853, "height": 480}, "device_scale_factor": 1.5}  # 1280 x 720 at 150 %
+
+
+@pytest.fixture
+def projector(chromium):
+    """A fresh page in a projector's window: 1280 x 720 at 150 % zoom (853 x 480 CSS px at 1.5)."""
+    context = chromium.new_context(**PROJECTOR_SIZE)
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

@@ -22,7 +22,7 @@ from playwright.sync_api import Page, expect
 from lib.links import PRESENTER_PARAM
 from lib.presets import PRESETS
 from lib.store import RunStore
-from tests.browser.conftest import PAGE_TIMEOUT_MS, RUNS_DB_NAME, streamlit_server
+from tests.browser.conftest import RUNS_DB_NAME, streamlit_server
 from tests.browser.test_browser_projector import (
     CHART,
     CHART_SVG,
@@ -32,7 +32,6 @@ from tests.browser.test_browser_projector import (
     PAGES,
     SCREENSHOTS,
     SCRIPT_DONE,
-    SIZES,
     TEXT_SLACK_PX,
     PageVisit,
     compare_generated_run_and_measure,
@@ -46,7 +45,6 @@ from ui.presenter import PRESENTER_FONT_PX
 
 pytestmark = pytest.mark.browser
 
-PROJECTOR = SIZES["projector"]  # 853 x 480 CSS px at 1.5: 1280 x 720 at 150 % zoom
 STREAMLIT_FONT_PX = 16  # Streamlit's own base font size: its body text
 STREAMLIT_SMALL_PX = 14  # Streamlit's captions and page links (0.875 rem): the smallest text on these pages
 GROWTH = PRESENTER_FONT_PX / STREAMLIT_FONT_PX  # 1.25
@@ -103,17 +101,6 @@ def seeded_app_url(tmp_path_factory) -> Iterator[str]:
     seed_runs_with_confusion(RunStore(folder / RUNS_DB_NAME))
     with streamlit_server(folder) as url:
         yield url
-
-
-@pytest.fixture
-def projector(chromium) -> Iterator[Page]:
-    """A fresh page in a projector-sized window."""
-    context = chromium.new_context(**PROJECTOR)
-    context.set_default_timeout(PAGE_TIMEOUT_MS)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 def font_px(page: Page, selector: str) -> float:

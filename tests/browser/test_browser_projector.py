@@ -22,8 +22,9 @@ from lib.device_run import DeviceRun
 from lib.parallel import ALL_GPUS
 from lib.presets import PRESETS
 from lib.store import RunStore
-from tests.browser.conftest import PAGE_TIMEOUT_MS, RUNS_DB_NAME, streamlit_server
+from tests.browser.conftest import PAGE_TIMEOUT_MS, PROJECTOR_SIZE, RUNS_DB_NAME, streamlit_server
 from tests.conftest import REPO_ROOT
+from tests.helpers.sweeps import store_sweep
 from ui.keys import Key
 
 pytestmark = pytest.mark.browser
@@ -43,7 +44,7 @@ MIN_CHART_WIDTH_PX = 250  # CSS px: narrower, a chart's axes and title crowd int
 TEXT_SLACK_PX = 4  # CSS px a text's box may reach past the chart's edge without losing ink (rotated axis titles)
 
 SIZES = {
-    "projector": {"viewport": {"width": 853, "height": 480}, "device_scale_factor": 1.5},  # 1280 x 720 at 150 %
+    "projector": PROJECTOR_SIZE,  # 1280 x 720 at 150 %
     "desktop": {"viewport": {"width": 1400, "height": 1000}, "device_scale_factor": 1},
 }
 
@@ -66,9 +67,17 @@ CUT_CHART_TEXTS = """slack => [...document.querySelectorAll('svg.marks')].flatMa
 })"""
 
 
+# A CPU and GPU sweep of the Fashion-MNIST seed model: the GPU overtakes the CPU between batch 32 and 128.
+SWEEP_THROUGHPUT = {
+    "cpu:0": {32: 4_000.0, 128: 7_000.0, 512: 9_000.0, 2048: 9_500.0},
+    "gpu:0": {32: 2_500.0, 128: 14_000.0, 512: 60_000.0, 2048: 150_000.0},
+}
+
+
 def seed_runs(store: RunStore) -> None:
-    """A data-parallel job (the scaling charts), a generated-data run and, latest, a CPU vs GPU job."""
+    """A sweep, a data-parallel job (the scaling charts), a generated-data run and, latest, a CPU vs GPU job."""
     tuned, seed = PRESETS["fashion-tuned"].spec, PRESETS["fashion-seed"].spec
+    store_sweep(store, seed, SWEEP_THROUGHPUT, preset="fashion-seed")
     store.record(tuned, device_run("gpu:0", [3.0, 1.0, 1.0]), preset="fashion-tuned", job_id="job-gpus")
     parallel = dataclasses.replace(device_run(ALL_GPUS, [2.0, 0.6, 0.6]), replicas=2)
     store.record(tuned, parallel, preset="fashion-tuned", job_id="job-gpus")
@@ -154,6 +163,7 @@ PAGES = {
     "train": PageVisit(TINY_LINK, "Train", charts=1, code_blocks=0, fill=train_tiny_job),
     # Six comparison charts, the hardware chart and two scaling charts.
     "results": PageVisit("results", "Results", charts=9, code_blocks=0, fill=compare_generated_run_and_measure),
+    "sweep": PageVisit("sweep", "Where does the GPU win?", charts=2, code_blocks=0),  # the stored sweep
     "board": PageVisit("board", "Class board", charts=0, code_blocks=0),
 }
 

@@ -1,0 +1,87 @@
+"""Streamlit-side: a job's live progress and Cancel button, as the Train and sweep pages draw them.
+
+One progress bar per run of the job (`lib.jobs.JobRequest.points`: each device, and in a sweep each device
+at each batch size), with where it is, the time so far and the latest loss. Both pages follow the session's
+one job (`Key.JOB_ID`: a session has one job at a time) and show its messages once (`add_message`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import streamlit as st
+
+from lib.class_board import point_label, progress_fraction, progress_text
+from lib.formatting import format_seconds
+from lib.jobs import JobNotFoundError, JobSnapshot
+from ui import runtime, session
+from ui.keys import Key
+
+TOOK_BACK_MESSAGE = "You took back your request. The run goes on for the other sessions that asked for it."
+
+WAITING_TEXT = "waiting (starting the worker, loading the data)"  # a run with no progress yet
+
+
+def draw_run_progress(job: JobSnapshot) -> None:
+    """One progress bar per run of a running job, in training order."""
+    for point in job.request.points():
+        event = job.latest_progress(point.key)
+        label = point_label(point)
+        if event is None:
+            st.progress(0.0, text=f"`{label}`: {WAITING_TEXT}")
+            continue
+        loss = "" if event.loss is None else f", loss {event.loss:.4f}"
+        st.progress(
+            progress_fraction(event),
+            text=f"`{label}`: {progress_text(event)}, {format_seconds(event.elapsed_s)} elapsed{loss}",
+        )
+
+
+def stopping(job: JobSnapshot) -> bool:
+    """Whether the job is being stopped: this session pressed Cancel for it, or the server asked it to stop."""
+    return job.stop_requested or st.session_state.get(Key.CANCEL_ASKED) == job.id
+
+
+def add_message(kind: str, text: str) -> None:
+    """Keeps a message for the page to show once ("info", "success", "warning" or "error")."""
+    st.session_state[Key.JOB_MESSAGES] = [*st.session_state.get(Key.JOB_MESSAGES, []), (kind, text)]
+
+
+def show_messages() -> None:
+    """Shows (once) the messages kept by `add_message`."""
+    for kind, text in st.session_state.pop(Key.JOB_MESSAGES, []):
+        getattr(st, kind)(text)
+
+
+def cancel(job_id: str) -> None:
+    """Cancel button callback: takes back this session's request (a shared run goes on for the others).
+
+    The session remembers that it asked before the page reruns, so that rerun already draws the button as
+    "Stopping..." and disabled, whatever the job's snapshot says by then.
+    """
+    st.session_state[Key.CANCEL_ASKED] = job_id
+    runner = runtime.runner()
+    owner = session.owner_id()
+    try:
+        runner.cancel(job_id, owner=owner)
+        runner.get(job_id, owner)
+    except JobNotFoundError:  # the run is shared and goes on for the others (or it is gone)
+        st.session_state.pop(Key.JOB_ID, None)
+        session.set_run_settings(replace(session.run_settings(), job_id=None))
+        add_message("info", TOOK_BACK_MESSAGE)
+
+
+def draw_cancel(job: JobSnapshot) -> None:
+    """The cancel button, "Stopping..." and disabled once pressed; for a shared run it stops only this request."""
+    shared = job.requesters > 1
+    if shared:
+        others = job.requesters - 1
+        st.caption(
+            f"{others} other session{'s' if others != 1 else ''} also wait for this run: cancelling takes back "
+            "only your request, and the run goes on for them."
+        )
+    if stopping(job):
+        label, icon = "Stopping...", ":material/hourglass_top:"
+    else:
+        label, icon = ("Cancel my request" if shared else "Cancel"), ":material/stop:"
+    st.button(label, key=Key.CANCEL, icon=icon, disabled=stopping(job), on_click=cancel, args=(job.id,))
