@@ -260,16 +260,17 @@ st.markdown(info.description)
 try:
     dataset = runtime.dataset(name)
 except DatasetUnavailableError as error:
+    dataset = None
     show_generated_stand_in(info, error)
-    st.stop()
 except BackendUnavailableError as error:
+    dataset = None
     st.error(str(error), icon=":material/error:")
-    st.stop()
 
-show_shapes(dataset)
-show_samples(dataset)
-st.subheader("What is in the data")
-show_class_distribution(dataset)
-show_pixel_histogram(dataset)
-show_mean_images(dataset)
-show_preprocessing(dataset)
+if dataset is not None:  # no st.stop(): in lesson mode the router still draws "Next" below the page
+    show_shapes(dataset)
+    show_samples(dataset)
+    st.subheader("What is in the data")
+    show_class_distribution(dataset)
+    show_pixel_histogram(dataset)
+    show_mean_images(dataset)
+    show_preprocessing(dataset)

@@ -221,27 +221,31 @@ def show_results(df, gpu_present: bool) -> None:
         st.dataframe(df, hide_index=True, column_config=MEASURED_COLUMNS)
 
 
+def draw_matmul_race(limits: ServerLimits) -> None:
+    """The live demo: sizes, the race button, and the results once a race has run."""
+    st.subheader("Live demo: a matrix-product race")
+    st.markdown(
+        "Each device multiplies two random N x N matrices: 2·N³ floating-point operations. "
+        f"Every product is run once to warm up, then {REPEATS} times; the median time is kept."
+    )
+    sizes, dtype = choose_sizes(limits)
+    label = f"Run on {', '.join(runtime.device_names())}"
+    if st.button(label, key=Key.MATMUL_RUN, type="primary", icon=":material/play_arrow:"):
+        run_sweep(sizes, dtype, limits)
+    results = st.session_state.get(Key.MATMUL_RESULTS)
+    if results is not None and not results.empty:  # a sweep ran, so the backend is loaded
+        show_results(results, has_gpu(runtime.devices()))
+
+
 st.title("What is a GPU?")
 
 try:
-    limits = load_limits()
+    server_limits = load_limits()
 except LimitConfigError as error:
+    server_limits = None  # no st.stop(): the explanation still shows, and a lesson's "Next" below the page
     st.error(str(error), icon=":material/error:")
-    st.stop()
 
 explain_gpu(usable_cores())
 show_this_machine(runtime.devices())
-
-st.subheader("Live demo: a matrix-product race")
-st.markdown(
-    "Each device multiplies two random N x N matrices: 2·N³ floating-point operations. "
-    f"Every product is run once to warm up, then {REPEATS} times; the median time is kept."
-)
-sizes, dtype = choose_sizes(limits)
-label = f"Run on {', '.join(runtime.device_names())}"
-if st.button(label, key=Key.MATMUL_RUN, type="primary", icon=":material/play_arrow:"):
-    run_sweep(sizes, dtype, limits)
-
-results = st.session_state.get(Key.MATMUL_RESULTS)
-if results is not None and not results.empty:  # a sweep ran, so the backend is loaded
-    show_results(results, has_gpu(runtime.devices()))
+if server_limits is not None:
+    draw_matmul_race(server_limits)

@@ -254,29 +254,8 @@ def draw_hardware(compared, stored: list[StoredRun], series: dict[str, str], sty
         st.markdown(f"**{row.series}**{compile_share}: {verdict}")
 
 
-try:
-    store = runtime.store()
-    all_runs = store.runs()
-except StoreError as error:
-    st.error(f"The run history cannot be read: {error}", icon=":material/error:")
-    st.stop()
-
-if all_runs.empty:
-    st.info("No runs yet. Build a model and train it: its timings appear here.", icon=":material/info:")
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/play_arrow:")
-    st.stop()
-
-style = presenter.chart_style()  # the presenter view's: each chart's drawing fits one projector screen
-filters = draw_filters(all_runs)
-runs = store.runs(**filters)
-draw_comparison(store, runs, style)
-scaling = scaling_frame(runs)
-if not scaling.empty:
-    epoch_chart, efficiency_chart = scaling_charts(scaling, style)
-    chart_box(epoch_chart, "Data parallel (all GPUs): each GPU trains on its share of every batch.")
-    chart_box(efficiency_chart, "Efficiency = speedup / GPUs; 100% would mean twice the GPUs halve the epoch.")
-
-if len(run_machines(all_runs)) > 1:
+def draw_machines(runs: pd.DataFrame) -> None:
+    """The machines that ran the listed runs (drawn when runs come from several)."""
     with st.container(border=True):
         st.markdown("**Machines**")
         st.dataframe(machines_table(runs), hide_index=True, width="stretch")
@@ -285,31 +264,69 @@ if len(run_machines(all_runs)) > 1:
             "each under Compare runs (their names then say the machine), or keep one machine with the filter."
         )
 
-with st.container(border=True):
-    st.markdown(f"**Run history** ({len(runs):,} of {len(all_runs):,} runs)")
-    seconds = st.column_config.NumberColumn(format="%.2f")
-    st.dataframe(
-        history_table(runs),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "Run": st.column_config.NumberColumn(format="#%d"),
-            "Date (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-            "Total (s)": seconds,
-            "Epoch 1 (s)": seconds,
-            "Later epochs (s)": seconds,
-            "Samples/s": st.column_config.NumberColumn(format="%.0f"),
-        },
-    )
-    st.caption(
-        "One row per device run, newest first. Failed and cancelled runs say why in the CSV's error column. "
-        f"Runs on generated data show no accuracy ({GENERATED_ACCURACY_NOTE}); the CSV leaves it empty."
-    )
-    st.download_button(
-        "Download CSV",
-        data=store.to_csv_bytes(**filters),
-        file_name="runs.csv",
-        mime="text/csv",
-        key=Key.RESULTS_DOWNLOAD,
-        icon=":material/download:",
-    )
+
+def draw_history(store: RunStore, runs: pd.DataFrame, total: int, filters: dict) -> None:
+    """The filtered run history, newest first, and its CSV download."""
+    with st.container(border=True):
+        st.markdown(f"**Run history** ({len(runs):,} of {total:,} runs)")
+        seconds = st.column_config.NumberColumn(format="%.2f")
+        st.dataframe(
+            history_table(runs),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "Run": st.column_config.NumberColumn(format="#%d"),
+                "Date (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+                "Total (s)": seconds,
+                "Epoch 1 (s)": seconds,
+                "Later epochs (s)": seconds,
+                "Samples/s": st.column_config.NumberColumn(format="%.0f"),
+            },
+        )
+        st.caption(
+            "One row per device run, newest first. Failed and cancelled runs say why in the CSV's error column. "
+            f"Runs on generated data show no accuracy ({GENERATED_ACCURACY_NOTE}); the CSV leaves it empty."
+        )
+        st.download_button(
+            "Download CSV",
+            data=store.to_csv_bytes(**filters),
+            file_name="runs.csv",
+            mime="text/csv",
+            key=Key.RESULTS_DOWNLOAD,
+            icon=":material/download:",
+        )
+
+
+def draw_results(store: RunStore, all_runs: pd.DataFrame) -> None:
+    """The filters, the charts of the compared runs, the machines and the run history."""
+    style = presenter.chart_style()  # the presenter view's: each chart's drawing fits one projector screen
+    filters = draw_filters(all_runs)
+    runs = store.runs(**filters)
+    draw_comparison(store, runs, style)
+    scaling = scaling_frame(runs)
+    if not scaling.empty:
+        epoch_chart, efficiency_chart = scaling_charts(scaling, style)
+        chart_box(epoch_chart, "Data parallel (all GPUs): each GPU trains on its share of every batch.")
+        chart_box(efficiency_chart, "Efficiency = speedup / GPUs; 100% would mean twice the GPUs halve the epoch.")
+    if len(run_machines(all_runs)) > 1:
+        draw_machines(runs)
+    draw_history(store, runs, len(all_runs), filters)
+
+
+def read_runs() -> tuple[RunStore, pd.DataFrame] | None:
+    """The run store and every run in it; None (and why, on the page) when it cannot be read."""
+    try:
+        store = runtime.store()
+        return store, store.runs()
+    except StoreError as error:
+        st.error(f"The run history cannot be read: {error}", icon=":material/error:")
+        return None
+
+
+# No st.stop() below: in lesson mode the router draws "Next" after the page, whatever it showed.
+stored = read_runs()
+if stored is not None and stored[1].empty:
+    st.info("No runs yet. Build a model and train it: its timings appear here.", icon=":material/info:")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/play_arrow:")
+elif stored is not None:
+    draw_results(*stored)

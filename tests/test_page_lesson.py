@@ -179,3 +179,15 @@ def test_the_lesson_form_writes_a_link_that_opens_that_lesson(quiet_server):
     assert student.title[0].value == "Build a model"
     assert student.select_slider(key=Key.BATCH_SIZE).disabled
     assert student.session_state[Key.MODEL_SPEC] == cifar
+
+
+def test_pages_that_show_nothing_more_still_lead_on_in_a_lesson(quiet_server, runs_db, keras_home, monkeypatch):
+    monkeypatch.setenv("GPUX_DATA_DIR", str(runs_db.parent / "no-datasets"))  # CIFAR-10 is not on this server
+    at = open_app({"lesson": "1"}, page="results")  # an empty run store: "No runs yet", nothing more to draw
+    assert any("No runs yet" in info.value for info in at.info)
+    assert page_links(at)[-1] == f"Next: 6. {LESSON_STEPS[5].title}"
+
+    at = open_app({"lesson": "1"}, page="datasets")
+    at.selectbox(key=Key.DATASET).set_value("cifar10").run()
+    assert not at.exception
+    assert page_links(at)[-1] == f"Next: 3. {LESSON_STEPS[2].title}"
