@@ -525,9 +525,8 @@ st.markdown(f"Model: {model_summary(spec)}")
 st.page_link("app_pages/build.py", label="Change the model", icon=":material/construction:")
 if not has_gpu(runtime.devices()):
     st.info(
-        "This server has no GPU, so every run here is on the CPU. You can still compare: train the same model "
-        "at batch 32 and at batch 1,024 (Build page), or with the tuned preset, and put the runs side by side "
-        "on the Results page.",
+        "This server has no GPU, so every run here is on the CPU. You can still compare: *Where does the GPU "
+        "win?* trains this model at several batch sizes in one click, and says what a GPU would change.",
         icon=":material/info:",
     )
 
