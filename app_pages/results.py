@@ -54,6 +54,7 @@ from lib.parallel import scaling_frame
 from lib.store import RunStore, StoredRun, StoreError
 from lib.take_home import stored_runs
 from ui import presenter, runtime
+from ui.cost import draw_costs
 from ui.keys import Key
 from ui.page_data import history_table, machines_table, run_filters, run_label, run_machines
 from ui.take_home import draw_take_home
@@ -156,6 +157,7 @@ def draw_comparison(store: RunStore, runs, style: ChartStyle) -> None:
     if gap:
         with st.container(border=True):
             st.markdown(gap)
+    draw_costs(compared)
     chart_box(epoch_time_chart(epochs, style), epoch_time_caption(summary))
     chart_box(training_curve_chart(epochs, "train_loss", style), loss_caption(epochs, compared))
     if not summary.empty and summary["synthetic"].all():

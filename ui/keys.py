@@ -78,6 +78,7 @@ class _PageKey(StrEnum):
     RESULTS_NOTEBOOK = "results_notebook"  # download: the compared runs as a notebook
     RESULTS_TAKE_HOME_RUNS = "results_take_home_runs"  # which settings group of the compared runs they reproduce
     RESULTS_LEARNED_RUN = "results_learned_run"  # the compared run whose confusion matrix is drawn
+    RESULTS_COSTS = "results_costs"  # the "What it costs" box (lib.cost); its inputs: price_key(kind)
 
     # Lesson mode (lib.lesson, ui.lesson)
     LESSON = "lesson"  # session state: the session's lib.lesson.Lesson, None outside lesson mode
@@ -120,3 +121,8 @@ Key.__doc__ = """Keys of widgets and session-state entries, the spec fields' Bui
 def layer_units_key(index: int) -> str:
     """Returns the key of the Build page's units input for hidden layer `index` (0-based)."""
     return f"{Key.LAYER_UNITS}_{index + 1}"
+
+
+def price_key(kind: str) -> str:
+    """Returns the key of the Results page's price input for one kind of device ("cpu", "gpu")."""
+    return f"{Key.RESULTS_COSTS}_{kind}"

@@ -1,0 +1,63 @@
+"""AppTest of the Results page's "What it costs": each compared run priced per hour, the cheapest named."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from lib.device_run import DeviceRun
+from lib.presets import PRESETS
+from lib.store import RunStore
+from tests.conftest import REPO_ROOT
+from ui.cost import server_prices
+from ui.keys import price_key
+
+APP = str(REPO_ROOT / "streamlit_app.py")
+
+
+def timed_run(device: str, epoch_s: list[float]) -> DeviceRun:
+    run = DeviceRun(device, "jax", synthetic=False, num_train=6000)
+    run.set_epoch_times(epoch_s)
+    return run
+
+
+def open_results() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("app_pages/results.py").run()
+    assert not at.exception
+    return at
+
+
+def cost_caption(at: AppTest) -> str:
+    return next(caption.value for caption in at.caption if caption.value.startswith("Cheapest:"))
+
+
+def test_a_cpu_and_gpu_job_is_priced_at_the_example_prices_then_at_the_users(runs_db, monkeypatch):
+    for name in ("GPUX_PRICE_CPU_PER_HOUR", "GPUX_PRICE_GPU_PER_HOUR", "GPUX_PRICE_CURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    server_prices.clear()  # read once per server process: this test's server starts now
+    store = RunStore()
+    seed = PRESETS["fashion-seed"].spec
+    store.record(seed, timed_run("cpu:0", [40.0, 30.0, 30.0]), preset="fashion-seed", job_id="job-a")  # 100 s
+    store.record(seed, timed_run("gpu:0", [4.0, 3.0, 3.0]), preset="fashion-seed", job_id="job-a")  # 10 s
+
+    at = open_results()
+    # Example prices: CPU 0.10/h for 100 s = 0.00278; GPU 2.50/h for 10 s = 0.00694: the CPU is cheaper.
+    assert cost_caption(at).startswith("Cheapest: cpu:0, 0.00278 USD for its training. Dearest: gpu:0, 2.5x that.")
+    assert "example prices" in cost_caption(at)
+
+    at.number_input(key=price_key("gpu")).set_value(0.5).run()
+    assert not at.exception
+    assert cost_caption(at).startswith("Cheapest: gpu:0, 0.00139 USD")
+    assert "your prices" in cost_caption(at)
+
+
+def test_a_wrong_price_setting_says_so_and_the_rest_of_the_page_stays(runs_db, monkeypatch):
+    monkeypatch.setenv("GPUX_PRICE_GPU_PER_HOUR", "lots")
+    server_prices.clear()
+    RunStore().record(PRESETS["fashion-seed"].spec, timed_run("cpu:0", [2.0, 1.0]), job_id="job-b")
+
+    at = open_results()
+
+    assert any("GPUX_PRICE_GPU_PER_HOUR" in error.value for error in at.error)
+    assert at.get("vega_lite_chart")
+    server_prices.clear()
