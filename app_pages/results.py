@@ -39,6 +39,7 @@ from lib.comparison import (
     loss_caption,
     outside_epochs_by_run,
     preset_title,
+    run_names,
     sample_caption,
     samples_caption,
     throughput_caption,
@@ -47,12 +48,16 @@ from lib.comparison import (
     train_accuracy_caption,
 )
 from lib.datasets import DATASETS, DatasetUnavailableError
-from lib.diagnosis import assess, efficiency_frame
+from lib.diagnosis import assess, efficiency_frame, roofline_frames
 from lib.eda import enlarge
+from lib.energy import energy_caption, energy_table
 from lib.hardware import machine_name, ran_here
 from lib.parallel import scaling_frame
+from lib.roofline import roofline_caption
+from lib.roofline_charts import roofline_chart
 from lib.store import RunStore, StoredRun, StoreError
 from lib.take_home import stored_runs
+from lib.time_to_target import target_caption, target_frame
 from ui import presenter, runtime
 from ui.cost import draw_costs
 from ui.keys import Key
@@ -60,6 +65,15 @@ from ui.page_data import history_table, machines_table, run_filters, run_label, 
 from ui.take_home import draw_take_home
 
 IMAGE_ENLARGE = 3  # 28 px -> 84 px, 32 px -> 96 px on screen, as on the Datasets page
+ENERGY_TABLE_HEADINGS = {  # lib.energy.energy_table column -> the table's heading
+    "series": "Run",
+    "device": "Device",
+    "energy_j": "Energy (J)",
+    "steady_epoch_j": "Per later epoch (J)",
+    "above_idle_j": "Above idle (J)",
+    "idle_w": "Idle draw (W)",
+    "how": "How",
+}
 
 st.title("Results")
 st.caption(
@@ -158,6 +172,8 @@ def draw_comparison(store: RunStore, runs, style: ChartStyle) -> None:
         with st.container(border=True):
             st.markdown(gap)
     draw_costs(compared)
+    draw_energy(compared)
+    draw_time_to_target(compared)
     chart_box(epoch_time_chart(epochs, style), epoch_time_caption(summary))
     chart_box(training_curve_chart(epochs, "train_loss", style), loss_caption(epochs, compared))
     if not summary.empty and summary["synthetic"].all():
@@ -170,6 +186,33 @@ def draw_comparison(store: RunStore, runs, style: ChartStyle) -> None:
     draw_learned(compared, series, style)
     draw_take_home(stored, Key.RESULTS_SCRIPT, Key.RESULTS_NOTEBOOK, Key.RESULTS_TAKE_HOME_RUNS)
     draw_hardware(compared, stored, series, style)
+
+
+def draw_energy(compared) -> None:
+    """Each compared run's energy as measured on its machine (NVML, RAPL), or why it was not measured."""
+    table = energy_table(compared, run_names(compared))
+    with st.container(border=True, key=Key.RESULTS_ENERGY):
+        st.markdown("**Energy**")
+        joules = st.column_config.NumberColumn(format="%.1f")
+        st.dataframe(
+            table.rename(columns=ENERGY_TABLE_HEADINGS),
+            hide_index=True,
+            width="stretch",
+            column_config={heading: joules for heading in list(ENERGY_TABLE_HEADINGS.values())[2:6]},
+        )
+        st.caption(energy_caption(table))
+
+
+def draw_time_to_target(compared) -> None:
+    """The compared runs that stopped at a target accuracy: each one's time to it, the first named."""
+    targets = target_frame(compared)
+    if targets.empty:
+        return
+    with st.container(border=True, key=Key.RESULTS_TIME_TO_TARGET):
+        st.markdown("**Time to accuracy**")
+        table = targets.loc[:, ["series", "text"]].rename(columns={"series": "Run", "text": "Time to target"})
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.caption(target_caption(targets))
 
 
 def draw_learned(compared, series: dict[str, str], style: ChartStyle) -> None:
@@ -212,19 +255,15 @@ def draw_sample_predictions(info, samples: list[dict]) -> None:
 
 
 def draw_hardware(compared, stored: list[StoredRun], series: dict[str, str], style: ChartStyle) -> None:
-    """Achieved FLOP/s of each compared run against this server's measured matmul ceiling, with a diagnosis."""
+    """Each compared run under this server's measured roofs (matmul ceiling, memory bandwidth), with a diagnosis."""
     st.subheader("How close to the hardware")
     if st.button("Measure this machine's ceiling", key=Key.RESULTS_MEASURE_CEILING, icon=":material/speed:"):
-        with st.spinner("Timing large matrix products on every device of this server..."):
-            try:
-                runtime.measure_ceilings_once()
-            except CeilingError as error:
-                st.error(f"The ceiling cannot be measured: {error}", icon=":material/error:")
-    ceilings = runtime.measured_ceilings()
+        measure_hardware()
+    ceilings, bandwidths = runtime.measured_ceilings(), runtime.measured_bandwidths()
     if not ceilings:
         st.info(
-            "A run's FLOP/s mean little alone: measure the fastest matrix product this machine can do "
-            "(once per server, shared by every session) to see how close each run came to it.",
+            "A run's FLOP/s mean little alone: measure the fastest matrix product this machine can do and how fast "
+            "its memory moves data (once per server, shared by every session) to see how close each run came to them.",
             icon=":material/info:",
         )
         return
@@ -239,13 +278,11 @@ def draw_hardware(compared, stored: list[StoredRun], series: dict[str, str], sty
     ]
     if not entries:
         return
-    frame = efficiency_frame(entries, ceilings)
-    frame["compile_share_of_run"] = [assess(run, spec, ceilings).compile_share_of_run for _, run, spec in entries]
-    chart_box(
-        hardware_efficiency_chart(frame, style),
-        "Each bar is the run's achieved FLOP/s as a share of its device's fastest matrix product (the dashed "
-        "line): short bars mean time goes to overhead or data movement, not arithmetic.",
-    )
+    frame = efficiency_frame(entries, ceilings, bandwidths)
+    frame["compile_share_of_run"] = [
+        assess(run, spec, ceilings, bandwidths).compile_share_of_run for _, run, spec in entries
+    ]
+    draw_hardware_chart(frame, *roofline_frames(entries, ceilings, bandwidths), style)
     for row in frame.itertuples():
         compile_share = (
             "" if pd.isna(row.compile_share_of_run) else f" · compiling took {row.compile_share_of_run:.0%} of the run"
@@ -254,6 +291,29 @@ def draw_hardware(compared, stored: list[StoredRun], series: dict[str, str], sty
         unmeasured = pd.isna(row.share_of_ceiling) and row.verdict != "compilation"
         verdict = CEILING_NOT_MEASURED if unmeasured else row.diagnosis
         st.markdown(f"**{row.series}**{compile_share}: {verdict}")
+
+
+def measure_hardware() -> None:
+    """Measures this server's matmul ceilings and memory bandwidths (once per process), or says why not."""
+    with st.spinner("Timing large matrix products and memory copies on every device of this server..."):
+        try:
+            runtime.measure_ceilings_once()
+            runtime.measure_bandwidths_once()
+        except CeilingError as error:  # lib.roofline.BandwidthError is one too
+            st.error(f"The ceiling cannot be measured: {error}", icon=":material/error:")
+
+
+def draw_hardware_chart(frame: pd.DataFrame, points: pd.DataFrame, roofs: pd.DataFrame, style: ChartStyle) -> None:
+    """The roofline of the runs whose device has both roofs measured; else the bars of the share of the ceiling."""
+    if points.empty:
+        chart_box(
+            hardware_efficiency_chart(frame, style),
+            "Each bar is the run's achieved FLOP/s as a share of its device's fastest matrix product (the dashed "
+            "line): short bars mean time goes to overhead or data movement, not arithmetic.",
+        )
+        return
+    left_out = [name for name in frame["series"] if name not in set(points["series"])]
+    chart_box(roofline_chart(points, roofs, style), roofline_caption(points, left_out))
 
 
 def draw_machines(runs: pd.DataFrame) -> None:

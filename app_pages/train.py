@@ -38,6 +38,7 @@ from lib.class_board import cluster_problem_text, where_jobs_run
 from lib.datasets import DATASETS, OWNER_FIX_TITLE, available_sources, resolve_locations, unavailable_fix
 from lib.device_run import DeviceRun
 from lib.devices import DeviceNotFoundError, has_gpu
+from lib.energy import run_energy_text
 from lib.estimates import SampleSuggestion, estimate_job, suggest_sample_limit
 from lib.formatting import format_seconds
 from lib.hardware import machine_text
@@ -49,6 +50,7 @@ from lib.presets import PRESETS
 from lib.spec import SpecError, count_params, flops_per_sample
 from lib.store import StoreError
 from lib.take_home import job_runs
+from lib.time_to_target import default_target, target_text
 from ui import lesson, presenter, runtime, session
 from ui.guesses import draw_guess, draw_reveal, keep_guess
 from ui.job_progress import add_message, draw_cancel, draw_run_progress, show_messages, stopping
@@ -227,7 +229,52 @@ def dataset_is_local() -> bool:
     return bool(available_sources(spec.dataset))
 
 
-def start_job(settings: RunSettings, samples: int, synthetic: bool) -> bool:
+def target_unavailable(generated: bool) -> str:
+    """Why this run cannot stop at a target accuracy ("" when it can)."""
+    if generated:
+        return "generated images have random labels"
+    if spec.device_resident:
+        return "it needs model.fit: turn off keeping the data on the device (Build page)"
+    return ""
+
+
+def draw_target(busy: bool, generated: bool) -> float | None:
+    """Time to accuracy: a switch and the target test accuracy (the dataset's default first); None when off.
+
+    The choice is the session's (`Key.TARGET_KEPT`), so it survives a visit to another page.
+    """
+    why_not = target_unavailable(generated)
+    kept = st.session_state.get(Key.TARGET_KEPT)
+    left, right = st.columns(2)
+    on = left.toggle(
+        "Stop at a test accuracy (time to accuracy)",
+        value=kept is not None and not why_not,
+        key=Key.TARGET_ON,
+        disabled=busy or bool(why_not),
+        help="After each epoch the model is evaluated on the test images (its time counts) and training stops "
+        "once the accuracy reaches the target: MLPerf's time to accuracy.",
+    )
+    if why_not:
+        left.caption(f"Not for this run: {why_not}.")
+        return None
+    if not on:
+        st.session_state[Key.TARGET_KEPT] = None
+        return None
+    target = right.number_input(
+        "Target test accuracy",
+        min_value=0.05,
+        max_value=0.99,
+        value=kept or default_target(spec.dataset),
+        step=0.01,
+        format="%.2f",
+        key=Key.TARGET_ACCURACY,
+        disabled=busy,
+    )
+    st.session_state[Key.TARGET_KEPT] = float(target)
+    return float(target)
+
+
+def start_job(settings: RunSettings, samples: int, synthetic: bool, target: float | None = None) -> bool:
     """Sends the session's request to the job runner and remembers the job, or shows why it was refused.
 
     Returns:
@@ -245,6 +292,7 @@ def start_job(settings: RunSettings, samples: int, synthetic: bool) -> bool:
             synthetic=synthetic,
             preset=matching_preset(spec, PRESETS),
             client=client_address(),
+            target_accuracy=target,
         )
     except SpecError:
         problems = refused_spec_problems(spec, limits)
@@ -359,6 +407,7 @@ def draw_settings(settings: RunSettings, samples: int, suggestion: SampleSuggest
         key=Key.SYNTHETIC,
         disabled=busy or not local,
     )
+    target = draw_target(busy, synthetic or not local)
     guess = draw_guess(chosen, training_devices, busy)
     clicked = st.button("Train", key=Key.TRAIN, type="primary", icon=":material/play_arrow:", disabled=busy)
     if not clicked:
@@ -367,7 +416,7 @@ def draw_settings(settings: RunSettings, samples: int, suggestion: SampleSuggest
         st.error(CHANGED_WHILE_CLICKED_MESSAGE, icon=":material/sync_problem:")
     elif guess.problem:
         st.error(f"{guess.problem} Then press Train again.", icon=":material/edit:")
-    elif start_job(settings, samples, synthetic or not local):
+    elif start_job(settings, samples, synthetic or not local, target):
         problem = keep_guess(st.session_state[Key.JOB_ID], guess)
         if problem:
             add_message("warning", problem)
@@ -442,9 +491,19 @@ def result_table(job: JobSnapshot) -> pd.DataFrame:
             "Later epochs (s)": [run.steady_epoch_s for run in job.results],
             "Samples/s": [run.samples_per_s for run in job.results],
             "Test accuracy": [None if run.synthetic else run.test_accuracy for run in job.results],
+            **target_column(job.results),
+            "Energy": [run_energy_text(run.to_dict()) for run in job.results],
             "Note": [run_note(run) for run in job.results],
         }
     )
+
+
+def target_column(runs: tuple[DeviceRun, ...]) -> dict[str, list[str]]:
+    """The "Time to target" column, when the job had a target accuracy."""
+    if not any(run.target_accuracy is not None for run in runs):
+        return {}
+    target = next(run.target_accuracy for run in runs if run.target_accuracy is not None)
+    return {f"Time to {target:.0%}": [target_text(run.to_dict()) for run in runs]}
 
 
 def run_note(run: DeviceRun) -> str | None:

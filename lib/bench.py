@@ -35,6 +35,7 @@ interrupted with Ctrl-C (finished epochs are kept and stored as "cancelled").
     hardware   `lib.hardware.describe_hardware()`: cpu_model, logical_cores, ram_bytes, gpus, ...
     versions   `lib.backend.library_versions()`: python, keras, numpy, tensorflow/jax/torch
     run_ids    the run store ids of the results, in order (empty with --no-store)
+    prices     `lib.cost`: per_hour (device kind -> price), currency, source ("example", "server")
     results    one `DeviceRun.to_dict()` per device, in order, with:
         device                normalised device name, "cpu:0", "gpu:0"
         backend               Keras backend that trained it
@@ -49,6 +50,14 @@ interrupted with Ctrl-C (finished epochs are kept and stored as "cancelled").
         achieved_flops_per_s  training FLOPs per epoch / steady_epoch_s, in FLOP/s (not scaled)
         train_loss, train_accuracy   lists, one value per finished epoch
         test_loss, test_accuracy     on the test samples (null when not evaluated)
+        target_accuracy, held_out_accuracy, target_epoch, time_to_target_s   with --target-accuracy: the
+                              target, the test accuracy after each epoch, the epoch that reached it and the
+                              seconds of epochs 1..that one (evaluation included); null when not reached
+        energy_method, energy_j, energy_epoch_j, energy_above_idle_j, idle_w, energy_note   `lib.energy`: how
+                              the energy was measured ("nvml energy counter", "rapl", "not measured"), joules
+                              of the run and per epoch, above the idle draw, the idle watts, and in words how
+                              (or why not); the numbers are null when not measured
+        price_per_hour, currency, cost   what the run's training time cost at the price of its device kind
         For generated data, train_accuracy and test_accuracy are null: its labels are random, so the
         accuracy is chance, not a score (the run store keeps the measured values).
 Numbers that are not finite (a diverged loss) are written as null. `--csv PATH` writes the same
@@ -69,9 +78,11 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from lib.backend import BackendUnavailableError
+from lib.cost import DevicePrices, PriceConfigError, load_prices, run_cost
 from lib.datasets import DATASETS, DatasetUnavailableError, UnknownDatasetError
 from lib.device_run import DeviceRun, ProgressEvent
 from lib.devices import DeviceNotFoundError
+from lib.energy import run_energy_text
 from lib.hardware import describe_hardware, hardware_summary
 from lib.jobs import JobRequest, LimitError
 from lib.limits import LIMIT_ENV_VARS, LimitConfigError, ServerLimits, load_limits
@@ -79,6 +90,7 @@ from lib.presets import PRESETS, PresetNotFoundError, get_preset
 from lib.requests import check_limits, check_request
 from lib.spec import SPEC_FIELDS, ModelSpec, SpecError, SpecField
 from lib.store import RunStore, StoreError, json_ready
+from lib.time_to_target import target_text
 
 DEFAULT_PRESET = "fashion-seed"
 EXIT_OK = 0
@@ -131,6 +143,8 @@ class Plan:
     sample_limit: int | None
     test_limit: int | None
     store: RunStore | None
+    target_accuracy: float | None = None  # time to accuracy: stop at this test accuracy
+    prices: DevicePrices = field(default_factory=load_prices)  # what a run costs per hour (lib.cost)
     hardware: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     backend: str = ""
@@ -165,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         SpecError,
         LimitError,
         LimitConfigError,
+        PriceConfigError,
         PresetNotFoundError,
         DatasetUnavailableError,
         UnknownDatasetError,
@@ -205,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--limit", type=_positive_int, metavar="N", help="training samples to use (default: all)")
     what.add_argument(
         "--test-limit", type=_non_negative_int, metavar="N", help="test samples to evaluate (0 skips; default: all)"
+    )
+    what.add_argument(
+        "--target-accuracy",
+        type=_fraction,
+        metavar="A",
+        help="time to accuracy: evaluate after each epoch and stop at this test accuracy (e.g. 0.85)",
     )
     what.add_argument(
         "--synthetic",
@@ -250,12 +271,20 @@ def make_plan(args: argparse.Namespace) -> Plan:
 
     Raises:
         UsageError, SpecError, LimitError, PresetNotFoundError, DatasetUnavailableError, StoreError,
-        LimitConfigError, DeviceNotFoundError, BackendUnavailableError: a bad argument or an unusable setting.
+        LimitConfigError, PriceConfigError, DeviceNotFoundError, BackendUnavailableError: a bad argument or an
+        unusable setting.
     """
     preset = get_preset(args.preset)
     spec = spec_from_args(preset.spec, args)
     limits = load_limits()
-    request = JobRequest(spec, (), _sample_limit(args.limit, spec.dataset, limits), args.test_limit, args.synthetic)
+    request = JobRequest(
+        spec,
+        (),
+        _sample_limit(args.limit, spec.dataset, limits),
+        args.test_limit,
+        args.synthetic,
+        target_accuracy=args.target_accuracy,
+    )
     check_limits(request, limits)
     for path in (args.json, args.csv):
         _check_output_path(path)
@@ -277,6 +306,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         hardware=describe_hardware(devices),
         versions=library_versions(),
         backend=backend_name(),
+        target_accuracy=request.target_accuracy,
+        prices=load_prices(),
     )
 
 
@@ -417,6 +448,11 @@ def format_run_table(run: DeviceRun, spec: ModelSpec) -> str:
             f"  test accuracy  {run.test_accuracy:.4f} (loss {_number(run.test_loss, '.4f')}, "
             f"{run.num_test:,} test samples)"
         )
+    if run.target_accuracy is not None:
+        lines.append(f"  time to {run.target_accuracy:.0%}    {target_text(run.to_dict())}")
+    lines.append(f"  energy         {run_energy_text(run.to_dict())}")
+    if run.energy_j is not None and run.energy_above_idle_j is not None:
+        lines.append(f"                 {run.energy_above_idle_j:,.0f} J above the idle draw of {run.idle_w:.1f} W")
     return "\n".join(lines)
 
 
@@ -487,7 +523,12 @@ def results_document(plan: Plan, runs: Sequence[DeviceRun], run_ids: Sequence[in
             "hardware": plan.hardware,
             "versions": plan.versions,
             "run_ids": list(run_ids),
-            "results": [reported_run(run) for run in runs],
+            "prices": {
+                "per_hour": dict(plan.prices.per_hour),
+                "currency": plan.prices.currency,
+                "source": plan.prices.source,
+            },
+            "results": [reported_run(run, plan.prices) for run in runs],
         }
     )
 
@@ -500,11 +541,13 @@ def data_fields(spec: ModelSpec, synthetic: bool) -> dict[str, str | None]:
     }
 
 
-def reported_run(run: DeviceRun) -> dict[str, Any]:
-    """Returns `run.to_dict()` as the outputs report it: for generated data, no accuracy (random labels)."""
+def reported_run(run: DeviceRun, prices: DevicePrices) -> dict[str, Any]:
+    """Returns `run.to_dict()` as the outputs report it, with its cost; for generated data, no accuracy."""
     reported = run.to_dict()
     if run.synthetic:
         reported.update(dict.fromkeys(GENERATED_ACCURACY_FIELDS))
+    price = prices.for_device(run.device, run.replicas)
+    reported.update(price_per_hour=price, currency=prices.currency, cost=run_cost(run.total_s, price))
     return reported
 
 
@@ -516,11 +559,12 @@ def results_csv_rows(plan: Plan, runs: Sequence[DeviceRun]) -> list[dict[str, An
     rows = []
     for run in runs:
         data = data_fields(plan.spec, run.synthetic)
-        row = {"preset": plan.preset, **plan.spec.to_dict(), **data, **reported_run(run)}
+        row = {"preset": plan.preset, **plan.spec.to_dict(), **data, **reported_run(run, plan.prices)}
         row["hidden_units"] = json.dumps(list(plan.spec.hidden_units))
         row["extra"] = json.dumps(plan.spec.extra)
-        for name in ("epoch_s", "train_loss", "train_accuracy", "confusion", "sample_predictions"):
-            row[name] = None if row[name] is None else json.dumps(json_ready(row[name]))
+        for name, value in row.items():  # lists per epoch, the confusion matrix, ...: JSON text in one cell
+            if isinstance(value, list | dict):
+                row[name] = json.dumps(json_ready(value))
         rows.append(row)
     return rows
 
@@ -538,6 +582,16 @@ def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of 1 or more")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1, e.g. 0.85")
     return value
 
 
@@ -634,6 +688,7 @@ def _train(plan: Plan, progress: ProgressPrinter | None, stop_requested) -> list
         test_limit=plan.test_limit,
         progress=progress,
         should_stop=stop_requested,
+        target_accuracy=plan.target_accuracy,
     )
 
 

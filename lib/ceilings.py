@@ -194,7 +194,7 @@ def _jax_timer(jax, device: str) -> Callable[[int, str, int], list[float]]:
     import jax.numpy as jnp
 
     kind, _, index = device.partition(":")
-    target = _jax_device(jax, kind, int(index or 0))
+    target = jax_device(jax, kind, int(index or 0))
 
     def time_products(n: int, precision: str, count: int) -> list[float]:
         dtype = jnp.bfloat16 if precision == "bfloat16" else jnp.float32
@@ -214,7 +214,12 @@ def _jax_timer(jax, device: str) -> Callable[[int, str, int], list[float]]:
     return time_products
 
 
-def _jax_device(jax, kind: str, index: int):
+def jax_device(jax, kind: str, index: int):
+    """The JAX device of a normalised name's kind and index ("gpu", 0), for timings through JAX itself.
+
+    Raises:
+        CeilingError: JAX has no device of that kind, or none with that index.
+    """
     try:
         devices = jax.devices(kind)
     except RuntimeError as error:  # JAX raises this when no backend of that kind exists

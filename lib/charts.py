@@ -7,6 +7,7 @@ With `lib/sweep_charts.py` (the sweep's charts), the only `lib` modules that imp
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -25,6 +26,7 @@ MIN_BAR_ROW_PX = 20  # px of a bar's row when every name fits one line (Vega-Lit
 HEATMAP_ROW_PX = 30  # px of each class's row of the confusion matrix, room for its count
 PRESENTER_VIEWPORT_PX = (853, 480)  # CSS px (width, height) of a 1280 x 720 projector with the browser at 150 % zoom
 INK = "#000000"  # the presenter view's text, axes and reference lines: black on white
+LOG_TICK_STEPS = (1, 2, 5)  # a log axis's ticks per power of ten when it spans few of them (else 1 only)
 GRID_GREY = "#767676"  # the presenter view's grid: the lightest grey that keeps 4.5:1 contrast on white
 
 AnyChart = TypeVar("AnyChart", alt.Chart, alt.LayerChart)
@@ -115,6 +117,20 @@ def styled(chart: AnyChart, style: ChartStyle) -> AnyChart:
         .configure_point(size=style.point_size)
         .configure_rule(strokeWidth=style.stroke_px / 2)
     )
+
+
+def log_ticks(values: pd.Series) -> list[float]:
+    """The ticks (and grid lines) of a log axis: 1-2-5 steps over a span of up to two powers of ten, else 1s.
+
+    Give them as the axis' `values`: Vega's own ticks on a log scale are one per 1..9 x 10^k, a grid too dense
+    to read on a projector.
+    """
+    finite = [float(value) for value in values if math.isfinite(value) and value > 0]
+    if not finite:
+        return []
+    low, high = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
+    steps = LOG_TICK_STEPS if high - low <= 2 else (1,)
+    return [step * 10.0**power for power in range(low, high + 1) for step in steps]
 
 
 def chart_title(text: str, subtitle: str = "") -> alt.TitleParams:

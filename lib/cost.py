@@ -59,6 +59,10 @@ class DevicePrices:
         price = self.per_hour.get(str(device).partition(":")[0].lower())
         return None if price is None else price * max(int(replicas), 1)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The prices as JSON-ready plain data: per_hour, currency, source."""
+        return {"per_hour": dict(self.per_hour), "currency": self.currency, "source": self.source}
+
     def with_price(self, kind: str, price: float) -> DevicePrices:
         """The same prices with one kind's changed by the user (`source` "yours")."""
         return replace(self, per_hour={**self.per_hour, kind: check_price(price, kind)}, source="yours")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -57,6 +57,18 @@ class DeviceRun:
     test_accuracy: float | None = None
     replicas: int = 1  # devices that trained together: 1, or N for data parallel over N devices ("gpu:all")
     sweep_batch: int = 0  # a sweep's point (`lib.sweep`): the batch size it trained with; 0 in an ordinary job
+    # Time to accuracy (`JobRequest.target_accuracy`): held-out accuracy after each epoch, evaluation timed.
+    target_accuracy: float | None = None  # the test accuracy the run stops at; None: it trains every epoch
+    held_out_accuracy: list[float] = field(default_factory=list)  # test accuracy after each epoch (with a target)
+    target_epoch: int | None = None  # the epoch that reached the target; None: not reached (or no target)
+    time_to_target_s: float | None = None  # epochs 1..target_epoch, their evaluation included
+    # Energy (`lib.energy`), measured or not at all: `energy_method` says how, `energy_note` why not.
+    energy_method: str = ""  # "nvml energy counter", "nvml sampled power", "rapl", "not measured"; "" for old runs
+    energy_j: float | None = None  # joules of the run's epochs, idle power included
+    energy_epoch_j: list[float] | None = None  # joules per epoch (short epochs share a window of at least 1 s)
+    energy_above_idle_j: float | None = None  # energy_j less the idle power over the same time
+    idle_w: float | None = None  # the device's idle power, measured just before training
+    energy_note: str = ""  # how it was measured, or why it was not, in words
     # Real data only (generated labels are random); empty for older runs, which did not keep them.
     confusion: list[list[int]] = field(default_factory=list)  # test images per [true class][predicted class]
     sample_predictions: list[dict[str, int]] = field(default_factory=list)  # {"index", "true", "predicted"}
@@ -83,6 +95,29 @@ class DeviceRun:
             if flops_per_epoch is not None:
                 self.achieved_flops_per_s = flops_per_epoch / self.steady_epoch_s
 
+    def set_target(self, target_accuracy: float, held_out_accuracy: Sequence[float]) -> None:
+        """Keeps the held-out accuracy after each epoch and when (if at all) it reached the target.
+
+        Call after `set_epoch_times`: the time to target is the sum of the epochs up to the first one whose
+        accuracy reached `target_accuracy` (each epoch's time includes its evaluation). Accuracies of epochs
+        that were not timed (a cancel inside the epoch) are dropped.
+        """
+        self.target_accuracy = float(target_accuracy)
+        self.held_out_accuracy = [float(accuracy) for accuracy in held_out_accuracy][: len(self.epoch_s)]
+        reached = next((i for i, acc in enumerate(self.held_out_accuracy) if acc >= target_accuracy), None)
+        if reached is None:
+            self.target_epoch, self.time_to_target_s = None, None
+            return
+        self.target_epoch = reached + 1
+        self.time_to_target_s = sum(self.epoch_s[: reached + 1])
+
+    def set_energy(self, energy: Mapping[str, Any]) -> None:
+        """Keeps `lib.energy.energy_fields` output: how the energy was measured and the joules, or why not."""
+        for name in ENERGY_FIELDS:
+            setattr(self, name, energy.get(name))
+        self.energy_method = self.energy_method or ""
+        self.energy_note = self.energy_note or ""
+
     @property
     def key(self) -> str:
         """What tells this run apart from the job's others (`run_key`): its device, and a sweep's batch size."""
@@ -97,6 +132,9 @@ class DeviceRun:
         """Builds a run from `to_dict` output, ignoring unknown keys."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+ENERGY_FIELDS = ("energy_method", "energy_j", "energy_epoch_j", "energy_above_idle_j", "idle_w", "energy_note")
 
 
 def run_key(device: str, sweep_batch: int = 0) -> str:

@@ -14,6 +14,11 @@ The diagnosis is read from numbers only, in this order (thresholds below, with t
    `LOW_SHARE` of the ceiling, so time goes to copying and reading data, not to multiplying;
 5. otherwise part of each step is overhead, and the hint is the same as in 3, milder.
 
+Where the device's memory bandwidth is measured too (`lib.roofline`), rules 2 to 5 give way to the roofline,
+which knows what the run's arithmetic intensity allows rather than guessing from thresholds: the run is
+compute-bound or memory-bound by the lower of its device's two roofs at its intensity, and overhead-bound
+when it reaches less than `lib.roofline.OVERHEAD_SHARE` of that roof. Rule 1 still comes first.
+
 Each diagnosis says its figures in plain words too: what the share of the ceiling means for one training step
 (multiplying matrices, or waiting for Python or for data), in milliseconds rather than microseconds where it can.
 
@@ -29,6 +34,16 @@ from typing import Any
 import pandas as pd
 
 from lib.ceilings import Ceiling, device_type, find_ceiling
+from lib.roofline import BOUNDS as ROOFLINE_BOUNDS
+from lib.roofline import (
+    Bandwidth,
+    RooflinePoint,
+    arithmetic_intensity,
+    find_bandwidth,
+    points_frame,
+    roofline_point,
+    roofs_frame,
+)
 
 COMPILE_DOMINATES_SHARE = 0.5  # compilation is at least half the run: more epochs amortise it
 CLOSE_SHARE = 0.5  # half the matrix-product ceiling is near the best an MLP step can do (it also has
@@ -64,7 +79,15 @@ EFFICIENCY_COLUMNS = (
 )
 
 
-VERDICTS = ("no timing", "compilation", "close", "overhead", "data movement", "partly overhead")
+VERDICTS = (
+    "no timing",
+    "compilation",
+    "close",
+    "overhead",
+    "data movement",
+    "partly overhead",
+    *ROOFLINE_BOUNDS,  # where the bandwidth is measured: the roofline's labels replace the four above
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +108,7 @@ class Efficiency:
     steps_per_epoch: float | None  # training samples per epoch / batch size
     step_s: float | None  # steady-state wall time of one training step
     ideal_step_s: float | None  # one step's FLOPs at the ceiling: the arithmetic floor of a step
+    roofline: RooflinePoint | None = None  # the run under its device's roofs, where its bandwidth is measured
 
 
 def run_precision(precision: str, backend: str, device: str) -> str:
@@ -121,13 +145,14 @@ def efficiency(run: Any, ceiling: Ceiling | None) -> float | None:
     return achieved / ceiling.flops_per_s
 
 
-def assess(run: Any, spec: Any, ceilings: Sequence[Ceiling]) -> Efficiency:
+def assess(run: Any, spec: Any, ceilings: Sequence[Ceiling], bandwidths: Sequence[Bandwidth] = ()) -> Efficiency:
     """Computes a run's efficiency numbers and its one-line diagnosis.
 
     Args:
         run: A `lib.device_run.DeviceRun`.
         spec: The `lib.spec.ModelSpec` it trained (batch size, precision, steps per execution).
         ceilings: Measured ceilings; those of `run.device` are used.
+        bandwidths: Measured memory bandwidths; where `run.device` has one, the roofline gives the verdict.
 
     Returns:
         The `Efficiency` of the run.
@@ -135,7 +160,11 @@ def assess(run: Any, spec: Any, ceilings: Sequence[Ceiling]) -> Efficiency:
     precision = run_precision(spec.precision, run.backend, run.device)
     ceiling = find_ceiling(ceilings, run.device, precision)
     numbers = _numbers(run, spec, ceiling)
-    steady_verdict, steady_message = _steady_verdict(numbers, precision, spec, ceilings, run.device)
+    point = _roofline(numbers, spec, find_bandwidth(bandwidths, run.device))
+    if point is not None and numbers["step_s"] is not None:
+        steady_verdict, steady_message = _roofline_verdict(point, numbers, precision, spec, ceilings, run.device)
+    else:
+        steady_verdict, steady_message = _steady_verdict(numbers, precision, spec, ceilings, run.device)
     verdict, message = steady_verdict, steady_message
     compile_share = numbers["compile_share_of_run"]
     if compile_share is not None and compile_share >= COMPILE_DOMINATES_SHARE:
@@ -151,27 +180,32 @@ def assess(run: Any, spec: Any, ceilings: Sequence[Ceiling]) -> Efficiency:
         steady_verdict=steady_verdict,
         steady_message=steady_message,
         precision=precision if ceiling else None,
+        roofline=point,
         **numbers,
     )
 
 
-def diagnose(run: Any, spec: Any, ceilings: Sequence[Ceiling]) -> str:
+def diagnose(run: Any, spec: Any, ceilings: Sequence[Ceiling], bandwidths: Sequence[Bandwidth] = ()) -> str:
     """Returns the one-line diagnosis of a run, e.g. 'bound by per-step overhead: try a larger batch...'.
 
     Args:
         run: A `lib.device_run.DeviceRun`.
         spec: The `lib.spec.ModelSpec` it trained.
         ceilings: Measured ceilings; those of `run.device` are used.
+        bandwidths: Measured memory bandwidths; where `run.device` has one, the roofline gives the verdict.
     """
-    return assess(run, spec, ceilings).message
+    return assess(run, spec, ceilings, bandwidths).message
 
 
-def efficiency_frame(entries: Iterable[tuple[str, Any, Any]], ceilings: Sequence[Ceiling]) -> pd.DataFrame:
+def efficiency_frame(
+    entries: Iterable[tuple[str, Any, Any]], ceilings: Sequence[Ceiling], bandwidths: Sequence[Bandwidth] = ()
+) -> pd.DataFrame:
     """Makes the tidy frame of the 'how close to the hardware' chart: achieved vs ceiling per run.
 
     Args:
         entries: (series label, `DeviceRun`, `ModelSpec`) per run, e.g. ("gpu:0 · run 7", run, spec).
         ceilings: Measured ceilings of the devices the runs used.
+        bandwidths: Measured memory bandwidths; the diagnosis of a run whose device has one is the roofline's.
 
     Returns:
         One row per run: series, device, precision, achieved_tflops, ceiling_tflops, share_of_ceiling
@@ -180,7 +214,7 @@ def efficiency_frame(entries: Iterable[tuple[str, Any, Any]], ceilings: Sequence
     """
     rows = []
     for series, run, spec in entries:
-        result = assess(run, spec, ceilings)
+        result = assess(run, spec, ceilings, bandwidths)
         rows.append(
             {
                 "series": series,
@@ -198,6 +232,29 @@ def efficiency_frame(entries: Iterable[tuple[str, Any, Any]], ceilings: Sequence
             }
         )
     return pd.DataFrame(rows, columns=list(EFFICIENCY_COLUMNS))
+
+
+def roofline_frames(
+    entries: Iterable[tuple[str, Any, Any]], ceilings: Sequence[Ceiling], bandwidths: Sequence[Bandwidth]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Makes the roofline chart's frames: the runs as points, and their devices' roofs.
+
+    Args:
+        entries: (series label, `DeviceRun`, `ModelSpec`) per run, as for `efficiency_frame`.
+        ceilings: Measured ceilings of the devices the runs used.
+        bandwidths: Measured memory bandwidths of those devices.
+
+    Returns:
+        `lib.roofline.points_frame` of the runs whose device has both roofs measured (others are left out),
+        and `lib.roofline.roofs_frame` of those points.
+    """
+    labelled = []
+    for series, run, spec in entries:
+        result = assess(run, spec, ceilings, bandwidths)
+        if result.roofline is not None:
+            labelled.append((series, run.device, result.precision, result.roofline))
+    points = points_frame(labelled)
+    return points, roofs_frame(points)
 
 
 def _scaled(value: float | None, factor: float) -> float | None:
@@ -226,6 +283,55 @@ def _numbers(run: Any, spec: Any, ceiling: Ceiling | None) -> dict[str, float | 
         "step_s": step_s,
         "ideal_step_s": ideal_step_s,
     }
+
+
+def _roofline(numbers: dict[str, float | None], spec: Any, bandwidth: Bandwidth | None) -> RooflinePoint | None:
+    """The run under its roofs; None without an achieved speed, a ceiling or a bandwidth."""
+    achieved, compute = numbers["achieved_flops_per_s"], numbers["ceiling_flops_per_s"]
+    if not achieved or not compute or bandwidth is None or bandwidth.bytes_per_s <= 0:
+        return None
+    return roofline_point(achieved, arithmetic_intensity(spec), compute, bandwidth.bytes_per_s)
+
+
+def _roofline_verdict(
+    point: RooflinePoint,
+    numbers: dict[str, float | None],
+    precision: str,
+    spec: Any,
+    ceilings: Sequence[Ceiling],
+    device: str,
+) -> tuple[str, str]:
+    """The steady-state verdict read from the roofline: compute-, memory- or overhead-bound, in plain words."""
+    share, intensity = point.share_of_attainable, point.intensity
+    where = f"at {intensity:,.1f} FLOP per byte, the ridge at {point.ridge_intensity:,.0f}"
+    if point.bound == "overhead-bound":
+        ideal = numbers["step_s"] * share
+        return point.bound, (
+            f"bound by per-step overhead ({share:.1%} of what its roofs allow {where}): each step took "
+            f"{_duration_text(numbers['step_s'])}, but its arithmetic and memory traffic need only "
+            f"{_duration_text(ideal)} at this device's roofs, so the device spent most of each step "
+            f"{OVERHEAD_WORDS[device_type(device)]}; try {OVERHEAD_FIX}"
+        )
+    if point.bound == "memory-bound":
+        above = (
+            ", above its memory roof: the weights stay in the caches, faster than the memory measured"
+            if share >= ABOVE_CEILING_SHARE
+            else ""
+        )
+        return point.bound, (
+            f"memory-bound ({share:.0%} of its memory roof {where}{above}): each byte read or written carries too "
+            "few FLOPs to keep the arithmetic busy; a larger batch reuses each weight for more samples per byte"
+        )
+    if share >= ABOVE_CEILING_SHARE:
+        return point.bound, (
+            f"compute-bound, above its roof ({share:.0%} of the {precision} ceiling): faster than the fastest matrix "
+            "product measured on this device, so that measurement was probably taken while the device was busy; "
+            "measure it again"
+        )
+    return point.bound, (
+        f"compute-bound ({share:.0%} of the {precision} ceiling {where}): the device's arithmetic, not its memory, "
+        "limits each step" + _precision_hint(precision, spec, ceilings, device)
+    )
 
 
 def _steady_verdict(

@@ -40,6 +40,15 @@ import numpy as np
 from lib import device_resident
 from lib.device_run import DeviceRun, ProgressEvent, is_out_of_memory
 from lib.devices import resolve_device
+from lib.energy import (
+    EnergyMeter,
+    EnergyReadError,
+    EnergySource,
+    energy_fields,
+    measure_idle_watts,
+    not_measured,
+    open_energy_source,
+)
 from lib.estimates import trained_samples
 from lib.model import build_model
 from lib.parallel import (
@@ -59,6 +68,7 @@ if TYPE_CHECKING:
 BATCH_EVENT_INTERVAL_S = 0.25  # at most one batch event per this many seconds (should_stop: every step)
 MAX_ERROR_CHARS = 400  # longer error messages are cut for display
 SAMPLE_PREDICTIONS = 12  # test images a run keeps with their predicted and true labels
+IDLE_MEASURE_S = 1.0  # the device's idle power is read over this long before each run (where it can be read)
 
 ProgressCallback = Callable[[ProgressEvent], None]
 StopCheck = Callable[[], bool]
@@ -90,6 +100,7 @@ def train_on_devices(
     test_limit: int | None = None,
     progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
+    target_accuracy: float | None = None,
 ) -> list[DeviceRun]:
     """Trains the spec on each device in turn, with the same seed and data, and times it.
 
@@ -105,6 +116,9 @@ def train_on_devices(
         progress: Receives `ProgressEvent`s: device_start, throttled batch, epoch, device_done.
         should_stop: Polled during training; when it returns True the current device stops (status
             "cancelled", finished epochs kept) and the remaining devices are not started.
+        target_accuracy: Time to accuracy: each epoch ends with an evaluation on the test samples (timed with
+            the epoch), and a device stops once its test accuracy reaches this (`lib.requests` checks that the
+            run has real test data and trains with `model.fit`).
 
     Returns:
         One `DeviceRun` per requested device, in order. A device that fails (out of memory, say) gets
@@ -123,7 +137,11 @@ def train_on_devices(
         if should_stop is not None and should_stop():
             runs.append(_not_started(device, data, progress))
         else:
-            runs.append(train_on_device(spec, data, device, progress=progress, should_stop=should_stop))
+            runs.append(
+                train_on_device(
+                    spec, data, device, progress=progress, should_stop=should_stop, target_accuracy=target_accuracy
+                )
+            )
     return runs
 
 
@@ -174,6 +192,7 @@ def train_on_device(
     *,
     progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
+    target_accuracy: float | None = None,
 ) -> DeviceRun:
     """Builds a fresh model on one device, trains and evaluates it, and returns its timings.
 
@@ -183,6 +202,7 @@ def train_on_device(
         device: A present, normalised device name ("cpu:0").
         progress: Receives this device's `ProgressEvent`s.
         should_stop: Polled during training; True cancels this device.
+        target_accuracy: Stop once the test accuracy after an epoch reaches this (see `train_on_devices`).
 
     Returns:
         The run; status "failed" (with the reason) instead of raising when training breaks.
@@ -205,15 +225,21 @@ def train_on_device(
         progress=progress,
         should_stop=should_stop,
     )
+    target = TargetStop(target_accuracy) if target_accuracy is not None and len(data.x_test) else None
+    timer.energy, close_energy = energy_meter(device)
     timer.emit("device_start", epoch=0)
     try:
-        _fit_and_evaluate(spec, data, device, timer, run)
+        _fit_and_evaluate(spec, data, device, timer, run, target)
     except Exception as error:  # any failure of one device must not stop the others
         run.status = "failed"
         run.error = describe_failure(error, device)
     finally:
+        close_energy()
         keras.utils.clear_session()
     _fill_timings(run, timer, spec, data)
+    run.set_energy(energy_fields(timer.energy.result()))
+    if target is not None:
+        run.set_target(target.target, target.accuracies)
     if timer.cancelled and run.status == "done":
         run.status = "cancelled"
         run.error = f"Cancelled after {len(timer.epoch_s)} of {spec.epochs} epochs."
@@ -221,13 +247,16 @@ def train_on_device(
     return run
 
 
-def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: EpochTimer, run: DeviceRun) -> None:
+def _fit_and_evaluate(
+    spec: ModelSpec, data: TrainingData, device: str, timer: EpochTimer, run: DeviceRun, target: TargetStop | None
+) -> None:
     resident = uses_device_resident_loop(spec, run.backend)
     replicas = replica_devices(device) if run.replicas > 1 else [device]
     # The device-resident loop replicates the weights itself: build on the first replica, with no distribution.
     with device_scope(replicas[0] if resident else device):
         model = build_model(spec, data.image_shape, data.num_classes)
         if resident:
+            timer.energy.start()  # the loop calls no Keras callbacks: its first epoch starts now
             device_resident.fit_device_resident(
                 model,
                 data.x_train,
@@ -240,6 +269,9 @@ def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: E
                 should_stop=timer.stop_requested,
             )
         else:
+            # With a target, Keras evaluates the test samples at the end of each epoch, before the callbacks'
+            # on_epoch_end: the timer's epoch includes that evaluation, as time to accuracy must.
+            held_out = {} if target is None else {"validation_data": (data.x_test, data.y_test)}
             model.fit(
                 data.x_train,
                 data.y_train,
@@ -247,7 +279,9 @@ def _fit_and_evaluate(spec: ModelSpec, data: TrainingData, device: str, timer: E
                 epochs=spec.epochs,
                 shuffle=True,
                 verbose=0,
-                callbacks=[timer],
+                callbacks=[timer] if target is None else [timer, target],
+                validation_batch_size=spec.batch_size,
+                **held_out,
             )
         if timer.cancelled or len(data.x_test) == 0:
             return
@@ -330,6 +364,23 @@ def uses_device_resident_loop(spec: ModelSpec, backend: str) -> bool:
     return spec.device_resident and device_resident.supported(backend)
 
 
+def energy_meter(device: str) -> tuple[EnergyMeter, Callable[[], None]]:
+    """An energy meter for one device's run, its idle power measured now, and what closes its source.
+
+    Where the device's counters cannot be read the meter says "not measured" with the reason, and nothing
+    is guessed. Measuring the idle power takes `IDLE_MEASURE_S`, before the run's clock starts.
+    """
+    source = open_energy_source(device)
+    if not isinstance(source, EnergySource):
+        return EnergyMeter(source), lambda: None
+    try:
+        idle_watts = measure_idle_watts(source, IDLE_MEASURE_S)
+    except EnergyReadError as error:
+        source.close()
+        return EnergyMeter(not_measured(str(error))), lambda: None
+    return EnergyMeter(source, idle_watts=idle_watts), source.close
+
+
 def _fill_timings(run: DeviceRun, timer: EpochTimer, spec: ModelSpec, data: TrainingData) -> None:
     run.train_loss = list(timer.loss)
     run.train_accuracy = list(timer.accuracy)
@@ -370,6 +421,22 @@ def _not_started(device: str, data: TrainingData, progress: ProgressCallback | N
     return run
 
 
+class TargetStop(keras.callbacks.Callback):
+    """Keeps the test accuracy after each epoch and stops training once it reaches the target."""
+
+    def __init__(self, target: float):
+        super().__init__()
+        self.target = float(target)
+        self.accuracies: list[float] = []  # test accuracy after each finished epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Reads the epoch's held-out accuracy (Keras' `val_accuracy`); at the target, training stops."""
+        accuracy = float((logs or {}).get("val_accuracy", float("nan")))
+        self.accuracies.append(accuracy)
+        if accuracy >= self.target:
+            self.model.stop_training = True
+
+
 class EpochTimer(keras.callbacks.Callback):
     """Times each epoch, keeps its loss and accuracy, sends progress events and honours cancellation.
 
@@ -396,6 +463,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.loss: list[float] = []  # training loss of each finished epoch
         self.accuracy: list[float] = []  # training accuracy of each finished epoch
         self.cancelled = False  # should_stop returned True
+        self.energy = EnergyMeter(not_measured("the run did not measure energy."))  # `energy_meter` sets a real one
         self.started = time.perf_counter()
         self._epoch_started = self.started
         self._last_batch_event = self.started
@@ -421,6 +489,7 @@ class EpochTimer(keras.callbacks.Callback):
 
     def record_epoch(self, epoch: int, stats: device_resident.EpochStats) -> None:
         """Records an epoch timed by the device-resident loop (which calls no Keras callbacks)."""
+        self.energy.mark()
         self.epoch_s.append(stats.seconds)
         self.loss.append(stats.loss)
         self.accuracy.append(stats.accuracy)
@@ -433,8 +502,10 @@ class EpochTimer(keras.callbacks.Callback):
         return self.cancelled
 
     def on_epoch_begin(self, epoch, logs=None):
-        """Starts the epoch's clock."""
+        """Starts the epoch's clock (and, before epoch 1, the energy reading)."""
         self._epoch = epoch + 1
+        if epoch == 0:
+            self.energy.start()
         self._epoch_started = time.perf_counter()
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -458,6 +529,7 @@ class EpochTimer(keras.callbacks.Callback):
         elapsed = time.perf_counter() - self._epoch_started
         if self.cancelled:
             return
+        self.energy.mark()
         logs = logs or {}
         self.epoch_s.append(elapsed)
         self.loss.append(float(logs.get("loss", float("nan"))))

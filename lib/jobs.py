@@ -105,6 +105,7 @@ class JobRequest:
     synthetic: bool = False  # generate random data of the dataset's shape instead of loading it
     backend: str | None = None  # Keras backend of the worker (None: the server's environment decides)
     batch_sizes: tuple[int, ...] = ()  # a sweep (`lib.sweep`): every device trains at each of these, ascending
+    target_accuracy: float | None = None  # time to accuracy: each run stops once its test accuracy reaches this
 
     @property
     def is_sweep(self) -> bool:
@@ -124,6 +125,7 @@ class JobRequest:
             "test_limit": self.test_limit,
             "synthetic": self.synthetic,
             "batch_sizes": list(self.batch_sizes),
+            "target_accuracy": self.target_accuracy,
         }
 
     @classmethod
@@ -143,6 +145,7 @@ class JobRequest:
             test_limit=_optional_int(data.get("test_limit")),
             synthetic=bool(data.get("synthetic", False)),
             batch_sizes=tuple(int(size) for size in data.get("batch_sizes") or ()),
+            target_accuracy=_optional_float(data.get("target_accuracy")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -185,6 +188,10 @@ class JobRecord:
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)

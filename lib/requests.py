@@ -66,12 +66,14 @@ def check_limits(request: JobRequest, limits: ServerLimits) -> int:
 
     Raises:
         SpecError: The spec is invalid or over a limit.
-        LimitError: Bad or too many samples, or a sweep's batch sizes out of bounds (`lib.sweep.check_batch_sizes`).
+        LimitError: Bad or too many samples, a sweep's batch sizes out of bounds (`lib.sweep.check_batch_sizes`),
+            or a target accuracy the run cannot measure (`check_target`).
         BackendUnavailableError: The backend is unknown or not installed.
     """
     validate_spec(request.spec, limits)
     if request.is_sweep:
         check_batch_sizes(request.batch_sizes, limits.batch_size)
+    check_target(request)
     num_train = check_samples(request, limits)
     check_backend(request.backend)
     return num_train
@@ -107,6 +109,32 @@ def check_samples(request: JobRequest, limits: ServerLimits) -> int:
             f"choose at most {limits.samples:,}."
         )
     return num_train
+
+
+def check_target(request: JobRequest) -> None:
+    """Checks a time-to-accuracy target: a fraction, on real test data, with `model.fit`, not in a sweep.
+
+    Raises:
+        LimitError: The target is not a number between 0 and 1, or the run cannot measure it.
+    """
+    target = request.target_accuracy
+    if target is None:
+        return
+    if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target < 1:
+        raise LimitError(f"The target accuracy must be between 0 and 1 (for example 0.85), not {_shown(target)}.")
+    if request.synthetic:
+        raise LimitError(
+            "A target accuracy needs the real dataset: generated images have random labels, so no accuracy "
+            "above chance is ever reached. Train on the real data, or drop the target."
+        )
+    if request.test_limit == 0:
+        raise LimitError("A target accuracy is checked on the test samples: choose at least one test sample.")
+    if request.spec.device_resident:
+        raise LimitError(
+            'A target accuracy is checked after each epoch of model.fit: turn off "Keep the data on the device".'
+        )
+    if request.is_sweep:
+        raise LimitError("A batch-size sweep measures speed only: it takes no target accuracy.")
 
 
 def check_devices(devices: Sequence[str], available_devices: Sequence[str] | None = None) -> tuple[str, ...]:

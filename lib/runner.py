@@ -173,6 +173,7 @@ class JobRunner:
         backend: str | None = None,
         client: str | None = None,
         batch_sizes: Sequence[int] = (),
+        target_accuracy: float | None = None,
     ) -> JobSnapshot:
         """Checks a training request against the server limits and queues it, or joins an identical one.
 
@@ -188,6 +189,8 @@ class JobRunner:
             client: Who is asking, for the fair queue: the browser's address; None means the owner.
             batch_sizes: A sweep (`lib.sweep`): each device trains at each of these batch sizes, in this order;
                 empty for an ordinary job.
+            target_accuracy: Time to accuracy (`lib.time_to_target`): each device stops once its test accuracy
+                reaches this; None trains every epoch.
 
         Returns:
             A snapshot of the job for this owner: its id, position, estimated start and requesters.
@@ -210,6 +213,7 @@ class JobRunner:
             synthetic=bool(synthetic),
             backend=backend,
             batch_sizes=tuple(batch_sizes),
+            target_accuracy=target_accuracy,
         )
         num_train = check_request(request, self.limits, available)
         backend = self._backend_of(request)

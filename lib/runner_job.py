@@ -255,7 +255,7 @@ class RunnerJob:
 
 
 def request_key(request: JobRequest, num_train: int, backend: str) -> str:
-    """What makes two requests the same measurement: spec, devices, a sweep's batch sizes, samples, data, backend.
+    """What makes two requests the same measurement: spec, devices, sweep, target, samples, data and backend.
 
     The sample counts are the ones trained and tested (no limit and a limit of the whole set are the same).
     """
@@ -266,6 +266,7 @@ def request_key(request: JobRequest, num_train: int, backend: str) -> str:
             "spec": request.spec.to_dict(),
             "devices": list(request.devices),
             "batch_sizes": list(request.batch_sizes),
+            "target_accuracy": request.target_accuracy,
             "num_train": num_train,
             "num_test": num_test,
             "synthetic": request.synthetic,

@@ -46,7 +46,7 @@ from lib.spec import SPEC_FIELDS, ModelSpec, SpecError, count_params
 DB_ENV_VAR = "GPUX_RUNS_DB"
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = REPO_ROOT / "runs" / "runs.sqlite"
-SCHEMA_VERSION = 3  # 2: the jobs table (the durable queue); 3: the guesses table
+SCHEMA_VERSION = 4  # 2: the jobs table (the durable queue); 3: the guesses table; 4: time to accuracy, energy
 STORE_STATUSES = (*STATUSES, "running")  # "running": a job runner's row before its result arrives
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another writer's lock
 
@@ -76,9 +76,22 @@ CREATE TABLE IF NOT EXISTS runs (
     total_s REAL,
     samples_per_s REAL,
     achieved_flops_per_s REAL,
-    test_accuracy REAL
+    test_accuracy REAL,
+    target_accuracy REAL,
+    time_to_target_s REAL,
+    energy_method TEXT NOT NULL DEFAULT '',
+    energy_j REAL,
+    energy_above_idle_j REAL
 )
 """
+# Version 4's columns: a run's time to accuracy and energy, also in its result JSON (the migration copies them).
+_FIGURE_COLUMNS = {
+    "target_accuracy": "REAL",
+    "time_to_target_s": "REAL",
+    "energy_method": "TEXT NOT NULL DEFAULT ''",
+    "energy_j": "REAL",
+    "energy_above_idle_j": "REAL",
+}
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS runs_job_id ON runs (job_id)",
     "CREATE INDEX IF NOT EXISTS runs_created_at ON runs (created_at)",
@@ -163,6 +176,11 @@ RUN_COLUMNS: dict[str, str] = {
     "achieved_flops_per_s": "float64",
     "test_loss": "float64",
     "test_accuracy": "float64",
+    "target_accuracy": "float64",  # time to accuracy: the target test accuracy (NaN: none)
+    "time_to_target_s": "float64",  # seconds of epochs up to the one that reached it (NaN: not reached)
+    "energy_method": "str",  # how the energy was measured ("rapl", ...), "not measured", or "" (older runs)
+    "energy_j": "float64",  # joules of the run's epochs (NaN: not measured)
+    "energy_above_idle_j": "float64",  # energy_j less the idle power over the same time
     "epoch_s": "object",  # list of seconds per finished epoch
     "train_loss": "object",  # list, per epoch
     "train_accuracy": "object",  # list, per epoch
@@ -806,8 +824,32 @@ def _add_guesses_table(connection: sqlite3.Connection) -> None:
         connection.execute(statement)
 
 
+def _add_figure_columns(connection: sqlite3.Connection) -> None:
+    """Version 3 -> 4: columns for time to accuracy and energy, filled from each run's result JSON.
+
+    Runs stored before version 4 have none of these in their results: their columns stay empty ('' for
+    `energy_method`), which the pages read as "not recorded" rather than "not measured".
+    """
+    for name, declaration in _FIGURE_COLUMNS.items():
+        connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {declaration}")
+    assignments = ", ".join(
+        f"{name} = COALESCE(json_extract(result_json, '$.{name}'), {_empty_value(declaration)})"
+        for name, declaration in _FIGURE_COLUMNS.items()
+    )
+    connection.execute(f"UPDATE runs SET {assignments}")
+
+
+def _empty_value(declaration: str) -> str:
+    """What a migrated column holds when the run's result has no value: '' for text, NULL otherwise."""
+    return "''" if declaration.startswith("TEXT") else "NULL"
+
+
 # Migrations: MIGRATIONS[v] upgrades a version-v database to version v + 1 inside the open transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_jobs_table, 2: _add_guesses_table}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _add_jobs_table,
+    2: _add_guesses_table,
+    3: _add_figure_columns,
+}
 
 
 def _check_status(status: str) -> None:
@@ -890,6 +932,7 @@ def _result_columns(run: DeviceRun) -> dict[str, Any]:
         "samples_per_s": run.samples_per_s,
         "achieved_flops_per_s": run.achieved_flops_per_s,
         "test_accuracy": run.test_accuracy,
+        **{name: getattr(run, name) for name in _FIGURE_COLUMNS},
     }
 
 
@@ -937,6 +980,7 @@ def _decode_row(row: sqlite3.Row) -> dict[str, Any]:
         "samples_per_s": row["samples_per_s"],
         "achieved_flops_per_s": row["achieved_flops_per_s"],
         "test_accuracy": row["test_accuracy"],
+        **{name: row[name] for name in _FIGURE_COLUMNS},
     }
     record.update({name: result.get(name) for name in _RESULT_COLUMNS})
     record.update({name: spec.get(name, default) for name, default in _SPEC_DEFAULTS.items()})

@@ -8,18 +8,16 @@ module that imports Altair.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import altair as alt
 import pandas as pd
 
-from lib.charts import COLOR_SCHEME, SCREEN, ChartStyle, chart_layout, chart_title, styled
+from lib.charts import COLOR_SCHEME, SCREEN, ChartStyle, chart_layout, chart_title, log_ticks, styled
 from lib.sweep import Crossover, crossover_frame
 
 STORED_RUN_LABEL = "stored GPU run"  # the legend entry of stored GPU runs drawn beside a CPU-only sweep
 AS_FAST_LABEL = "as fast as the CPU"  # the dashed rule at 1x
-LOG_TICK_STEPS = (1, 2, 5)  # a log axis's ticks per power of ten when it spans few of them (else 1 only)
 CROSSOVER_LABEL_STEP_PX = 16  # px between the labels of several crossovers, so they do not overlap
 
 
@@ -105,21 +103,8 @@ def sweep_speedup_chart(
 
 
 def _log_y(field: str, title: str, values: pd.Series) -> alt.Y:
-    """A log-scale y axis with readable ticks (`_log_ticks`) over the values drawn."""
-    return alt.Y(field).title(title).scale(type="log").axis(values=_log_ticks(values))
-
-
-def _log_ticks(values: pd.Series) -> list[float]:
-    """The ticks (and grid lines) of a log axis: 1-2-5 steps over a span of up to two powers of ten, else 1s.
-
-    Vega's own ticks on a log scale are one per 1..9 x 10^k: a grid too dense to read on a projector.
-    """
-    finite = [float(value) for value in values if math.isfinite(value) and value > 0]
-    if not finite:
-        return []
-    low, high = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
-    steps = LOG_TICK_STEPS if high - low <= 2 else (1,)
-    return [step * 10.0**power for power in range(low, high + 1) for step in steps]
+    """A log-scale y axis with readable ticks (`log_ticks`) over the values drawn."""
+    return alt.Y(field).title(title).scale(type="log").axis(values=log_ticks(values))
 
 
 def _batch_x(batch_sizes: pd.Series) -> alt.X:

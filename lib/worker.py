@@ -485,6 +485,7 @@ def train_job(
             test_limit=request.test_limit,
             progress=point_progress(on_progress, point.sweep_batch),
             should_stop=stop.is_set,
+            target_accuracy=request.target_accuracy,
         )
         for run in runs:
             run.sweep_batch = point.sweep_batch

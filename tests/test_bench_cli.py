@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -90,6 +91,9 @@ def test_list_devices(capsys):
         (["--synthetic", "--devices", "gpu:1"], {}, "Device 'gpu:1' is not present on this machine"),
         (["--json", "/nonexistent-folder/out.json"], {}, "the folder /nonexistent-folder does not exist"),
         (["--preset", "cifar10-seed"], {}, "or run with --synthetic to use generated data"),
+        (["--target-accuracy", "1.5"], {}, "'1.5' must be between 0 and 1"),
+        (["--synthetic", "--target-accuracy", "0.5"], {}, "A target accuracy needs the real dataset"),
+        (["--synthetic"], {"GPUX_PRICE_GPU_PER_HOUR": "free"}, "GPUX_PRICE_GPU_PER_HOUR: The GPU price per hour"),
     ],
 )
 def test_bad_arguments_give_one_error_line_and_exit_2(capsys, runs_db, no_cifar, monkeypatch, argv, env, expected):
@@ -341,3 +345,21 @@ def test_jax_backend_without_tensorflow(tmp_path):
     assert run["backend"] == "jax" and run["status"] == "done" and len(run["epoch_s"]) == 2
     row = RunStore(db).runs().iloc[0]
     assert row["backend"] == "jax" and bool(row["synthetic"]) is True
+
+
+def test_time_to_accuracy_energy_and_cost_reach_the_table_json_and_csv(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPUX_PRICE_CPU_PER_HOUR", "3.6")  # 0.001 per second
+    out_json, out_csv = tmp_path / "out.json", tmp_path / "out.csv"
+    argv = [*TINY, *TINY_DATA, "--target-accuracy", "0.2", "--no-store", "--json", str(out_json), "--csv", str(out_csv)]
+    code, out, err = run_cli(capsys, argv)
+    assert code == 0, err
+
+    (result,) = json.loads(out_json.read_text())["results"]
+    assert result["target_accuracy"] == 0.2 and result["target_epoch"] == 1
+    assert result["time_to_target_s"] == pytest.approx(result["epoch_s"][0])
+    assert result["cost"] == pytest.approx(result["total_s"] * 0.001) and result["currency"] == "USD"
+    assert result["energy_method"] in ("rapl", "not measured") and result["energy_note"]
+    assert "time to 20%" in out and "energy " in out
+    (row,) = list(csv.DictReader(out_csv.open()))
+    assert json.loads(row["held_out_accuracy"]) == pytest.approx(result["held_out_accuracy"])
+    assert float(row["cost"]) == pytest.approx(result["cost"])

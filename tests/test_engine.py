@@ -6,10 +6,12 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
+import lib.energy as energy
 import lib.engine as engine
 from lib.datasets import load_dataset, synthetic_dataset
 from lib.devices import DeviceNotFoundError
@@ -278,3 +280,44 @@ def test_jax_backend_trains_the_same_way():
 def test_device_resident_loop_only_where_it_exists(backend, asked, expected):
     spec = SMALL.with_changes(device_resident=asked)
     assert uses_device_resident_loop(spec, backend) is expected
+
+
+class SteadyWatts(energy.EnergySource):
+    """A device that draws `watts` all the time: its counter grows with the clock."""
+
+    method = energy.RAPL
+
+    def __init__(self, watts: float):
+        self.watts = watts
+        self.opened = time.perf_counter()
+        self.closed = False
+
+    def read_joules(self) -> float:
+        return self.watts * (time.perf_counter() - self.opened)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_run_keeps_the_energy_its_device_measured_per_epoch_and_in_all(fashion, monkeypatch):
+    source = SteadyWatts(50.0)
+    monkeypatch.setattr(engine, "open_energy_source", lambda device: source)
+    monkeypatch.setattr(engine, "IDLE_MEASURE_S", 0.05)
+
+    (run,) = train_on_devices(SMALL.with_changes(epochs=2), fashion, ["cpu:0"], test_limit=0)
+
+    assert run.energy_method == energy.RAPL and source.closed
+    assert run.idle_w == pytest.approx(50.0, rel=0.05)
+    assert run.energy_j == pytest.approx(50.0 * run.total_s, rel=0.05)  # the epochs' time, at 50 W
+    assert sum(run.energy_epoch_j) == pytest.approx(run.energy_j) and len(run.energy_epoch_j) == 2
+    assert run.energy_above_idle_j == pytest.approx(0.0, abs=0.05 * run.energy_j)  # busy = idle for this device
+
+
+def test_where_no_counter_can_be_read_the_run_says_not_measured_and_why(fashion, monkeypatch):
+    reason = "not measured on this server: no counter here."
+    monkeypatch.setattr(engine, "open_energy_source", lambda device: energy.EnergyUnavailable(reason))
+
+    (run,) = train_on_devices(SMALL.with_changes(epochs=1), fashion, ["cpu:0"], test_limit=0)
+
+    assert run.energy_method == energy.NOT_MEASURED and run.energy_j is None and run.energy_epoch_j is None
+    assert reason in run.energy_note

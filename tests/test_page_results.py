@@ -69,7 +69,7 @@ def charts(at: AppTest) -> list[dict]:
 
 
 def history(at: AppTest):
-    return next(frame.value for frame in at.dataframe if "Run" in frame.value.columns)
+    return next(frame.value for frame in at.dataframe if "Samples" in frame.value.columns)
 
 
 def chart_titles(at: AppTest) -> list[str]:

@@ -132,7 +132,7 @@ def test_tiny_cpu_training_ends_with_results_on_both_pages(runs_db):
     assert len(compared) == 1
     assert len(charts(at)) == 7  # the six comparison charts and the run's confusion matrix
     assert "What the model learned" in [header.value for header in at.subheader]
-    history = next(frame.value for frame in at.dataframe if "Run" in frame.value.columns)
+    history = next(frame.value for frame in at.dataframe if "Samples" in frame.value.columns)
     assert list(history["Device"]) == ["cpu:0"]
     assert 0 < history["Samples"][0] <= 300  # the engine may drop a last partial batch
     runtime.runner().shutdown()

@@ -33,6 +33,7 @@ from lib.store import (
 from tests.conftest import REPO_ROOT
 
 SPEC = ModelSpec(hidden_units=(64, 32), epochs=3, batch_size=128, seed=7, device_resident=True)
+VERSION_4_COLUMNS = ("target_accuracy", "time_to_target_s", "energy_method", "energy_j", "energy_above_idle_j")
 
 
 def make_run(device: str = "cpu:0", *, status: str = "done", synthetic: bool = False, scale: float = 1.0) -> DeviceRun:
@@ -287,14 +288,15 @@ def test_exports_label_generated_data_and_leave_its_accuracy_empty(store, tmp_pa
 def test_schema_version_and_wal(store, runs_db):
     assert store.schema_version() == SCHEMA_VERSION
     with sqlite3.connect(runs_db) as connection:
-        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_newer_schema_is_refused(store, runs_db):
     with sqlite3.connect(runs_db) as connection:
         connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
-    with pytest.raises(StoreError, match=r"schema version 4, newer than this app's 3.*GPUX_RUNS_DB"):
+    newer = rf"schema version {SCHEMA_VERSION + 1}, newer than this app's {SCHEMA_VERSION}.*GPUX_RUNS_DB"
+    with pytest.raises(StoreError, match=newer):
         RunStore(runs_db)
 
 
@@ -514,7 +516,7 @@ def test_version_1_file_is_migrated_and_keeps_its_runs(tmp_path):
     path = tmp_path / "old.sqlite"
     run = write_version_1_file(path)
     store = RunStore(path)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     frame = store.runs()
     assert list(frame["job_id"]) == ["old-job"] and frame.loc[0, "epoch_s"] == run.epoch_s
     assert bool(frame.loc[0, "device_resident"]) is False  # the old spec has no such field: its default
@@ -554,13 +556,41 @@ def test_version_2_file_gets_the_guesses_table_and_keeps_runs_and_jobs(tmp_path)
     old.save_job(make_job("aaaaaaaaaaaa"))
     with contextlib.closing(sqlite3.connect(path)) as connection, connection:  # back to version 2's schema
         connection.execute("DROP TABLE guesses")
+        for column in VERSION_4_COLUMNS:
+            connection.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         connection.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
 
     store = RunStore(path)
 
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     assert store.get(run_id).run == make_run()
     assert [job.job_id for job in store.jobs()] == ["aaaaaaaaaaaa"]
     assert store.guesses() == []
     store.save_guess(GuessRecord("aaaaaaaaaaaa", "owner-1", "batch_1024_vs_32", 3.0, made_at=1.0))
     assert [guess.guess for guess in RunStore(path).guesses()] == [3.0]
+
+
+def test_version_3_file_gets_the_time_to_accuracy_and_energy_columns_from_its_results(tmp_path):
+    path = tmp_path / "v3.sqlite"
+    old = RunStore(path)
+    measured = make_run()
+    measured.set_target(0.85, [0.8, 0.86, 0.9])
+    measured.set_energy({"energy_method": "rapl", "energy_j": 120.0, "energy_above_idle_j": 70.0, "idle_w": 12.5})
+    measured_id = old.record(SPEC, measured, job_id="aaaaaaaaaaaa")
+    plain_id = old.record(SPEC, make_run("gpu:0"), job_id="aaaaaaaaaaaa")
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:  # back to version 3's schema
+        for column in VERSION_4_COLUMNS:
+            connection.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+        connection.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+
+    store = RunStore(path)
+
+    assert store.schema_version() == SCHEMA_VERSION == 4
+    rows = store.runs().set_index("id")
+    assert rows.loc[measured_id, "time_to_target_s"] == pytest.approx(3.0)  # epochs 1 and 2: 2.0 + 1.0 s
+    assert rows.loc[measured_id, "target_accuracy"] == 0.85 and rows.loc[measured_id, "energy_method"] == "rapl"
+    assert rows.loc[measured_id, "energy_j"] == 120.0 and rows.loc[measured_id, "energy_above_idle_j"] == 70.0
+    assert pd.isna(rows.loc[plain_id, "energy_j"]) and rows.loc[plain_id, "energy_method"] == ""
+    assert store.get(measured_id).run == measured
+    csv = store.to_csv_bytes().decode()
+    assert "time_to_target_s" in csv.splitlines()[0] and "energy_j" in csv.splitlines()[0]

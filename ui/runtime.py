@@ -30,6 +30,7 @@ from lib.devices import DeviceInfo, list_devices
 from lib.limits import LimitConfigError, ServerLimits, load_limits
 from lib.parallel import data_parallel_choices
 from lib.probe import probe_devices
+from lib.roofline import Bandwidth, measure_bandwidth
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from lib.store import RunStore
 
 CEILING_N: int | None = None  # matrix size of the ceiling measurement; None: lib.ceilings.DEFAULT_N (tests use 256)
+BANDWIDTH_BYTES: int | None = None  # bytes copied to measure bandwidth; None: lib.roofline's default (tests: 1 MiB)
 WARMUP_ENV = "GPUX_WARMUP"  # "0": no import at server start; Keras loads when a page first needs it
 BACKEND_LOADING_NOTE = "Keras is still loading its backend: until then, this list comes from the driver."
 BACKEND_NOT_LOADED_NOTE = (
@@ -279,6 +281,36 @@ def measure_ceilings_once() -> list[Ceiling]:
 def measured_ceilings() -> list[Ceiling]:
     """The ceilings measured so far in this process (empty until someone pressed the button)."""
     return [ceiling for device in sorted(_measured_devices()) for ceiling in _device_ceilings(device, CEILING_N)]
+
+
+@st.cache_resource(show_spinner=False)
+def _device_bandwidth(device: str, size_bytes: int | None) -> Bandwidth:
+    return measure_bandwidth(device, size_bytes=size_bytes)
+
+
+@st.cache_resource(show_spinner=False)
+def _bandwidth_devices() -> set[str]:
+    """Devices whose bandwidth this process measured: filled by `measure_bandwidths_once`, never emptied."""
+    return set()
+
+
+def measure_bandwidths_once() -> list[Bandwidth]:
+    """Measures the memory bandwidth of this server's devices, once per process (every session then sees them).
+
+    Raises:
+        lib.roofline.BandwidthError: A device cannot be measured; the message says why.
+        BackendUnavailableError: The backend cannot be imported.
+    """
+    wait_for_backend()
+    for device in device_names():
+        _device_bandwidth(device, BANDWIDTH_BYTES)
+        _bandwidth_devices().add(device)
+    return measured_bandwidths()
+
+
+def measured_bandwidths() -> list[Bandwidth]:
+    """The bandwidths measured so far in this process (empty until someone pressed the button)."""
+    return [_device_bandwidth(device, BANDWIDTH_BYTES) for device in sorted(_bandwidth_devices())]
 
 
 @contextlib.contextmanager

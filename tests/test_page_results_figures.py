@@ -1,7 +1,9 @@
-"""AppTest of the Results page's "What it costs": each compared run priced per hour, the cheapest named."""
+"""AppTest of the Results page's figures beside the timings: what each run costs, and the energy it used."""
 
 from __future__ import annotations
 
+import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.device_run import DeviceRun
@@ -61,3 +63,33 @@ def test_a_wrong_price_setting_says_so_and_the_rest_of_the_page_stays(runs_db, m
     assert any("GPUX_PRICE_GPU_PER_HOUR" in error.value for error in at.error)
     assert at.get("vega_lite_chart")
     server_prices.clear()
+
+
+def test_energy_shows_each_runs_reading_and_says_which_were_not_measured(runs_db):
+    store = RunStore()
+    seed = PRESETS["fashion-seed"].spec
+    gpu = timed_run("gpu:0", [4.0, 3.0, 3.0])
+    gpu.set_energy(
+        {
+            "energy_method": "nvml energy counter",
+            "energy_j": 1359.6,
+            "energy_epoch_j": [700.0, 330.0, 329.6],
+            "energy_above_idle_j": 63.9,
+            "idle_w": 119.5,
+            "energy_note": "Measured with the NVIDIA driver's total-energy counter of the GPU (NVML).",
+        }
+    )
+    cpu = timed_run("cpu:0", [40.0, 30.0, 30.0])
+    cpu.set_energy({"energy_method": "not measured", "energy_note": "not measured on this server: no RAPL here."})
+    store.record(seed, cpu, preset="fashion-seed", job_id="job-e")
+    store.record(seed, gpu, preset="fashion-seed", job_id="job-e")
+
+    at = open_results()
+
+    table = next(frame.value for frame in at.dataframe if "Energy (J)" in frame.value.columns)
+    assert list(table["Device"]) == ["cpu:0", "gpu:0"]
+    assert pd.isna(table["Energy (J)"][0]) and table["Energy (J)"][1] == 1359.6
+    assert table["Per later epoch (J)"][1] == pytest.approx(329.8)
+    assert table["How"][0] == "not measured on this server: no RAPL here."
+    caption = next(caption.value for caption in at.caption if caption.value.startswith("Least energy"))
+    assert caption == "Least energy: gpu:0, 1,360 J for its epochs (idle draw included). Not measured: cpu:0 (see How)."
