@@ -53,6 +53,8 @@ from lib.eda import enlarge
 from lib.energy import energy_caption, energy_table
 from lib.hardware import machine_name, ran_here
 from lib.parallel import scaling_frame
+from lib.repeats import repeated_runs, spread_caption, spread_frame
+from lib.repeats_charts import spread_chart
 from lib.roofline import roofline_caption
 from lib.roofline_charts import roofline_chart
 from lib.store import RunStore, StoredRun, StoreError
@@ -174,6 +176,7 @@ def draw_comparison(store: RunStore, runs, style: ChartStyle) -> None:
     draw_costs(compared)
     draw_energy(compared)
     draw_time_to_target(compared)
+    draw_repeats(compared, style)
     chart_box(epoch_time_chart(epochs, style), epoch_time_caption(summary))
     chart_box(training_curve_chart(epochs, "train_loss", style), loss_caption(epochs, compared))
     if not summary.empty and summary["synthetic"].all():
@@ -201,6 +204,17 @@ def draw_energy(compared) -> None:
             column_config={heading: joules for heading in list(ENERGY_TABLE_HEADINGS.values())[2:6]},
         )
         st.caption(energy_caption(table))
+
+
+def draw_repeats(compared, style: ChartStyle) -> None:
+    """Devices whose job repeated them: every run's time, the kept runs' median and range."""
+    points = repeated_runs(compared)
+    spreads = spread_frame(points)
+    if spreads.empty:
+        return
+    with st.container(border=True, key=Key.RESULTS_REPEATS):
+        st.altair_chart(spread_chart(points, spreads, style), width="stretch")
+        st.caption(spread_caption(spreads))
 
 
 def draw_time_to_target(compared) -> None:

@@ -47,6 +47,7 @@ from lib.limits import OWNER_SETTINGS_TITLE, owner_settings
 from lib.links import RunSettings, refused_spec_problems
 from lib.parallel import ALL_GPUS, describe_data_parallel, describe_gradient_exchange, device_label
 from lib.presets import PRESETS
+from lib.repeats import TRIM_FROM
 from lib.spec import SpecError, count_params, flops_per_sample
 from lib.store import StoreError
 from lib.take_home import job_runs
@@ -79,7 +80,8 @@ JOB_GONE_MESSAGE = (
 CHANGED_WHILE_CLICKED_MESSAGE = (
     "Your settings changed while you pressed Train, so nothing was started: check them above and press Train again."
 )
-TRAIN_LIMITS = ("epochs", "samples", "job_seconds", "queue", "jobs_per_client")  # the limits a Train click meets
+# The limits a Train click meets.
+TRAIN_LIMITS = ("epochs", "samples", "repeats", "job_seconds", "queue", "jobs_per_client")
 GENERATED_NOTE = "Generated images: no test accuracy (it would say nothing about the real dataset)."
 GENERATED_CAPTION = (
     "This run trained on generated images of the dataset's shape: the timings are real, but an accuracy on "
@@ -274,7 +276,26 @@ def draw_target(busy: bool, generated: bool) -> float | None:
     return float(target)
 
 
-def start_job(settings: RunSettings, samples: int, synthetic: bool, target: float | None = None) -> bool:
+def draw_repeats(busy: bool) -> int:
+    """Runs per device: 1, or several (each with its own seed) for a median and a spread; kept per session."""
+    repeats = st.number_input(
+        "Runs per device (several give a median and a spread)",
+        min_value=1,
+        max_value=limits.repeats,
+        value=min(int(st.session_state.get(Key.REPEATS_KEPT, 1)), limits.repeats),
+        step=1,
+        key=Key.REPEATS,
+        disabled=busy,
+        help=f"Each run trains with its own seed. With {TRIM_FROM} or more, the fastest and the slowest are "
+        f"dropped before the median, as MLPerf does. Server limit: {limits.repeats} runs per device.",
+    )
+    st.session_state[Key.REPEATS_KEPT] = int(repeats)
+    return int(repeats)
+
+
+def start_job(
+    settings: RunSettings, samples: int, synthetic: bool, target: float | None = None, repeats: int = 1
+) -> bool:
     """Sends the session's request to the job runner and remembers the job, or shows why it was refused.
 
     Returns:
@@ -293,6 +314,7 @@ def start_job(settings: RunSettings, samples: int, synthetic: bool, target: floa
             preset=matching_preset(spec, PRESETS),
             client=client_address(),
             target_accuracy=target,
+            repeats=repeats,
         )
     except SpecError:
         problems = refused_spec_problems(spec, limits)
@@ -408,6 +430,7 @@ def draw_settings(settings: RunSettings, samples: int, suggestion: SampleSuggest
         disabled=busy or not local,
     )
     target = draw_target(busy, synthetic or not local)
+    repeats = draw_repeats(busy)
     guess = draw_guess(chosen, training_devices, busy)
     clicked = st.button("Train", key=Key.TRAIN, type="primary", icon=":material/play_arrow:", disabled=busy)
     if not clicked:
@@ -416,7 +439,7 @@ def draw_settings(settings: RunSettings, samples: int, suggestion: SampleSuggest
         st.error(CHANGED_WHILE_CLICKED_MESSAGE, icon=":material/sync_problem:")
     elif guess.problem:
         st.error(f"{guess.problem} Then press Train again.", icon=":material/edit:")
-    elif start_job(settings, samples, synthetic or not local, target):
+    elif start_job(settings, samples, synthetic or not local, target, repeats):
         problem = keep_guess(st.session_state[Key.JOB_ID], guess)
         if problem:
             add_message("warning", problem)
@@ -485,6 +508,7 @@ def result_table(job: JobSnapshot) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "Device": [run.device for run in job.results],
+            **({"Run": [run.repeat for run in job.results]} if job.request.repeats > 1 else {}),
             "Status": [run.status for run in job.results],
             "Total time (s)": [run.total_s for run in job.results],
             "Epoch 1, with compilation (s)": [run.first_epoch_s for run in job.results],

@@ -36,7 +36,8 @@ interrupted with Ctrl-C (finished epochs are kept and stored as "cancelled").
     versions   `lib.backend.library_versions()`: python, keras, numpy, tensorflow/jax/torch
     run_ids    the run store ids of the results, in order (empty with --no-store)
     prices     `lib.cost`: per_hour (device kind -> price), currency, source ("example", "server")
-    results    one `DeviceRun.to_dict()` per device, in order, with:
+    results    one `DeviceRun.to_dict()` per run (each device; with --repeats N, each device N times, round
+               and round, `repeat` its number), in order, with:
         device                normalised device name, "cpu:0", "gpu:0"
         backend               Keras backend that trained it
         synthetic             true when the data was generated
@@ -58,6 +59,9 @@ interrupted with Ctrl-C (finished epochs are kept and stored as "cancelled").
                               of the run and per epoch, above the idle draw, the idle watts, and in words how
                               (or why not); the numbers are null when not measured
         price_per_hour, currency, cost   what the run's training time cost at the price of its device kind
+        roofline              with --roofline: the run under its device's measured roofs (`lib.roofline`:
+                              intensity, achieved and attainable FLOP/s, bound, explanation), or
+                              {"not_measured": reason}; null without --roofline
         For generated data, train_accuracy and test_accuracy are null: its labels are random, so the
         accuracy is chance, not a score (the run store keeps the measured values).
 Numbers that are not finite (a diverged loss) are written as null. `--csv PATH` writes the same
@@ -72,10 +76,12 @@ import json
 import pathlib
 import signal
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+import pandas as pd
 
 from lib.backend import BackendUnavailableError
 from lib.cost import DevicePrices, PriceConfigError, load_prices, run_cost
@@ -84,9 +90,10 @@ from lib.device_run import DeviceRun, ProgressEvent
 from lib.devices import DeviceNotFoundError
 from lib.energy import run_energy_text
 from lib.hardware import describe_hardware, hardware_summary
-from lib.jobs import JobRequest, LimitError
+from lib.jobs import JobRequest, LimitError, run_points
 from lib.limits import LIMIT_ENV_VARS, LimitConfigError, ServerLimits, load_limits
 from lib.presets import PRESETS, PresetNotFoundError, get_preset
+from lib.repeats import repeated_runs, spread_frame, spread_text
 from lib.requests import check_limits, check_request
 from lib.spec import SPEC_FIELDS, ModelSpec, SpecError, SpecField
 from lib.store import RunStore, StoreError, json_ready
@@ -145,6 +152,8 @@ class Plan:
     store: RunStore | None
     target_accuracy: float | None = None  # time to accuracy: stop at this test accuracy
     prices: DevicePrices = field(default_factory=load_prices)  # what a run costs per hour (lib.cost)
+    repeats: int = 1  # runs per device, each with the next seed
+    roofline: bool = False  # measure the devices' roofs after training and place each run under them
     hardware: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     backend: str = ""
@@ -222,6 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--test-limit", type=_non_negative_int, metavar="N", help="test samples to evaluate (0 skips; default: all)"
     )
     what.add_argument(
+        "--roofline",
+        action="store_true",
+        help="after training, measure each device's matmul ceiling and memory bandwidth (a few seconds) and "
+        "place each run under its roofs: compute-, memory- or overhead-bound",
+    )
+    what.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="runs per device, each with the next seed: their median and spread are printed (default 1)",
+    )
+    what.add_argument(
         "--target-accuracy",
         type=_fraction,
         metavar="A",
@@ -284,6 +306,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         args.test_limit,
         args.synthetic,
         target_accuracy=args.target_accuracy,
+        repeats=args.repeats,
     )
     check_limits(request, limits)
     for path in (args.json, args.csv):
@@ -308,6 +331,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         backend=backend_name(),
         target_accuracy=request.target_accuracy,
         prices=load_prices(),
+        repeats=request.repeats,
+        roofline=args.roofline,
     )
 
 
@@ -348,8 +373,9 @@ def execute(plan: Plan, args: argparse.Namespace) -> int:
             runs = [_unfinished_run(device, plan, "interrupted", "Interrupted with Ctrl-C.") for device in plan.devices]
             interrupted = True
     run_ids = _store_runs(plan, runs, started_at)
-    print(format_results(plan, runs))
-    written = _write_outputs(plan, runs, run_ids, args)
+    rooflines = roofline_readings(plan, runs) if plan.roofline else [None] * len(runs)
+    print(format_results(plan, runs, rooflines))
+    written = _write_outputs(plan, runs, run_ids, args, rooflines)
     if failure:
         print(f"error: {failure}", file=sys.stderr)
     if interrupted or stop_requested():
@@ -404,13 +430,77 @@ def format_header(plan: Plan) -> str:
     )
 
 
-def format_results(plan: Plan, runs: Sequence[DeviceRun]) -> str:
-    """Returns one table per device and, with several finished devices, the speedup line."""
-    blocks = [format_run_table(run, plan.spec) for run in runs]
-    speedup = format_speedup(runs)
+def roofline_readings(plan: Plan, runs: Sequence[DeviceRun]) -> list[dict[str, Any] | None]:
+    """Each finished run under its device's measured roofs (`lib.roofline`), as plain data; None where not.
+
+    The ceilings and bandwidths are measured once per device, after training (a few seconds each). A device
+    whose roofs cannot be measured gives its runs {"not_measured": reason}.
+    """
+    from lib.ceilings import CeilingError, measure_ceilings
+    from lib.diagnosis import assess
+    from lib.roofline import measure_bandwidth
+
+    roofs: dict[str, tuple[list, list] | str] = {}
+    readings: list[dict[str, Any] | None] = []
+    for run in runs:
+        if run.status != "done" or run.achieved_flops_per_s is None:
+            readings.append(None)
+            continue
+        if run.device not in roofs:
+            try:
+                roofs[run.device] = (measure_ceilings(run.device), [measure_bandwidth(run.device)])
+            except CeilingError as error:
+                roofs[run.device] = str(error)
+        measured = roofs[run.device]
+        if isinstance(measured, str):
+            readings.append({"not_measured": measured})
+            continue
+        point = assess(run, plan.spec, *measured).roofline
+        readings.append(None if point is None else {**asdict(point), "explanation": point.explanation})
+    return readings
+
+
+def format_roofline(reading: Mapping[str, Any] | None) -> str:
+    """One run's roofline line: "memory-bound: 102 GFLOP/s, 36% of its 287 GFLOP/s roof (4.7 FLOP/byte)"."""
+    if reading is None:
+        return ""
+    if "not_measured" in reading:
+        return f"  roofline       not measured: {reading['not_measured']}"
+    return (
+        f"  roofline       {reading['bound']}: {reading['achieved_flops_per_s'] / 1e9:,.1f} GFLOP/s, "
+        f"{reading['share_of_attainable']:.0%} of its {reading['attainable_flops_per_s'] / 1e9:,.1f} GFLOP/s roof "
+        f"({reading['intensity']:.1f} FLOP/byte)"
+    )
+
+
+def format_results(
+    plan: Plan, runs: Sequence[DeviceRun], rooflines: Sequence[Mapping[str, Any] | None] | None = None
+) -> str:
+    """Returns one table per device (with its roofline, when measured) and the speedup and spread lines."""
+    rooflines = rooflines or [None] * len(runs)
+    blocks = [
+        "\n".join(filter(None, (format_run_table(run, plan.spec), format_roofline(roofline))))
+        for run, roofline in zip(runs, rooflines, strict=True)
+    ]
+    speedup = format_speedup([run for run in runs if run.repeat <= 1])  # with repeats: the first round's
     if speedup:
         blocks.append(speedup)
+    spreads = spread_frame(repeated_runs(device_runs_frame(runs)))
+    blocks += [f"{row['device']}: {spread_text(row)}" for _, row in spreads.iterrows()]
     return "\n\n".join(blocks)
+
+
+def device_runs_frame(runs: Sequence[DeviceRun]) -> pd.DataFrame:
+    """The runs as `lib.repeats` reads stored ones: device, status, total time and result."""
+    return pd.DataFrame(
+        {
+            "job_id": "cli",
+            "device": [run.device for run in runs],
+            "status": [run.status for run in runs],
+            "total_s": [run.total_s for run in runs],
+            "result": [run.to_dict() for run in runs],
+        }
+    )
 
 
 def format_run_table(run: DeviceRun, spec: ModelSpec) -> str:
@@ -508,7 +598,12 @@ class ProgressPrinter:
 # --- output documents ---
 
 
-def results_document(plan: Plan, runs: Sequence[DeviceRun], run_ids: Sequence[int]) -> dict[str, Any]:
+def results_document(
+    plan: Plan,
+    runs: Sequence[DeviceRun],
+    run_ids: Sequence[int],
+    rooflines: Sequence[Mapping[str, Any] | None] | None = None,
+) -> dict[str, Any]:
     """Returns the --json document (fields in the module docstring), strict JSON (NaN -> null)."""
     return json_ready(
         {
@@ -528,7 +623,10 @@ def results_document(plan: Plan, runs: Sequence[DeviceRun], run_ids: Sequence[in
                 "currency": plan.prices.currency,
                 "source": plan.prices.source,
             },
-            "results": [reported_run(run, plan.prices) for run in runs],
+            "results": [
+                {**reported_run(run, plan.prices), "roofline": roofline}
+                for run, roofline in zip(runs, rooflines or [None] * len(runs), strict=True)
+            ],
         }
     )
 
@@ -551,15 +649,18 @@ def reported_run(run: DeviceRun, prices: DevicePrices) -> dict[str, Any]:
     return reported
 
 
-def results_csv_rows(plan: Plan, runs: Sequence[DeviceRun]) -> list[dict[str, Any]]:
+def results_csv_rows(
+    plan: Plan, runs: Sequence[DeviceRun], rooflines: Sequence[Mapping[str, Any] | None] | None = None
+) -> list[dict[str, Any]]:
     """Returns one flat row per device for --csv: the reported DeviceRun fields (lists as JSON) and the spec's.
 
     A generated-data row says so in `data` and `accuracy_note`, and leaves its accuracy cells empty.
     """
     rows = []
-    for run in runs:
+    for run, roofline in zip(runs, rooflines or [None] * len(runs), strict=True):
         data = data_fields(plan.spec, run.synthetic)
         row = {"preset": plan.preset, **plan.spec.to_dict(), **data, **reported_run(run, plan.prices)}
+        row["roofline"] = roofline
         row["hidden_units"] = json.dumps(list(plan.spec.hidden_units))
         row["extra"] = json.dumps(plan.spec.extra)
         for name, value in row.items():  # lists per epoch, the confusion matrix, ...: JSON text in one cell
@@ -678,18 +779,24 @@ def _resolve_devices(requested: Sequence[str] | None) -> list[Any]:
 
 
 def _train(plan: Plan, progress: ProgressPrinter | None, stop_requested) -> list[DeviceRun]:
+    """Trains each run of the plan (each device; with --repeats, each device again with the next seed)."""
     from lib import engine
 
-    return engine.train_on_devices(
-        plan.spec,
-        plan.dataset,
-        plan.devices,
-        sample_limit=plan.sample_limit,
-        test_limit=plan.test_limit,
-        progress=progress,
-        should_stop=stop_requested,
-        target_accuracy=plan.target_accuracy,
-    )
+    runs = []
+    for point in run_points(plan.devices, (), plan.repeats):
+        (run,) = engine.train_on_devices(
+            point.spec(plan.spec),
+            plan.dataset,
+            [point.device],
+            sample_limit=plan.sample_limit,
+            test_limit=plan.test_limit,
+            progress=progress,
+            should_stop=stop_requested,
+            target_accuracy=plan.target_accuracy,
+        )
+        run.repeat = point.repeat
+        runs.append(run)
+    return runs
 
 
 def _unfinished_run(device: str, plan: Plan, status: str, error: str) -> DeviceRun:
@@ -719,16 +826,20 @@ def _store_runs(plan: Plan, runs: Sequence[DeviceRun], started_at: datetime) -> 
     return ids
 
 
-def _write_outputs(plan: Plan, runs: Sequence[DeviceRun], run_ids: Sequence[int], args: argparse.Namespace) -> bool:
+def _write_outputs(
+    plan: Plan,
+    runs: Sequence[DeviceRun],
+    run_ids: Sequence[int],
+    args: argparse.Namespace,
+    rooflines: Sequence[Mapping[str, Any] | None],
+) -> bool:
     """Writes --json and --csv; False (after an error line) when one cannot be written."""
-    import pandas as pd
-
     try:
         if args.json is not None:
-            text = json.dumps(results_document(plan, runs, run_ids), indent=2)
+            text = json.dumps(results_document(plan, runs, run_ids, rooflines), indent=2)
             args.json.expanduser().write_text(text + "\n", encoding="utf-8")
         if args.csv is not None:
-            pd.DataFrame(results_csv_rows(plan, runs)).to_csv(args.csv.expanduser(), index=False)
+            pd.DataFrame(results_csv_rows(plan, runs, rooflines)).to_csv(args.csv.expanduser(), index=False)
     except OSError as error:
         print(f"error: cannot write the results: {error}", file=sys.stderr)
         return False

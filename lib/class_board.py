@@ -70,9 +70,10 @@ def progress_text(event: ProgressEvent) -> str:
 
 
 def point_label(point: RunPoint) -> str:
-    """One run of a job in words: its device ("gpu:0"), and in a sweep its batch size ("gpu:0, batch 512")."""
+    """One run of a job in words: "gpu:0"; in a sweep "gpu:0, batch 512"; a repeat "gpu:0, run 2"."""
     batch = f", batch {point.sweep_batch:,}" if point.sweep_batch else ""
-    return f"{device_label(point.device)}{batch}"
+    repeat = f", run {point.repeat}" if point.repeat else ""
+    return f"{device_label(point.device)}{batch}{repeat}"
 
 
 def model_text(hidden_units: Sequence[int], activation: str) -> str:

@@ -57,6 +57,7 @@ class DeviceRun:
     test_accuracy: float | None = None
     replicas: int = 1  # devices that trained together: 1, or N for data parallel over N devices ("gpu:all")
     sweep_batch: int = 0  # a sweep's point (`lib.sweep`): the batch size it trained with; 0 in an ordinary job
+    repeat: int = 0  # in a job that repeats each device (`JobRequest.repeats`): this run's number, from 1; else 0
     # Time to accuracy (`JobRequest.target_accuracy`): held-out accuracy after each epoch, evaluation timed.
     target_accuracy: float | None = None  # the test accuracy the run stops at; None: it trains every epoch
     held_out_accuracy: list[float] = field(default_factory=list)  # test accuracy after each epoch (with a target)
@@ -120,8 +121,8 @@ class DeviceRun:
 
     @property
     def key(self) -> str:
-        """What tells this run apart from the job's others (`run_key`): its device, and a sweep's batch size."""
-        return run_key(self.device, self.sweep_batch)
+        """What tells this run apart from the job's others (`run_key`): its device, a sweep's batch, a repeat."""
+        return run_key(self.device, self.sweep_batch, self.repeat)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the run as JSON-ready plain data."""
@@ -137,12 +138,12 @@ class DeviceRun:
 ENERGY_FIELDS = ("energy_method", "energy_j", "energy_epoch_j", "energy_above_idle_j", "idle_w", "energy_note")
 
 
-def run_key(device: str, sweep_batch: int = 0) -> str:
-    """Names one run of a job: its device ("cpu:0"), or in a sweep its device and batch size ("cpu:0 @ 512").
+def run_key(device: str, sweep_batch: int = 0, repeat: int = 0) -> str:
+    """Names one run of a job: "cpu:0"; in a sweep "cpu:0 @ 512"; in a job that repeats each device "cpu:0 #2".
 
     An ordinary job trains each device once, so its keys are its device names.
     """
-    return f"{device} @ {sweep_batch}" if sweep_batch else device
+    return device + (f" @ {sweep_batch}" if sweep_batch else "") + (f" #{repeat}" if repeat else "")
 
 
 def steady_epoch_seconds(epoch_s: Sequence[float]) -> float:
@@ -168,11 +169,12 @@ class ProgressEvent:
     loss: float | None = None  # latest training loss, when known without a sync
     accuracy: float | None = None  # latest training accuracy, when known without a sync
     sweep_batch: int = 0  # a sweep's point: the batch size it trains with; 0 in an ordinary job
+    repeat: int = 0  # a repeated run's number, from 1; 0 when the job does not repeat
 
     @property
     def key(self) -> str:
         """The run this event is about (`run_key`)."""
-        return run_key(self.device, self.sweep_batch)
+        return run_key(self.device, self.sweep_batch, self.repeat)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the event as JSON-ready plain data."""

@@ -16,7 +16,8 @@ the app does nothing on it, shown apart), then an `EnergyMeter`: `start()` befor
 after each epoch's timing ends, `result()` at the end, and `energy_fields(result)` to store it with the run.
 Counters tick in steps and power readings lag, so epochs shorter than `MIN_WINDOW_S` are measured together
 and their energy split by time (`epoch_energy`). Where nothing can be read, a result carries the reason,
-worded for people ("not measured on this server: ..."), and no numbers.
+worded for people ("not measured on this server: ..."), and no numbers. What stored runs say about their
+energy (`run_energy_text`, `energy_table`, `energy_caption`) ends the module, for the pages and the CLI.
 """
 
 from __future__ import annotations

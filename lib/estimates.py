@@ -358,7 +358,7 @@ def estimate_job(
 def estimate_request(
     request: JobRequest, num_train: int, runs: pd.DataFrame, *, overhead_s: float, backend: str | None = None
 ) -> JobEstimate:
-    """Estimates a queued request, as `estimate_job` does; a sweep's devices once per batch size (`lib.sweep`).
+    """Estimates a queued request as `estimate_job` does: a sweep's devices per batch size, a repeat's again.
 
     Args:
         request: The request: its spec, devices and a sweep's batch sizes.
@@ -372,6 +372,7 @@ def estimate_request(
     """
     usable = usable_runs(runs)
     specs = [replace(request.spec, batch_size=size) for size in request.batch_sizes] or [request.spec]
+    specs = specs * max(request.repeats, 1)  # each repeat trains every device again
     parts = [
         _estimate_job(spec, num_train, request.devices, usable, overhead_s=overhead_s, backend=backend)
         for spec in specs

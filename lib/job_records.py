@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ import pandas as pd
 from lib.backend import library_versions
 from lib.device_run import DeviceRun
 from lib.hardware import describe_hardware
-from lib.jobs import JobRecord
+from lib.jobs import JobRecord, RunPoint
 from lib.spec import ModelSpec
 from lib.store import RunStore, StoreError
 
@@ -134,7 +134,7 @@ class JobRecords:
 
     def _record(self, labels: RunLabels, run: DeviceRun, machine: _Machine | None = None) -> int:
         machine = machine or _Machine(self._hardware, self._versions)
-        spec = replace(labels.spec, batch_size=run.sweep_batch) if run.sweep_batch else labels.spec
+        spec = RunPoint(run.device, run.sweep_batch, run.repeat).spec(labels.spec)  # a sweep's batch, a repeat's seed
         return self.store.record(
             spec,
             run,

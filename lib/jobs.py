@@ -65,33 +65,49 @@ class RunnerClosedError(JobError):
     """The runner has been shut down and accepts no more jobs."""
 
 
+SEEDS = 2**32  # seeds are 0 .. SEEDS - 1 (`lib.spec`); a repeat's seed wraps around
+
+
 @dataclass(frozen=True)
 class RunPoint:
-    """One run of a job: a device, and in a sweep the batch size it trains with."""
+    """One run of a job: a device; in a sweep the batch size it trains with; in a repeated job its number."""
 
     device: str  # normalised device name
     sweep_batch: int = 0  # the sweep's batch size for this run; 0 in an ordinary job (the spec's)
+    repeat: int = 0  # the repeat's number, from 1, when the job repeats each device; 0 otherwise
 
     @property
     def key(self) -> str:
-        """The run's name within its job (`lib.device_run.run_key`): "cpu:0", or "cpu:0 @ 512" in a sweep."""
-        return run_key(self.device, self.sweep_batch)
+        """The run's name within its job (`lib.device_run.run_key`): "cpu:0", "cpu:0 @ 512", "cpu:0 #2"."""
+        return run_key(self.device, self.sweep_batch, self.repeat)
 
     def spec(self, spec: ModelSpec) -> ModelSpec:
-        """The job's spec as this run trains it: with the sweep's batch size, if any."""
-        return replace(spec, batch_size=self.sweep_batch) if self.sweep_batch else spec
+        """The job's spec as this run trains it: a sweep's batch size; a repeat's own seed (the spec's + n - 1).
+
+        Repeats differ in their seed, as MLPerf's runs do, so their spread includes the training's own.
+        """
+        if self.sweep_batch:
+            spec = replace(spec, batch_size=self.sweep_batch)
+        if self.repeat > 1:
+            spec = replace(spec, seed=(spec.seed + self.repeat - 1) % SEEDS)
+        return spec
 
 
-def run_points(devices: Sequence[str], batch_sizes: Sequence[int] = ()) -> tuple[RunPoint, ...]:
-    """The runs of a job, in training order: each device; in a sweep, each device at each batch size in turn.
+def run_points(devices: Sequence[str], batch_sizes: Sequence[int] = (), repeats: int = 1) -> tuple[RunPoint, ...]:
+    """The runs of a job, in training order: each device, or each at each sweep batch size, or each repeat.
+
+    Repeats go every device once, then every device again, and so on: drift over time hits all alike.
 
     Args:
         devices: The job's devices, in order.
         batch_sizes: A sweep's batch sizes, in order; empty for an ordinary job.
+        repeats: Runs per device (a sweep has 1; `lib.requests` refuses both).
     """
-    if not batch_sizes:
-        return tuple(RunPoint(device) for device in devices)
-    return tuple(RunPoint(device, size) for size in batch_sizes for device in devices)
+    if batch_sizes:
+        return tuple(RunPoint(device, size) for size in batch_sizes for device in devices)
+    if repeats > 1:
+        return tuple(RunPoint(device, repeat=number) for number in range(1, repeats + 1) for device in devices)
+    return tuple(RunPoint(device) for device in devices)
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,7 @@ class JobRequest:
     backend: str | None = None  # Keras backend of the worker (None: the server's environment decides)
     batch_sizes: tuple[int, ...] = ()  # a sweep (`lib.sweep`): every device trains at each of these, ascending
     target_accuracy: float | None = None  # time to accuracy: each run stops once its test accuracy reaches this
+    repeats: int = 1  # runs per device (`run_points`): the results show their median and spread
 
     @property
     def is_sweep(self) -> bool:
@@ -114,7 +131,7 @@ class JobRequest:
 
     def points(self) -> tuple[RunPoint, ...]:
         """The runs the job trains, in order (`run_points`)."""
-        return run_points(self.devices, self.batch_sizes)
+        return run_points(self.devices, self.batch_sizes, self.repeats)
 
     def to_worker_dict(self) -> dict[str, Any]:
         """Returns the request as the JSON-ready dict a worker reads on its standard input."""
@@ -126,6 +143,7 @@ class JobRequest:
             "synthetic": self.synthetic,
             "batch_sizes": list(self.batch_sizes),
             "target_accuracy": self.target_accuracy,
+            "repeats": self.repeats,
         }
 
     @classmethod
@@ -146,6 +164,7 @@ class JobRequest:
             synthetic=bool(data.get("synthetic", False)),
             batch_sizes=tuple(int(size) for size in data.get("batch_sizes") or ()),
             target_accuracy=_optional_float(data.get("target_accuracy")),
+            repeats=int(data.get("repeats") or 1),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -254,10 +273,11 @@ class BoardEntry:
     started_at: float | None = None  # `time.time()` when its worker started (None while queued)
     progress: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # run key -> ProgressEvent
     batch_sizes: tuple[int, ...] = ()  # a sweep's batch sizes (`lib.sweep`); empty for an ordinary job
+    repeats: int = 1  # runs per device
 
     def points(self) -> tuple[RunPoint, ...]:
         """The job's runs, in training order (`run_points`); `progress` is keyed by their `key`."""
-        return run_points(self.devices, self.batch_sizes)
+        return run_points(self.devices, self.batch_sizes, self.repeats)
 
 
 @dataclass(frozen=True)
@@ -286,6 +306,7 @@ def run_from_epoch_events(
     error: str = "",
     start_elapsed_s: float = 0.0,
     sweep_batch: int = 0,
+    repeat: int = 0,
 ) -> DeviceRun:
     """Rebuilds the `DeviceRun` of a device whose worker ended before sending its result.
 
@@ -302,6 +323,7 @@ def run_from_epoch_events(
         error: The readable reason for the status.
         start_elapsed_s: `elapsed_s` of the device's "device_start" event.
         sweep_batch: A sweep point's batch size (0 in an ordinary job).
+        repeat: A repeated run's number (0 when the job does not repeat).
 
     Returns:
         A run with the finished epochs' times, losses and accuracies; no test metrics.
@@ -309,7 +331,13 @@ def run_from_epoch_events(
     marks = [start_elapsed_s, *(event.elapsed_s for event in epoch_events)]
     epoch_s = [max(later - earlier, 0.0) for earlier, later in zip(marks[:-1], marks[1:], strict=True)]
     run = DeviceRun(
-        device=device, backend=backend, synthetic=synthetic, status=status, error=error, sweep_batch=sweep_batch
+        device=device,
+        backend=backend,
+        synthetic=synthetic,
+        status=status,
+        error=error,
+        sweep_batch=sweep_batch,
+        repeat=repeat,
     )
     run.num_train = num_train
     run.set_epoch_times(epoch_s)

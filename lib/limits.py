@@ -34,6 +34,7 @@ class ServerLimits:
     queue: int = 30  # jobs waiting or running at once on this server
     job_seconds: int = 1800  # wall-clock limit of one job, seconds
     jobs_per_client: int = 0  # jobs one client (browser address) may have queued or running; 0: no limit
+    repeats: int = 5  # runs per device of one job (its median and spread are reported)
 
 
 LIMIT_ENV_VARS: dict[str, str] = {f.name: ENV_PREFIX + f.name.upper() for f in fields(ServerLimits)}

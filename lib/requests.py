@@ -67,13 +67,14 @@ def check_limits(request: JobRequest, limits: ServerLimits) -> int:
     Raises:
         SpecError: The spec is invalid or over a limit.
         LimitError: Bad or too many samples, a sweep's batch sizes out of bounds (`lib.sweep.check_batch_sizes`),
-            or a target accuracy the run cannot measure (`check_target`).
+            a target accuracy the run cannot measure (`check_target`), or too many runs per device.
         BackendUnavailableError: The backend is unknown or not installed.
     """
     validate_spec(request.spec, limits)
     if request.is_sweep:
         check_batch_sizes(request.batch_sizes, limits.batch_size)
     check_target(request)
+    check_repeats(request, limits)
     num_train = check_samples(request, limits)
     check_backend(request.backend)
     return num_train
@@ -135,6 +136,22 @@ def check_target(request: JobRequest) -> None:
         )
     if request.is_sweep:
         raise LimitError("A batch-size sweep measures speed only: it takes no target accuracy.")
+
+
+def check_repeats(request: JobRequest, limits: ServerLimits) -> None:
+    """Checks the runs per device: a whole number from 1 to the server's limit, and no repeats in a sweep.
+
+    Raises:
+        LimitError: Not a whole number in range, or repeats asked of a sweep.
+    """
+    repeats = request.repeats
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= limits.repeats:
+        raise LimitError(
+            f"The runs per device must be a whole number from 1 to {limits.repeats:,} (this server's limit), "
+            f"not {_shown(repeats)}."
+        )
+    if repeats > 1 and request.is_sweep:
+        raise LimitError("A batch-size sweep runs each point once: choose 1 run per device for it.")
 
 
 def check_devices(devices: Sequence[str], available_devices: Sequence[str] | None = None) -> tuple[str, ...]:

@@ -174,6 +174,7 @@ class JobRunner:
         client: str | None = None,
         batch_sizes: Sequence[int] = (),
         target_accuracy: float | None = None,
+        repeats: int = 1,
     ) -> JobSnapshot:
         """Checks a training request against the server limits and queues it, or joins an identical one.
 
@@ -191,6 +192,7 @@ class JobRunner:
                 empty for an ordinary job.
             target_accuracy: Time to accuracy (`lib.time_to_target`): each device stops once its test accuracy
                 reaches this; None trains every epoch.
+            repeats: Runs per device (each with its own seed): the results show their median and spread.
 
         Returns:
             A snapshot of the job for this owner: its id, position, estimated start and requesters.
@@ -214,6 +216,7 @@ class JobRunner:
             backend=backend,
             batch_sizes=tuple(batch_sizes),
             target_accuracy=target_accuracy,
+            repeats=repeats,
         )
         num_train = check_request(request, self.limits, available)
         backend = self._backend_of(request)

@@ -155,6 +155,7 @@ class RunnerJob:
                 error=error,
                 start_elapsed_s=self.device_start.get(point.key, 0.0),
                 sweep_batch=point.sweep_batch,
+                repeat=point.repeat,
             )
             runs.append(run)
         return tuple(runs)
@@ -170,6 +171,7 @@ class RunnerJob:
                 error=message,
                 num_train=self.num_train,
                 sweep_batch=point.sweep_batch,
+                repeat=point.repeat,
             )
             for point in self.request.points()
         )
@@ -267,6 +269,7 @@ def request_key(request: JobRequest, num_train: int, backend: str) -> str:
             "devices": list(request.devices),
             "batch_sizes": list(request.batch_sizes),
             "target_accuracy": request.target_accuracy,
+            "repeats": request.repeats,
             "num_train": num_train,
             "num_test": num_test,
             "synthetic": request.synthetic,

@@ -67,7 +67,7 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from lib.device_run import ProgressEvent, is_out_of_memory
-from lib.jobs import WORKER_PARENT_ENV, JobRequest
+from lib.jobs import WORKER_PARENT_ENV, JobRequest, RunPoint
 
 SPARE_ARG = "--spare"  # command-line switch: warm up first, then wait for the job
 REQUEST_ENV = "GPUX_JOB_REQUEST"  # the job as JSON, for a worker with no standard input (a Ray job)
@@ -469,8 +469,8 @@ def train_job(
     """Trains each of the job's runs in turn (`JobRequest.points`), sending each result as soon as it is ready.
 
     `lib.engine.train_on_devices` is called once per run, so a job killed on its second device has already
-    sent the first device's result. A sweep's runs train the spec at their own batch size, and their events
-    and results say which (`sweep_batch`).
+    sent the first device's result. A sweep's runs train the spec at their own batch size, a repeat with its
+    own seed (`RunPoint.spec`), and their events and results say which run they are (`sweep_batch`, `repeat`).
     """
     from lib.engine import train_on_devices
 
@@ -483,20 +483,20 @@ def train_job(
             [point.device],
             sample_limit=request.sample_limit,
             test_limit=request.test_limit,
-            progress=point_progress(on_progress, point.sweep_batch),
+            progress=point_progress(on_progress, point),
             should_stop=stop.is_set,
             target_accuracy=request.target_accuracy,
         )
         for run in runs:
-            run.sweep_batch = point.sweep_batch
+            run.sweep_batch, run.repeat = point.sweep_batch, point.repeat
             emitter.emit({"type": "result", "run": run.to_dict()})
 
 
-def point_progress(on_progress: Callable[[ProgressEvent], None], sweep_batch: int) -> Callable[[ProgressEvent], None]:
-    """The progress callback of one run: in a sweep, its events carry the run's batch size."""
-    if not sweep_batch:
+def point_progress(on_progress: Callable[[ProgressEvent], None], point: RunPoint) -> Callable[[ProgressEvent], None]:
+    """The progress callback of one run: in a sweep or a repeated job, its events say which run they are about."""
+    if not point.sweep_batch and not point.repeat:
         return on_progress
-    return lambda event: on_progress(replace(event, sweep_batch=sweep_batch))
+    return lambda event: on_progress(replace(event, sweep_batch=point.sweep_batch, repeat=point.repeat))
 
 
 JobFunction = Callable[[JobRequest, EventWriter, JobStop, WorkerState], None]  # runs one job, sending its events

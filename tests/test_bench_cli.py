@@ -92,6 +92,7 @@ def test_list_devices(capsys):
         (["--json", "/nonexistent-folder/out.json"], {}, "the folder /nonexistent-folder does not exist"),
         (["--preset", "cifar10-seed"], {}, "or run with --synthetic to use generated data"),
         (["--target-accuracy", "1.5"], {}, "'1.5' must be between 0 and 1"),
+        (["--synthetic", "--repeats", "9"], {}, "runs per device must be a whole number from 1 to 5"),
         (["--synthetic", "--target-accuracy", "0.5"], {}, "A target accuracy needs the real dataset"),
         (["--synthetic"], {"GPUX_PRICE_GPU_PER_HOUR": "free"}, "GPUX_PRICE_GPU_PER_HOUR: The GPU price per hour"),
     ],
@@ -363,3 +364,44 @@ def test_time_to_accuracy_energy_and_cost_reach_the_table_json_and_csv(capsys, t
     (row,) = list(csv.DictReader(out_csv.open()))
     assert json.loads(row["held_out_accuracy"]) == pytest.approx(result["held_out_accuracy"])
     assert float(row["cost"]) == pytest.approx(result["cost"])
+
+
+def test_repeats_run_each_device_again_with_the_next_seed_and_print_the_spread(capsys, tmp_path):
+    out_json = tmp_path / "out.json"
+    code, out, err = run_cli(capsys, [*TINY, *TINY_DATA, "--repeats", "3", "--no-store", "--json", str(out_json)])
+    assert code == 0, err
+
+    results = json.loads(out_json.read_text())["results"]
+    assert [result["repeat"] for result in results] == [1, 2, 3]
+    assert "cpu:0: median " in out and "over 3 runs" in out and "speedup vs" not in out
+
+
+def test_roofline_places_each_run_under_its_devices_measured_roofs(capsys, tmp_path, monkeypatch):
+    from lib.ceilings import Ceiling
+    from lib.roofline import Bandwidth
+
+    ceiling = Ceiling("cpu:0", "float32 strict", 256, 1.0, 1e15, "tensorflow")  # roofs far above any run here
+    monkeypatch.setattr("lib.ceilings.measure_ceilings", lambda device: [ceiling])
+    monkeypatch.setattr("lib.roofline.measure_bandwidth", lambda device: Bandwidth(device, 1e13, 1 << 20, "tf"))
+    out_json = tmp_path / "out.json"
+    code, out, err = run_cli(capsys, [*TINY, *TINY_DATA, "--roofline", "--no-store", "--json", str(out_json)])
+    assert code == 0, err
+
+    (result,) = json.loads(out_json.read_text())["results"]
+    roofline = result["roofline"]
+    assert roofline["bound"] == "overhead-bound" and roofline["share_of_attainable"] < 0.2
+    assert roofline["bandwidth_bytes_per_s"] == 1e13 and roofline["compute_flops_per_s"] == 1e15
+    assert "roofline       overhead-bound: " in out
+
+
+def test_without_roofs_the_roofline_says_why(capsys, monkeypatch):
+    from lib.ceilings import CeilingError
+
+    def refuse(device):
+        raise CeilingError("no timer here")
+
+    monkeypatch.setattr("lib.ceilings.measure_ceilings", refuse)
+    code, out, err = run_cli(capsys, [*TINY, *TINY_DATA, "--roofline", "--no-store"])
+
+    assert code == 0, err
+    assert "roofline       not measured: no timer here" in out

@@ -52,6 +52,7 @@ class _PageKey(StrEnum):
     GUESS = "guess"  # text input: the speedup the student guesses before pressing Train (lib.guesses)
     TARGET_ON = "target_on"  # toggle: stop at a target test accuracy (lib.time_to_target)
     TARGET_ACCURACY = "target_accuracy"  # number input: that target
+    REPEATS = "repeats"  # number input: runs per device (lib.repeats)
     GUESS_SET_BATCH = "guess_set_batch"  # prefix: "guess_set_batch_32", ... buttons that set the batch to measure
 
     # Train page session state
@@ -60,6 +61,7 @@ class _PageKey(StrEnum):
     LINKED_JOB_CHECKED = "linked_job_checked"  # the link's job id this session already tried to adopt
     JOB_MESSAGES = "job_messages"  # (kind, text) messages the Train or sweep page shows once (ui.job_progress)
     CANCEL_ASKED = "cancel_asked"  # the job id this session pressed Cancel for (its button then says Stopping...)
+    REPEATS_KEPT = "repeats_kept"  # the session's runs per device, kept while another page is shown
     TARGET_KEPT = "target_kept"  # the session's target accuracy (None: off), kept while another page is shown
     GUESS_KEPT = "guess_kept"  # the guess input's text, kept while another page is shown (a widget's is dropped)
 
@@ -83,6 +85,7 @@ class _PageKey(StrEnum):
     RESULTS_LEARNED_RUN = "results_learned_run"  # the compared run whose confusion matrix is drawn
     RESULTS_TIME_TO_TARGET = "results_time_to_target"  # the "Time to accuracy" box (lib.time_to_target)
     RESULTS_ENERGY = "results_energy"  # the "Energy" box (lib.energy)
+    RESULTS_REPEATS = "results_repeats"  # the "Repeated runs" box (lib.repeats)
     RESULTS_COSTS = "results_costs"  # the "What it costs" box (lib.cost); its inputs: price_key(kind)
 
     # Lesson mode (lib.lesson, ui.lesson)

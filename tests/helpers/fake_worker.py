@@ -120,9 +120,9 @@ def run_fake_job(
     for point in request.points():
         if stop.is_set():
             return
-        point_progress = worker.point_progress(on_progress, point.sweep_batch)
+        point_progress = worker.point_progress(on_progress, point)
         run = fake_device_run(request, hook, point.device, backend, num_train, epoch_s, point_progress, stop)
-        run.sweep_batch = point.sweep_batch
+        run.sweep_batch, run.repeat = point.sweep_batch, point.repeat
         emitter.emit({"type": "result", "run": run.to_dict()})
 
 
