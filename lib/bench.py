@@ -84,7 +84,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from lib.backend import BackendUnavailableError
-from lib.cost import DevicePrices, PriceConfigError, load_prices, run_cost
+from lib.cost import DevicePrices, PriceConfigError, format_cost, load_prices, run_cost
 from lib.datasets import DATASETS, DatasetUnavailableError, UnknownDatasetError
 from lib.device_run import DeviceRun, ProgressEvent
 from lib.devices import DeviceNotFoundError
@@ -460,6 +460,16 @@ def roofline_readings(plan: Plan, runs: Sequence[DeviceRun]) -> list[dict[str, A
     return readings
 
 
+def format_cost_line(run: DeviceRun, prices: DevicePrices) -> str:
+    """One run's cost: "cost           0.0014 USD (0.10 USD/h, example price)"; empty without a time or price."""
+    price = prices.for_device(run.device, run.replicas)
+    cost = run_cost(run.total_s, price)
+    if cost is None:
+        return ""
+    origin = {"example": "example price", "server": "this server's price"}.get(prices.source, "your price")
+    return f"  cost           {format_cost(cost, prices.currency)} ({price:g} {prices.currency}/h, {origin})"
+
+
 def format_roofline(reading: Mapping[str, Any] | None) -> str:
     """One run's roofline line: "memory-bound: 102 GFLOP/s, 36% of its 287 GFLOP/s roof (4.7 FLOP/byte)"."""
     if reading is None:
@@ -478,10 +488,10 @@ def format_results(
 ) -> str:
     """Returns one table per device (with its roofline, when measured) and the speedup and spread lines."""
     rooflines = rooflines or [None] * len(runs)
-    blocks = [
-        "\n".join(filter(None, (format_run_table(run, plan.spec), format_roofline(roofline))))
-        for run, roofline in zip(runs, rooflines, strict=True)
-    ]
+    blocks = []
+    for run, roofline in zip(runs, rooflines, strict=True):
+        lines = (format_run_table(run, plan.spec), format_cost_line(run, plan.prices), format_roofline(roofline))
+        blocks.append("\n".join(line for line in lines if line))
     speedup = format_speedup([run for run in runs if run.repeat <= 1])  # with repeats: the first round's
     if speedup:
         blocks.append(speedup)

@@ -361,6 +361,7 @@ def test_time_to_accuracy_energy_and_cost_reach_the_table_json_and_csv(capsys, t
     assert result["cost"] == pytest.approx(result["total_s"] * 0.001) and result["currency"] == "USD"
     assert result["energy_method"] in ("rapl", "not measured") and result["energy_note"]
     assert "time to 20%" in out and "energy " in out
+    assert f"cost           {result['cost']:.3g} USD (3.6 USD/h, this server's price)" in out
     (row,) = list(csv.DictReader(out_csv.open()))
     assert json.loads(row["held_out_accuracy"]) == pytest.approx(result["held_out_accuracy"])
     assert float(row["cost"]) == pytest.approx(result["cost"])
