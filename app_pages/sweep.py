@@ -33,7 +33,7 @@ from lib.sweep import (
     sweep_spec,
 )
 from ui import lesson, presenter, runtime, session
-from ui.job_progress import add_message, draw_cancel, draw_run_progress, show_messages, stopping
+from ui.job_progress import add_message, draw_cancel, draw_run_progress, session_job, show_messages, stopping
 from ui.keys import Key
 from ui.page_data import matching_preset, model_summary
 from ui.sweep import draw_sweep_result
@@ -46,18 +46,6 @@ training_devices = runtime.training_device_names()
 spec = session.current_spec(limits, training_devices)
 info = DATASETS[spec.dataset]
 batch_choices = [size for size in SWEEP_BATCH_CHOICES if size <= limits.batch_size]
-
-
-def session_job() -> JobSnapshot | None:
-    """This session's latest job (a sweep, or a training job from the Train page), or None."""
-    job_id = st.session_state.get(Key.JOB_ID)
-    if job_id is None:
-        return None
-    try:
-        return runtime.runner().get(job_id, session.owner_id())
-    except JobNotFoundError:
-        st.session_state.pop(Key.JOB_ID, None)
-        return None
 
 
 def chosen_devices() -> list[str]:

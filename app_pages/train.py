@@ -54,7 +54,7 @@ from lib.take_home import job_runs
 from lib.time_to_target import default_target, target_text
 from ui import lesson, presenter, runtime, session
 from ui.guesses import draw_guess, draw_reveal, keep_guess
-from ui.job_progress import add_message, draw_cancel, draw_run_progress, show_messages, stopping
+from ui.job_progress import add_message, draw_cancel, draw_run_progress, session_job, show_messages, stopping
 from ui.keys import Key
 from ui.page_data import matching_preset, model_summary
 from ui.take_home import draw_take_home
@@ -212,18 +212,6 @@ def adopt_linked_job(settings: RunSettings) -> None:
         add_message("error", str(error))
         return
     st.session_state[Key.JOB_ID] = job.id
-
-
-def current_job() -> JobSnapshot | None:
-    """This session's latest job, or None (none yet, or it left or lost it)."""
-    job_id = st.session_state.get(Key.JOB_ID)
-    if job_id is None:
-        return None
-    try:
-        return runtime.runner().get(job_id, session.owner_id())
-    except JobNotFoundError:
-        st.session_state.pop(Key.JOB_ID, None)
-        return None
 
 
 def dataset_is_local() -> bool:
@@ -616,7 +604,7 @@ if not has_gpu(runtime.devices()):
 adopt_linked_job(session_settings())
 settings = session.run_settings()
 show_messages()
-job = current_job()
+job = session_job()
 busy = job is not None and not job.is_final
 suggestion = sample_suggestion(settings.devices)
 with st.container(border=True):

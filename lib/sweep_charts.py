@@ -39,20 +39,15 @@ def sweep_throughput_chart(
     stored = () if stored_gpu is None else (stored_gpu["samples_per_s"],)
     shown = pd.concat([points["samples_per_s"], *stored])
     y = _log_y("samples_per_s:Q", "Throughput (samples/s, log scale)", shown)
-    lines = (
-        alt.Chart(points)
-        .mark_line(point=True)
-        .encode(
-            x=x,
-            y=y,
-            color=_device_color(style),
-            tooltip=[
-                alt.Tooltip("device:N").title("Device"),
-                alt.Tooltip("batch_size:Q").title("Batch size").format(","),
-                alt.Tooltip("samples_per_s:Q").title("Throughput (samples/s)").format(",.0f"),
-                alt.Tooltip("steady_epoch_s:Q").title("Steady epoch (s)").format(".3f"),
-            ],
-        )
+    lines = _device_lines(
+        points,
+        x,
+        y,
+        [
+            alt.Tooltip("samples_per_s:Q").title("Throughput (samples/s)").format(",.0f"),
+            alt.Tooltip("steady_epoch_s:Q").title("Steady epoch (s)").format(".3f"),
+        ],
+        style,
     )
     layers = [lines]
     if stored_gpu is not None and not stored_gpu.empty:
@@ -77,22 +72,17 @@ def sweep_speedup_chart(
     """
     x = _batch_x(speedups["batch_size"])
     y = _log_y("speedup:Q", "Speedup over the CPU (times, log scale)", speedups["speedup"])
-    lines = (
-        alt.Chart(speedups)
-        .mark_line(point=True)
-        .encode(
-            x=x,
-            y=y,
-            color=_device_color(style),
-            tooltip=[
-                alt.Tooltip("device:N").title("Device"),
-                alt.Tooltip("batch_size:Q").title("Batch size").format(","),
-                alt.Tooltip("speedup:Q").title("Times faster than the CPU").format(".3~g"),
-                alt.Tooltip("samples_per_s:Q").title("Throughput (samples/s)").format(",.0f"),
-                alt.Tooltip("baseline:N").title("CPU device"),
-                alt.Tooltip("baseline_samples_per_s:Q").title("CPU throughput (samples/s)").format(",.0f"),
-            ],
-        )
+    lines = _device_lines(
+        speedups,
+        x,
+        y,
+        [
+            alt.Tooltip("speedup:Q").title("Times faster than the CPU").format(".3~g"),
+            alt.Tooltip("samples_per_s:Q").title("Throughput (samples/s)").format(",.0f"),
+            alt.Tooltip("baseline:N").title("CPU device"),
+            alt.Tooltip("baseline_samples_per_s:Q").title("CPU throughput (samples/s)").format(",.0f"),
+        ],
+        style,
     )
     layers = [lines, *_as_fast_layers(style)]
     crossings = crossover_frame(crossovers)
@@ -105,6 +95,19 @@ def sweep_speedup_chart(
 def _log_y(field: str, title: str, values: pd.Series) -> alt.Y:
     """A log-scale y axis with readable ticks (`log_ticks`) over the values drawn."""
     return alt.Y(field).title(title).scale(type="log").axis(values=log_ticks(values))
+
+
+def _device_lines(frame: pd.DataFrame, x: alt.X, y: alt.Y, tooltip: list[alt.Tooltip], style: ChartStyle) -> alt.Chart:
+    """One line with points per device against batch size; the tooltip names the device and batch first."""
+    device_and_batch = [
+        alt.Tooltip("device:N").title("Device"),
+        alt.Tooltip("batch_size:Q").title("Batch size").format(","),
+    ]
+    return (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(x=x, y=y, color=_device_color(style), tooltip=[*device_and_batch, *tooltip])
+    )
 
 
 def _batch_x(batch_sizes: pd.Series) -> alt.X:

@@ -22,6 +22,18 @@ TOOK_BACK_MESSAGE = "You took back your request. The run goes on for the other s
 WAITING_TEXT = "waiting (starting the worker, loading the data)"  # a run with no progress yet
 
 
+def session_job() -> JobSnapshot | None:
+    """This session's latest job (a training job or a sweep), or None (none yet, or it left or lost it)."""
+    job_id = st.session_state.get(Key.JOB_ID)
+    if job_id is None:
+        return None
+    try:
+        return runtime.runner().get(job_id, session.owner_id())
+    except JobNotFoundError:
+        st.session_state.pop(Key.JOB_ID, None)
+        return None
+
+
 def draw_run_progress(job: JobSnapshot) -> None:
     """One progress bar per run of a running job, in training order."""
     for point in job.request.points():

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -271,10 +271,7 @@ def measure_ceilings_once() -> list[Ceiling]:
         lib.ceilings.CeilingError: A device cannot be measured; the message says why.
         BackendUnavailableError: The backend cannot be imported.
     """
-    wait_for_backend()
-    for device in device_names():
-        _device_ceilings(device, CEILING_N)
-        _measured_devices().add(device)
+    _measure_each_device(lambda device: _device_ceilings(device, CEILING_N), _measured_devices())
     return measured_ceilings()
 
 
@@ -301,11 +298,16 @@ def measure_bandwidths_once() -> list[Bandwidth]:
         lib.roofline.BandwidthError: A device cannot be measured; the message says why.
         BackendUnavailableError: The backend cannot be imported.
     """
+    _measure_each_device(lambda device: _device_bandwidth(device, BANDWIDTH_BYTES), _bandwidth_devices())
+    return measured_bandwidths()
+
+
+def _measure_each_device(measure: Callable[[str], Any], measured: set[str]) -> None:
+    """Measures every device of this server through a cached `measure`, and notes each one once it is."""
     wait_for_backend()
     for device in device_names():
-        _device_bandwidth(device, BANDWIDTH_BYTES)
-        _bandwidth_devices().add(device)
-    return measured_bandwidths()
+        measure(device)
+        measured.add(device)
 
 
 def measured_bandwidths() -> list[Bandwidth]:
