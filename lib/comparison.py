@@ -244,7 +244,7 @@ def choose_comparison(runs: pd.DataFrame, job_id: str | None = None) -> Comparis
     job = job_id if own else newest[0].job_id
     job_runs = [run for run in newest if job is not None and run.job_id == job]
     if len({run.device for run in job_runs}) > 1:
-        devices = _and([run.device for run in reversed(job_runs)])
+        devices = _and(list(dict.fromkeys(run.device for run in reversed(job_runs))))  # a repeat or sweep: once
         whose = "Your latest job" if own else "The latest job"
         return _comparison(
             job_runs, "job", f"{whose} trained {job_runs[0].title} on {devices}: its devices side by side."

@@ -373,3 +373,16 @@ def test_the_same_model_on_two_machines_is_expected_to_learn_alike(store):
     assert "As expected: the same model and random seed learn alike" in loss_caption(epochs, runs)
     assert "Same model and settings, so these should match" in accuracy_caption(summary, runs)
     assert set(summary["series"]) == {"machine-1", "machine-2"}
+
+
+def test_a_repeated_job_names_each_device_once(store):
+    ids = [
+        record(store, SEED.with_changes(seed=number), device=device, job="r", repeat=number)
+        for number in (1, 2)
+        for device in ("cpu:0", "gpu:0")
+    ]
+
+    comparison = choose_comparison(store.runs())
+
+    assert comparison.rule == "job" and comparison.run_ids == tuple(ids)
+    assert "on cpu:0 and gpu:0: its devices side by side" in comparison.reason
