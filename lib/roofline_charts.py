@@ -17,6 +17,7 @@ from lib.roofline import BOUNDS
 ROOFLINE_TITLE = "How close to the hardware: the roofline"
 INTENSITY_TITLE = "Arithmetic intensity (FLOP per byte moved, log scale)"
 FLOPS_TITLE = "Training speed (FLOP/s, log scale)"
+LEGEND_ORIENT = "right"  # three legends (roof, bound, device): side by side below the plot they overflow 853 px
 SI_FORMAT = "~s"  # Vega's SI prefixes: 2e10 reads "20G", 1.5e12 "1.5T"
 
 
@@ -52,7 +53,7 @@ def _roof_layer(roofs: pd.DataFrame, x: alt.X, y: alt.Y, style: ChartStyle) -> a
         .encode(
             x=x,
             y=y,
-            strokeDash=alt.StrokeDash("roof:N").title("Roof").legend(orient=style.legend_orient),
+            strokeDash=alt.StrokeDash("roof:N").title("Roof").legend(orient=LEGEND_ORIENT),
             order=alt.Order("intensity:Q"),
             tooltip=[
                 alt.Tooltip("roof:N").title("Roof"),
@@ -74,8 +75,8 @@ def _point_layer(points: pd.DataFrame, x: alt.X, y: alt.Y, style: ChartStyle) ->
             color=alt.Color("bound:N")
             .title("Bound")
             .scale(domain=list(BOUNDS), scheme=COLOR_SCHEME)
-            .legend(orient=style.legend_orient),
-            shape=alt.Shape("device:N").title("Device").legend(orient=style.legend_orient),
+            .legend(orient=LEGEND_ORIENT),
+            shape=alt.Shape("device:N").title("Device").legend(orient=LEGEND_ORIENT),
             tooltip=[
                 alt.Tooltip("series:N").title("Run"),
                 alt.Tooltip("device:N").title("Device"),
