@@ -247,7 +247,7 @@ class JobSnapshot:
         return self.state in FINAL_STATES
 
     def latest_progress(self, key: str) -> ProgressEvent | None:
-        """Returns the newest progress event of one run (its device, or `RunPoint.key` in a sweep), or None."""
+        """Returns the newest progress event of one run (`RunPoint.key`: its device, in a sweep or a repeat more)."""
         return self.progress.get(key)
 
 

@@ -223,6 +223,7 @@ class RunnerJob:
             started_at=self.started_at,
             progress=MappingProxyType(dict(self.progress)),
             batch_sizes=self.request.batch_sizes,
+            repeats=self.request.repeats,
         )
 
     def record(self) -> JobRecord:

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.class_board import point_label
-from lib.device_run import DeviceRun
+from lib.device_run import DeviceRun, ProgressEvent
 from lib.estimates import estimate_job, estimate_request
 from lib.jobs import SEEDS, JobRequest, JobState, LimitError, RunPoint
 from lib.limits import ServerLimits
@@ -17,6 +17,7 @@ from lib.presets import PRESETS
 from lib.repeats import repeated_runs, spread_caption, spread_frame, spread_text
 from lib.repeats_charts import spread_chart
 from lib.requests import check_request
+from lib.runner_job import RunnerJob
 from lib.spec import ModelSpec
 from lib.store import RunStore
 from tests.conftest import REPO_ROOT
@@ -157,3 +158,15 @@ def test_the_train_page_offers_runs_per_device_up_to_the_limit(runs_db, monkeypa
 
     box = at.number_input(key=Key.REPEATS)
     assert box.value == 1 and box.max == 4
+
+
+def test_the_class_board_follows_each_repeat_of_a_running_job():
+    job = RunnerJob("0123456789ab", ["a"], "a", "Owl 1", request(), None, 500, 100, "jax", "k", 1.0, 0.0)
+    job.apply_event(
+        json.dumps({"type": "progress", "event": ProgressEvent("epoch", "gpu:0", epoch=1, repeat=2).to_dict()})
+    )
+
+    entry = job.board_entry(1, 0.0)
+
+    assert [point.key for point in entry.points()][3] == "gpu:0 #2"
+    assert entry.progress[entry.points()[3].key].epoch == 1
