@@ -93,6 +93,8 @@ def draw_plan(devices: list[str], batch_sizes: list[int], samples: int) -> None:
         f"(the first compiles, the second is timed), no test; about {format_seconds(estimate.total_s)} here. "
         "The sample count is raised where needed so that the largest batch takes several steps."
     )
+    if not available_sources(spec.dataset):
+        st.caption(f"{info.title} is not on this server, so the sweep times generated images of the same shape.")
 
 
 def start_sweep(devices: list[str], batch_sizes: list[int], samples: int) -> bool:
