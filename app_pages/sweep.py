@@ -16,7 +16,7 @@ from lib.datasets import DATASETS, available_sources
 from lib.devices import DeviceNotFoundError, has_gpu
 from lib.estimates import estimate_request
 from lib.formatting import format_seconds
-from lib.jobs import JobError, JobNotFoundError, JobRequest, JobSnapshot, JobState
+from lib.jobs import JobError, JobRequest, JobSnapshot, JobState
 from lib.lesson import PAGE_TITLES
 from lib.links import refused_spec_problems
 from lib.parallel import device_label
@@ -33,13 +33,10 @@ from lib.sweep import (
     sweep_spec,
 )
 from ui import lesson, presenter, runtime, session
-from ui.job_progress import add_message, draw_cancel, draw_run_progress, session_job, show_messages, stopping
+from ui.job_progress import add_message, draw_run_progress, live_job, session_job, show_messages, stopping
 from ui.keys import Key
 from ui.page_data import matching_preset, model_summary
 from ui.sweep import draw_sweep_result
-
-POLL_S = 1.0  # seconds between two looks at the running sweep
-STOP_WAIT_S = 1.0  # while it stops, how long one look waits for its end
 
 limits = runtime.server_limits()
 training_devices = runtime.training_device_names()
@@ -125,28 +122,17 @@ def start_sweep(devices: list[str], batch_sizes: list[int], samples: int) -> boo
     return True
 
 
-@st.fragment(run_every=POLL_S)
-def live_sweep(job_id: str) -> None:
-    """Polls the running sweep: one progress bar per point and a cancel button, then redraws the page."""
-    runner = runtime.runner()
-    try:
-        job = runner.get(job_id, session.owner_id())
-    except JobNotFoundError:
-        st.rerun()
-    if job.is_final:
-        st.rerun()
+def draw_sweep_progress(job: JobSnapshot) -> None:
+    """The running sweep: its place in the queue, or one progress bar per point."""
     if job.state == JobState.QUEUED:
         st.info(
             f"Waiting in the queue: position {job.position}, about {format_seconds(job.estimated_start_s or 0.0)} "
             "until it starts.",
             icon=":material/hourglass_top:",
         )
-    else:
-        st.markdown(f"**{'Stopping' if stopping(job) else 'Measuring'}** (job `{job.id}`)")
-        draw_run_progress(job)
-    draw_cancel(job)
-    if stopping(job) and runner.wait(job_id, timeout_s=STOP_WAIT_S).is_final:
-        st.rerun()
+        return
+    st.markdown(f"**{'Stopping' if stopping(job) else 'Measuring'}** (job `{job.id}`)")
+    draw_run_progress(job)
 
 
 def draw_finished(job: JobSnapshot) -> None:
@@ -214,7 +200,7 @@ with st.container(border=True):
         st.rerun()
 
 if busy and job.request.is_sweep:
-    live_sweep(job.id)
+    live_job(job.id, draw_sweep_progress)
 elif job is not None and job.request.is_sweep:
     draw_finished(job)
 else:

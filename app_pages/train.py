@@ -54,13 +54,11 @@ from lib.take_home import job_runs
 from lib.time_to_target import default_target, target_text
 from ui import lesson, presenter, runtime, session
 from ui.guesses import draw_guess, draw_reveal, keep_guess
-from ui.job_progress import add_message, draw_cancel, draw_run_progress, session_job, show_messages, stopping
+from ui.job_progress import add_message, draw_run_progress, live_job, session_job, show_messages, stopping
 from ui.keys import Key
 from ui.page_data import matching_preset, model_summary
 from ui.take_home import draw_take_home
 
-POLL_S = 1.0  # seconds between two looks at a running job
-STOP_WAIT_S = 1.0  # while a job stops, how long one look waits for its end (the runner kills it within ~1 s)
 MISSING = "—"  # what the result table shows for a value a run does not have (Streamlit's default: "None")
 SAMPLE_STEP = 1000  # the samples input's +/- step
 JOB_STATE_TEXT = {
@@ -468,26 +466,6 @@ def draw_progress(job: JobSnapshot) -> None:
     draw_run_progress(job)
 
 
-@st.fragment(run_every=POLL_S)
-def live_job(job_id: str) -> None:
-    """Polls this session's job: progress and a cancel button while it is active, then redraws the page.
-
-    While the job stops, each poll waits for its end (at most `STOP_WAIT_S`), so the page shows "cancelled"
-    as soon as the worker has ended instead of at the next poll.
-    """
-    runner = runtime.runner()
-    try:
-        job = runner.get(job_id, session.owner_id())
-    except JobNotFoundError:
-        st.rerun()
-    if job.is_final:
-        st.rerun()
-    draw_progress(job)
-    draw_cancel(job)
-    if stopping(job) and runner.wait(job_id, timeout_s=STOP_WAIT_S).is_final:
-        st.rerun()
-
-
 def result_table(job: JobSnapshot) -> pd.DataFrame:
     """One row per device: status, times, throughput, test accuracy (none on generated images) and a note.
 
@@ -612,7 +590,7 @@ with st.container(border=True):
     draw_queue_note(busy)
 
 if busy:
-    live_job(job.id)
+    live_job(job.id, draw_progress)
 elif job is not None:
     draw_result(job)
 with st.expander(OWNER_SETTINGS_TITLE):

@@ -85,6 +85,23 @@ def runs_db(tmp_path, monkeypatch) -> pathlib.Path:
 
 
 @pytest.fixture
+def fake_jobs(runs_db, monkeypatch):
+    """Page tests' jobs run by the tests' worker (hooks honoured), cold; no background Keras; the runner ends.
+
+    The worker is tests/helpers/fake_worker.py; the server's runner is shut down after the test.
+    """
+    import lib.executor
+    from tests.helpers.fake_worker import FAKE_WORKER_COMMAND
+    from ui import runtime
+
+    monkeypatch.setattr(lib.executor, "DEFAULT_WORKER_COMMAND", FAKE_WORKER_COMMAND)
+    monkeypatch.setenv("GPUX_WARM_WORKER", "0")
+    monkeypatch.setenv("GPUX_WARMUP", "0")
+    yield runs_db
+    runtime.runner().shutdown()
+
+
+@pytest.fixture
 def keras_home(tmp_path, monkeypatch) -> pathlib.Path:
     """Gives Keras a fresh, empty home (its dataset cache) for one test, so tests never touch ~/.keras.
 

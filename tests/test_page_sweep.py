@@ -9,17 +9,15 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-import lib.executor
 from lib.device_run import DeviceRun
 from lib.lesson import Lesson, lesson_params
 from lib.presets import PRESETS
 from lib.store import RunStore
 from lib.sweep import DEFAULT_SWEEP_BATCHES
 from tests.conftest import REPO_ROOT
-from tests.helpers.fake_worker import FAKE_WORKER_COMMAND, HOOK_KEY
+from tests.helpers.fake_worker import HOOK_KEY
 from tests.helpers.sweeps import store_sweep
 from ui import runtime
 from ui.keys import Key
@@ -28,16 +26,6 @@ APP = str(REPO_ROOT / "streamlit_app.py")
 FAKE_WAIT_S = 90  # upper bound for a fake sweep to end (no Keras; a 2-core machine shared by others)
 SPEC = PRESETS["fashion-seed"].spec
 FAKE_SPEC = SPEC.with_changes(extra={HOOK_KEY: {"fake": True, "epoch_s": 0.05}})
-
-
-@pytest.fixture
-def fake_jobs(runs_db, monkeypatch):
-    """The tests' workers (hooks honoured), started cold; no background Keras import; the runner ends."""
-    monkeypatch.setattr(lib.executor, "DEFAULT_WORKER_COMMAND", FAKE_WORKER_COMMAND)
-    monkeypatch.setenv("GPUX_WARM_WORKER", "0")
-    monkeypatch.setenv("GPUX_WARMUP", "0")
-    yield runs_db
-    runtime.runner().shutdown()
 
 
 def open_sweep(spec=None, query: dict[str, str] | None = None) -> AppTest:

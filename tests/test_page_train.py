@@ -28,7 +28,7 @@ from lib.links import RunSettings
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
 from tests.conftest import REPO_ROOT
-from tests.helpers.fake_worker import FAKE_WORKER_COMMAND, HOOK_KEY
+from tests.helpers.fake_worker import HOOK_KEY
 from ui import runtime
 from ui.keys import Key
 
@@ -43,16 +43,6 @@ def fake_spec(epochs: int = 40, epoch_s: float = 0.5) -> ModelSpec:
     return PRESETS["fashion-seed"].spec.with_changes(
         epochs=epochs, extra={HOOK_KEY: {"fake": True, "epoch_s": epoch_s}}
     )
-
-
-@pytest.fixture
-def fake_jobs(runs_db, monkeypatch):
-    """The tests' workers (hooks honoured), started cold; nothing imports Keras in the background; the runner ends."""
-    monkeypatch.setattr(lib.executor, "DEFAULT_WORKER_COMMAND", FAKE_WORKER_COMMAND)
-    monkeypatch.setenv("GPUX_WARM_WORKER", "0")
-    monkeypatch.setenv("GPUX_WARMUP", "0")
-    yield runs_db
-    runtime.runner().shutdown()
 
 
 def open_train(spec: ModelSpec | None = None, query: dict[str, str] | None = None) -> AppTest:

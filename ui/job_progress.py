@@ -2,11 +2,13 @@
 
 One progress bar per run of the job (`lib.jobs.JobRequest.points`: each device, and in a sweep each device
 at each batch size), with where it is, the time so far and the latest loss. Both pages follow the session's
-one job (`Key.JOB_ID`: a session has one job at a time) and show its messages once (`add_message`).
+one job (`Key.JOB_ID`: a session has one job at a time), poll it in one fragment (`live_job`, each page
+drawing its own progress) and show its messages once (`add_message`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import streamlit as st
@@ -17,6 +19,8 @@ from lib.jobs import JobNotFoundError, JobSnapshot
 from ui import runtime, session
 from ui.keys import Key
 
+POLL_S = 1.0  # seconds between two looks at a running job
+STOP_WAIT_S = 1.0  # while a job stops, how long one look waits for its end (the runner kills it within ~1 s)
 TOOK_BACK_MESSAGE = "You took back your request. The run goes on for the other sessions that asked for it."
 
 WAITING_TEXT = "waiting (starting the worker, loading the data)"  # a run with no progress yet
@@ -97,3 +101,23 @@ def draw_cancel(job: JobSnapshot) -> None:
     else:
         label, icon = ("Cancel my request" if shared else "Cancel"), ":material/stop:"
     st.button(label, key=Key.CANCEL, icon=icon, disabled=stopping(job), on_click=cancel, args=(job.id,))
+
+
+@st.fragment(run_every=POLL_S)
+def live_job(job_id: str, draw_progress: Callable[[JobSnapshot], None]) -> None:
+    """Polls this session's job: its progress (the page's `draw_progress`) and Cancel, then redraws the page.
+
+    While the job stops, each poll waits for its end (at most `STOP_WAIT_S`), so the page shows "cancelled"
+    as soon as the worker has ended instead of at the next poll.
+    """
+    runner = runtime.runner()
+    try:
+        job = runner.get(job_id, session.owner_id())
+    except JobNotFoundError:
+        st.rerun()
+    if job.is_final:
+        st.rerun()
+    draw_progress(job)
+    draw_cancel(job)
+    if stopping(job) and runner.wait(job_id, timeout_s=STOP_WAIT_S).is_final:
+        st.rerun()
