@@ -18,14 +18,13 @@ from lib.guesses import BATCH_QUESTION, GPU_QUESTION, LARGE_BATCH, SMALL_BATCH, 
 from lib.jobs import JobRecord, JobRequest, JobState
 from lib.runner import anonymous_name
 from lib.spec import ModelSpec
-from tests import test_page_board, test_page_train
+from tests import test_page_board
 from tests.test_page_board import open_board, page_text
 from tests.test_page_train import FAKE_WAIT_S, click_train, fake_spec, open_train, texts, wait_until_final
 from ui import runtime
 from ui.keys import Key
 
 # The two pages' fixtures: the Train page's fake jobs, the board's runner.
-fake_jobs = test_page_train.fake_jobs
 runner = test_page_board.runner
 
 FAKE_BACKEND = backend_name()  # the runner starts its workers with this process's backend
