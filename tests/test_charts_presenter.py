@@ -12,6 +12,7 @@ import pytest
 from lib import charts, comparison, eda
 from lib.datasets import DATASETS, synthetic_dataset
 from lib.device_run import DeviceRun
+from tests.helpers.runs import device_run
 
 # Streamlit's theme draws axis labels at 12 px and chart titles at 16 px (0.75 rem and 1 rem).
 STREAMLIT_LABEL_PX = 12
@@ -19,26 +20,21 @@ STREAMLIT_TITLE_PX = 16
 RUN_NAME_LINES = 3  # "Fashion-MNIST, as in the tutorial · gpu:0 · 5 epochs": a run's name on three lines
 
 
-def device_run(device: str, epoch_s: list[float]) -> DeviceRun:
-    return DeviceRun(
-        device=device,
-        backend="tensorflow",
-        synthetic=False,
-        num_train=1000,
+def charted_run(device: str, epoch_s: list[float]) -> DeviceRun:
+    """A two-epoch run with no FLOP rate and no test loss: only what the charts draw."""
+    return device_run(
+        device,
+        epoch_s,
         num_test=100,
-        epoch_s=epoch_s,
-        first_epoch_s=epoch_s[0],
-        steady_epoch_s=epoch_s[-1],
-        total_s=sum(epoch_s),
-        samples_per_s=1000 / epoch_s[-1],
+        achieved_flops_per_s=None,
         train_loss=[0.9, 0.5],
         train_accuracy=[0.6, 0.7],
-        test_accuracy=0.8,
+        test_loss=None,
     )
 
 
 def runs() -> pd.DataFrame:
-    frame = charts.device_runs_to_frame([device_run("cpu:0", [8.0, 7.0]), device_run("gpu:0", [2.0, 0.5])])
+    frame = charts.device_runs_to_frame([charted_run("cpu:0", [8.0, 7.0]), charted_run("gpu:0", [2.0, 0.5])])
     frame["id"] = [1, 2]
     return frame
 

@@ -23,7 +23,7 @@ from lib.comparison import (
 )
 from lib.presets import PRESETS
 from lib.store import RunStore
-from tests.test_page_results import device_run
+from tests.helpers.runs import device_run
 
 SEED = PRESETS["fashion-seed"].spec
 TUNED = PRESETS["fashion-tuned"].spec

@@ -14,30 +14,10 @@ from lib.device_run import DeviceRun
 from lib.presets import PRESETS
 from lib.store import RunStore
 from tests.conftest import REPO_ROOT
+from tests.helpers.runs import device_run
 from ui.keys import Key
 
 APP = str(REPO_ROOT / "streamlit_app.py")
-
-
-def device_run(device: str, epoch_s: list[float], num_train: int = 1000) -> DeviceRun:
-    steady = sorted(epoch_s[1:])[len(epoch_s[1:]) // 2]
-    return DeviceRun(
-        device=device,
-        backend="tensorflow",
-        synthetic=False,
-        num_train=num_train,
-        num_test=500,
-        epoch_s=epoch_s,
-        first_epoch_s=epoch_s[0],
-        steady_epoch_s=steady,
-        total_s=sum(epoch_s),
-        samples_per_s=num_train / steady,
-        achieved_flops_per_s=1e9,
-        train_loss=[1.0 - 0.1 * i for i in range(len(epoch_s))],
-        train_accuracy=[0.6 + 0.05 * i for i in range(len(epoch_s))],
-        test_loss=0.5,
-        test_accuracy=0.8,
-    )
 
 
 @pytest.fixture

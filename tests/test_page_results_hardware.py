@@ -12,7 +12,8 @@ from lib.ceilings import Ceiling
 from lib.presets import PRESETS
 from lib.roofline import BOUND_EXPLANATIONS, Bandwidth, BandwidthError
 from lib.store import RunStore
-from tests.test_page_results import charts, device_run, open_results
+from tests.helpers.runs import device_run
+from tests.test_page_results import charts, open_results
 from ui import runtime
 from ui.keys import Key
 

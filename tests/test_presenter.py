@@ -17,35 +17,20 @@ from lib.parallel import ALL_GPUS
 from lib.presets import PRESETS
 from lib.store import RunStore
 from tests.conftest import REPO_ROOT
+from tests.helpers.runs import device_run
 from ui.keys import Key
 from ui.presenter import PRESENTER_FONT_PX
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 RESULTS = "app_pages/results.py"
+CONFUSION = [[10 if true == predicted else 0 for predicted in range(10)] for true in range(10)]
 # Six comparison charts, the confusion matrix and the two scaling charts (no ceiling measured: no hardware chart).
 RESULTS_CHARTS = 9
 
 
-def device_run(device: str, epoch_s: list[float]) -> DeviceRun:
+def learned_run(device: str, epoch_s: list[float]) -> DeviceRun:
     """A finished run on real data, with a confusion matrix, so Results draws "What the model learned"."""
-    return DeviceRun(
-        device=device,
-        backend="tensorflow",
-        synthetic=False,
-        num_train=1000,
-        num_test=100,
-        epoch_s=epoch_s,
-        first_epoch_s=epoch_s[0],
-        steady_epoch_s=epoch_s[-1],
-        total_s=sum(epoch_s),
-        samples_per_s=1000 / epoch_s[-1],
-        achieved_flops_per_s=1e9,
-        train_loss=[1.0 - 0.1 * epoch for epoch in range(len(epoch_s))],
-        train_accuracy=[0.6 + 0.05 * epoch for epoch in range(len(epoch_s))],
-        test_loss=0.5,
-        test_accuracy=0.8,
-        confusion=[[10 if true == predicted else 0 for predicted in range(10)] for true in range(10)],
-    )
+    return device_run(device, epoch_s, num_test=100, confusion=CONFUSION)
 
 
 @pytest.fixture
@@ -53,11 +38,11 @@ def seeded_store(runs_db) -> RunStore:
     """A CPU vs GPU job, and a one-GPU and a data-parallel run of another model (the scaling charts)."""
     store = RunStore()
     tuned, seed = PRESETS["fashion-tuned"].spec, PRESETS["fashion-seed"].spec
-    store.record(tuned, device_run("gpu:0", [3.0, 1.0, 1.0]), preset="fashion-tuned", job_id="job-gpus")
-    parallel = dataclasses.replace(device_run(ALL_GPUS, [2.0, 0.6, 0.6]), replicas=2)
+    store.record(tuned, learned_run("gpu:0", [3.0, 1.0, 1.0]), preset="fashion-tuned", job_id="job-gpus")
+    parallel = dataclasses.replace(learned_run(ALL_GPUS, [2.0, 0.6, 0.6]), replicas=2)
     store.record(tuned, parallel, preset="fashion-tuned", job_id="job-gpus")
-    store.record(seed, device_run("cpu:0", [9.0, 7.0, 7.0]), preset="fashion-seed", job_id="job-race")
-    store.record(seed, device_run("gpu:0", [3.0, 1.0, 1.0]), preset="fashion-seed", job_id="job-race")
+    store.record(seed, learned_run("cpu:0", [9.0, 7.0, 7.0]), preset="fashion-seed", job_id="job-race")
+    store.record(seed, learned_run("gpu:0", [3.0, 1.0, 1.0]), preset="fashion-seed", job_id="job-race")
     return store
 
 

@@ -35,11 +35,11 @@ from tests.browser.test_browser_projector import (
     TEXT_SLACK_PX,
     PageVisit,
     compare_generated_run_and_measure,
-    device_run,
     open_filled,
     save_full_page,
     seed_runs,
 )
+from tests.helpers.runs import device_run
 from ui.keys import Key
 from ui.presenter import PRESENTER_FONT_PX
 

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from lib.device_run import DeviceRun
 from lib.parallel import ALL_GPUS
 from lib.presets import PRESETS
 from lib.store import RunStore
 from tests.browser.conftest import PAGE_TIMEOUT_MS, PROJECTOR_SIZE, RUNS_DB_NAME, streamlit_server
 from tests.conftest import REPO_ROOT
+from tests.helpers.runs import device_run
 from tests.helpers.sweeps import store_sweep
 from ui.keys import Key
 
@@ -85,27 +85,6 @@ def seed_runs(store: RunStore) -> None:
     store.record(PRESETS["cifar10-seed"].spec, generated, preset="cifar10-seed", job_id="job-generated")
     store.record(seed, device_run("cpu:0", [9.0, 7.0, 7.0]), preset="fashion-seed", job_id="job-race")
     store.record(seed, device_run("gpu:0", [3.0, 1.0, 1.0]), preset="fashion-seed", job_id="job-race")
-
-
-def device_run(device: str, epoch_s: list[float], num_train: int = 1000) -> DeviceRun:
-    """A finished run of `num_train` samples with the given epoch times."""
-    return DeviceRun(
-        device=device,
-        backend="tensorflow",
-        synthetic=False,
-        num_train=num_train,
-        num_test=500,
-        epoch_s=epoch_s,
-        first_epoch_s=epoch_s[0],
-        steady_epoch_s=epoch_s[-1],
-        total_s=sum(epoch_s),
-        samples_per_s=num_train / epoch_s[-1],
-        achieved_flops_per_s=1e9,
-        train_loss=[1.0 - 0.1 * epoch for epoch in range(len(epoch_s))],
-        train_accuracy=[0.6 + 0.05 * epoch for epoch in range(len(epoch_s))],
-        test_loss=0.5,
-        test_accuracy=0.8,
-    )
 
 
 @pytest.fixture(scope="module")
