@@ -9,8 +9,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:  # conftest is read by every test: Streamlit is imported only by the tests that open a page
+    from streamlit.testing.v1 import AppTest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -82,6 +86,31 @@ def runs_db(tmp_path, monkeypatch) -> pathlib.Path:
     path = tmp_path / "runs.sqlite"
     monkeypatch.setenv("GPUX_RUNS_DB", str(path))
     return path
+
+
+def open_app_page(page: str, spec: Any = None, query: dict[str, str] | None = None) -> AppTest:
+    """Opens one page of the app in AppTest, after a link's query (`query`) and a session's model (`spec`).
+
+    Args:
+        page: The page's file name in app_pages/, without ".py": "train", "sweep".
+        spec: A `lib.spec.ModelSpec` the session builds, or None for the link's (or the default) model.
+        query: The link's query parameters.
+
+    Returns:
+        The app after its first run on that page, which raised nothing.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    from ui.keys import Key
+
+    at = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=120)
+    for name, value in (query or {}).items():
+        at.query_params[name] = value
+    if spec is not None:
+        at.session_state[Key.MODEL_SPEC] = spec
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception
+    return at
 
 
 @pytest.fixture

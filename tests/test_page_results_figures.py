@@ -10,6 +10,7 @@ from lib.device_run import DeviceRun
 from lib.presets import PRESETS
 from lib.store import RunStore
 from tests.conftest import REPO_ROOT
+from tests.test_page_results import open_results
 from ui.cost import server_prices
 from ui.keys import price_key
 
@@ -20,13 +21,6 @@ def timed_run(device: str, epoch_s: list[float]) -> DeviceRun:
     run = DeviceRun(device, "jax", synthetic=False, num_train=6000)
     run.set_epoch_times(epoch_s)
     return run
-
-
-def open_results() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("app_pages/results.py").run()
-    assert not at.exception
-    return at
 
 
 def cost_caption(at: AppTest) -> str:

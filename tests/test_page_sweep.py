@@ -16,27 +16,15 @@ from lib.lesson import Lesson, lesson_params
 from lib.presets import PRESETS
 from lib.store import RunStore
 from lib.sweep import DEFAULT_SWEEP_BATCHES
-from tests.conftest import REPO_ROOT
+from tests.conftest import open_app_page
 from tests.helpers.fake_worker import HOOK_KEY
 from tests.helpers.sweeps import store_sweep
 from ui import runtime
 from ui.keys import Key
 
-APP = str(REPO_ROOT / "streamlit_app.py")
 FAKE_WAIT_S = 90  # upper bound for a fake sweep to end (no Keras; a 2-core machine shared by others)
 SPEC = PRESETS["fashion-seed"].spec
 FAKE_SPEC = SPEC.with_changes(extra={HOOK_KEY: {"fake": True, "epoch_s": 0.05}})
-
-
-def open_sweep(spec=None, query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for name, value in (query or {}).items():
-        at.query_params[name] = value
-    if spec is not None:
-        at.session_state[Key.MODEL_SPEC] = spec
-    at.switch_page("app_pages/sweep.py").run()
-    assert not at.exception
-    return at
 
 
 def charts(at: AppTest) -> list[dict]:
@@ -66,7 +54,7 @@ def wait_for_sweep_end(at: AppTest) -> None:
 
 
 def test_one_click_sweeps_the_default_batch_sizes_and_draws_the_cpu_curve(fake_jobs):
-    at = open_sweep(FAKE_SPEC)
+    at = open_app_page("sweep", FAKE_SPEC)
     assert at.multiselect(key=Key.SWEEP_BATCHES).value == list(DEFAULT_SWEEP_BATCHES)
     assert at.multiselect(key=Key.SWEEP_DEVICES).value == ["cpu:0"]
     assert "4 short runs: 8,192 training samples each" in texts(at)  # 4 steps of 2,048 at least
@@ -93,7 +81,7 @@ def test_a_cpu_only_sweep_cites_the_stored_gpu_runs_of_the_same_model(runs_db):
     gpu.set_epoch_times([1.0, 0.02])
     store.record(SPEC.with_changes(batch_size=1024), gpu, job_id="0123456789ab", hardware={"host": "gpu-box"})
 
-    at = open_sweep(SPEC)
+    at = open_app_page("sweep", SPEC)
 
     assert "The latest sweep on this server" in [header.value for header in at.subheader]
     info = "\n".join(element.value for element in at.info)
@@ -109,7 +97,7 @@ def test_a_stored_cpu_and_gpu_sweep_draws_the_speedup_with_its_crossover(runs_db
         {"cpu:0": {32: 4_000.0, 128: 6_000.0, 512: 8_000.0}, "gpu:0": {32: 2_000.0, 128: 12_000.0, 512: 80_000.0}},
     )
 
-    at = open_sweep(SPEC)
+    at = open_app_page("sweep", SPEC)
 
     titles = chart_titles(at)
     assert any("Speedup" in title for title in titles), titles
@@ -120,7 +108,7 @@ def test_a_stored_cpu_and_gpu_sweep_draws_the_speedup_with_its_crossover(runs_db
 
 
 def test_a_running_training_job_keeps_the_sweep_button_off_and_says_why(fake_jobs):
-    at = open_sweep(FAKE_SPEC.with_changes(epochs=40, extra={HOOK_KEY: {"fake": True, "epoch_s": 0.5}}))
+    at = open_app_page("sweep", FAKE_SPEC.with_changes(epochs=40, extra={HOOK_KEY: {"fake": True, "epoch_s": 0.5}}))
     job = runtime.runner().submit(
         "trainer", FAKE_SPEC.with_changes(epochs=40), ["cpu:0"], sample_limit=100, synthetic=True
     )
@@ -134,7 +122,7 @@ def test_a_running_training_job_keeps_the_sweep_button_off_and_says_why(fake_job
 
 
 def test_a_lesson_that_hides_the_devices_sweeps_the_lessons_devices(runs_db):
-    at = open_sweep(SPEC, query=lesson_params(Lesson(hidden=("devices",))))
+    at = open_app_page("sweep", SPEC, query=lesson_params(Lesson(hidden=("devices",))))
 
     assert not [box for box in at.multiselect if box.key == Key.SWEEP_DEVICES]
     assert "1 short run" not in texts(at) and "4 short runs" in texts(at)

@@ -5,36 +5,23 @@ from __future__ import annotations
 import time
 
 import pandas as pd
-from streamlit.testing.v1 import AppTest
 
 from lib.device_run import DeviceRun
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
 from lib.store import RunStore
-from tests.conftest import REPO_ROOT
+from tests.conftest import open_app_page
 from ui import runtime
 from ui.keys import Key
 
-APP = str(REPO_ROOT / "streamlit_app.py")
 TINY = ModelSpec(hidden_units=(32,), epochs=3, batch_size=64)
 JOB_WAIT_S = 240  # a worker process imports TensorFlow on a 2-core machine
-
-
-def open_page(page: str, spec: ModelSpec | None = None, query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for name, value in (query or {}).items():
-        at.query_params[name] = value
-    if spec is not None:
-        at.session_state[Key.MODEL_SPEC] = spec
-    at.switch_page(f"app_pages/{page}.py").run()
-    assert not at.exception
-    return at
 
 
 def test_a_real_run_stops_at_its_target_and_the_table_says_when(runs_db, monkeypatch):
     monkeypatch.setenv("GPUX_WARMUP", "0")
     link = {"layers": "1", "units": "32", "epochs": "3", "batch": "64", "samples": "600", "devices": "cpu:0"}
-    at = open_page("train", query=link)
+    at = open_app_page("train", query=link)
     assert at.number_input(key=Key.SAMPLE_LIMIT).value == 600
     at.toggle(key=Key.TARGET_ON).set_value(True).run()
     assert at.number_input(key=Key.TARGET_ACCURACY).value == 0.85  # Fashion-MNIST's default target
@@ -56,7 +43,7 @@ def test_a_real_run_stops_at_its_target_and_the_table_says_when(runs_db, monkeyp
 
 def test_generated_images_cannot_stop_at_an_accuracy(runs_db, monkeypatch):
     monkeypatch.setenv("GPUX_WARMUP", "0")
-    at = open_page("train", TINY)
+    at = open_app_page("train", TINY)
     at.checkbox(key=Key.SYNTHETIC).check().run()
 
     assert at.toggle(key=Key.TARGET_ON).disabled
@@ -72,7 +59,7 @@ def test_results_show_each_compared_runs_time_to_target(runs_db):
         run.set_target(0.85, accuracies)
         store.record(seed, run, preset="fashion-seed", job_id="job-t")
 
-    at = open_page("results")
+    at = open_app_page("results")
 
     table = next(frame.value for frame in at.dataframe if "Time to target" in frame.value.columns)
     assert isinstance(table, pd.DataFrame) and len(table) == 2

@@ -27,7 +27,7 @@ from lib.jobs import JobSnapshot, JobState
 from lib.links import RunSettings
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, open_app_page
 from tests.helpers.fake_worker import HOOK_KEY
 from ui import runtime
 from ui.keys import Key
@@ -46,14 +46,7 @@ def fake_spec(epochs: int = 40, epoch_s: float = 0.5) -> ModelSpec:
 
 
 def open_train(spec: ModelSpec | None = None, query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for name, value in (query or {}).items():
-        at.query_params[name] = value
-    if spec is not None:
-        at.session_state[Key.MODEL_SPEC] = spec
-    at.switch_page("app_pages/train.py").run()
-    assert not at.exception
-    return at
+    return open_app_page("train", spec, query)
 
 
 def job_state(at: AppTest) -> str:
