@@ -173,9 +173,10 @@ def draw_comparison(store: RunStore, runs, style: ChartStyle) -> None:
     if gap:
         with st.container(border=True):
             st.markdown(gap)
-    draw_costs(compared)
-    draw_energy(compared)
-    draw_time_to_target(compared)
+    names = run_names(compared)  # each compared run's name, as the charts name it
+    draw_costs(compared, names)
+    draw_energy(compared, names)
+    draw_time_to_target(compared, names)
     draw_repeats(compared, style)
     chart_box(epoch_time_chart(epochs, style), epoch_time_caption(summary))
     chart_box(training_curve_chart(epochs, "train_loss", style), loss_caption(epochs, compared))
@@ -191,9 +192,9 @@ def draw_comparison(store: RunStore, runs, style: ChartStyle) -> None:
     draw_hardware(compared, stored, series, style)
 
 
-def draw_energy(compared) -> None:
+def draw_energy(compared, names: list[str]) -> None:
     """Each compared run's energy as measured on its machine (NVML, RAPL), or why it was not measured."""
-    table = energy_table(compared, run_names(compared))
+    table = energy_table(compared, names)
     with st.container(border=True, key=Key.RESULTS_ENERGY):
         st.markdown("**Energy**")
         joules = st.column_config.NumberColumn(format="%.1f")
@@ -217,9 +218,9 @@ def draw_repeats(compared, style: ChartStyle) -> None:
         st.caption(spread_caption(spreads))
 
 
-def draw_time_to_target(compared) -> None:
+def draw_time_to_target(compared, names: list[str]) -> None:
     """The compared runs that stopped at a target accuracy: each one's time to it, the first named."""
-    targets = target_frame(compared)
+    targets = target_frame(compared, names)
     if targets.empty:
         return
     with st.container(border=True, key=Key.RESULTS_TIME_TO_TARGET):

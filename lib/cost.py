@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -114,13 +114,14 @@ def run_cost(total_s: float | None, price_per_hour: float | None) -> float | Non
     return total_s / 3600.0 * price_per_hour
 
 
-def cost_frame(runs: pd.DataFrame, prices: DevicePrices) -> pd.DataFrame:
+def cost_frame(runs: pd.DataFrame, prices: DevicePrices, names: Sequence[str] | None = None) -> pd.DataFrame:
     """Each compared run's cost, and how many times the cheapest run's it is.
 
     Args:
         runs: Compared runs as `RunStore.runs()` gives them (device, total_s, result), named by what differs
             (`lib.comparison.run_names`) as the charts name them.
         prices: The prices in force.
+        names: Each run's name, when the caller has them (`lib.comparison.run_names` of `runs` otherwise).
 
     Returns:
         Columns `COST_COLUMNS`, one row per run with a training time; `times_cheapest` is 1 for the cheapest
@@ -130,7 +131,7 @@ def cost_frame(runs: pd.DataFrame, prices: DevicePrices) -> pd.DataFrame:
         return pd.DataFrame(columns=list(COST_COLUMNS))
     frame = pd.DataFrame(
         {
-            "series": run_names(runs),
+            "series": run_names(runs) if names is None else list(names),
             "device": runs["device"].astype(str).to_list(),
             "total_s": runs["total_s"].astype(float).to_list(),
             "replicas": [_replicas(result) for result in runs.get("result", pd.Series([None] * len(runs)))],

@@ -372,12 +372,12 @@ def estimate_request(
     """
     usable = usable_runs(runs)
     specs = [replace(request.spec, batch_size=size) for size in request.batch_sizes] or [request.spec]
-    specs = specs * max(request.repeats, 1)  # each repeat trains every device again
     parts = [
         _estimate_job(spec, num_train, request.devices, usable, overhead_s=overhead_s, backend=backend)
         for spec in specs
     ]
-    return replace(parts[0], devices=tuple(device for part in parts for device in part.devices))
+    devices = tuple(device for part in parts for device in part.devices)
+    return replace(parts[0], devices=devices * max(request.repeats, 1))  # each repeat trains every device again
 
 
 def suggest_sample_limit(

@@ -9,7 +9,7 @@ module holds each dataset's default target and says what runs with a target show
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -53,18 +53,19 @@ def target_text(result: Mapping[str, Any]) -> str:
     return f"{format_seconds(seconds)} (epoch {epoch}{accuracy})"
 
 
-def target_frame(runs: pd.DataFrame) -> pd.DataFrame:
+def target_frame(runs: pd.DataFrame, names: Sequence[str] | None = None) -> pd.DataFrame:
     """The compared runs that had a target: each one's time to it, or that it was not reached.
 
     Args:
-        runs: Stored runs (`RunStore.runs()` rows with `result`, `device`), named as the charts name them.
+        runs: Stored runs (`RunStore.runs()` rows with `result`, `device`).
+        names: Each run's name as the charts name it (`lib.comparison.run_names` of `runs` when None).
 
     Returns:
         Columns `TARGET_COLUMNS`, one row per run with a target, in the frame's order.
     """
     if runs.empty or "result" not in runs:
         return pd.DataFrame(columns=list(TARGET_COLUMNS))
-    names = run_names(runs)
+    names = run_names(runs) if names is None else names
     rows = []
     for name, device, result in zip(names, runs["device"], runs["result"], strict=True):
         if not isinstance(result, Mapping) or result.get("target_accuracy") is None:

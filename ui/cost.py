@@ -6,6 +6,8 @@ compared; what a user types is theirs alone (session state) and the caption says
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import streamlit as st
 
@@ -48,8 +50,8 @@ def chosen_prices(server: DevicePrices, kinds: list[str]) -> DevicePrices:
     return prices
 
 
-def draw_costs(compared: pd.DataFrame) -> None:
-    """The compared runs' costs at the prices in force, with the cheapest named."""
+def draw_costs(compared: pd.DataFrame, names: Sequence[str]) -> None:
+    """The compared runs' costs at the prices in force, with the cheapest named (`names`: the charts' names)."""
     server = server_prices()
     with st.container(border=True, key=Key.RESULTS_COSTS):
         st.markdown("**What it costs**")
@@ -58,7 +60,7 @@ def draw_costs(compared: pd.DataFrame) -> None:
             return
         kinds = sorted({str(device).partition(":")[0].lower() for device in compared["device"]})
         prices = chosen_prices(server, kinds)
-        costs = cost_frame(compared, prices)
+        costs = cost_frame(compared, prices, names)
         st.dataframe(
             costs.rename(
                 columns={
