@@ -218,15 +218,16 @@ def train_on_device(
         num_test=len(data.x_test),
         replicas=replicas,
     )
+    energy, close_energy = energy_meter(device)
     timer = EpochTimer(
         device=device,
         epochs=spec.epochs,
         steps_per_epoch=-(-len(data.x_train) // spec.batch_size),
         progress=progress,
         should_stop=should_stop,
+        energy=energy,
     )
     target = TargetStop(target_accuracy) if target_accuracy is not None and len(data.x_test) else None
-    timer.energy, close_energy = energy_meter(device)
     timer.emit("device_start", epoch=0)
     try:
         _fit_and_evaluate(spec, data, device, timer, run, target)
@@ -452,6 +453,7 @@ class EpochTimer(keras.callbacks.Callback):
         steps_per_epoch: int,
         progress: ProgressCallback | None,
         should_stop: StopCheck | None,
+        energy: EnergyMeter,
     ):
         super().__init__()
         self.device = device
@@ -463,7 +465,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.loss: list[float] = []  # training loss of each finished epoch
         self.accuracy: list[float] = []  # training accuracy of each finished epoch
         self.cancelled = False  # should_stop returned True
-        self.energy = EnergyMeter(not_measured("the run did not measure energy."))  # `energy_meter` sets a real one
+        self.energy = energy  # marked at each epoch's start and end (`energy_meter`)
         self.started = time.perf_counter()
         self._epoch_started = self.started
         self._last_batch_event = self.started
