@@ -22,6 +22,7 @@ import pandas as pd
 
 from lib.comparison import run_names
 from lib.formatting import DASH
+from lib.parallel import device_kind
 
 DEVICE_KINDS = ("cpu", "gpu")  # what a price is per: the part of a device name before ":"
 PRICE_ENV = {kind: f"GPUX_PRICE_{kind.upper()}_PER_HOUR" for kind in DEVICE_KINDS}  # server settings
@@ -56,7 +57,7 @@ class DevicePrices:
         Returns:
             The price, or None for a kind without one.
         """
-        price = self.per_hour.get(str(device).partition(":")[0].lower())
+        price = self.per_hour.get(device_kind(device))
         return None if price is None else price * max(int(replicas), 1)
 
     def to_dict(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from lib.jobs import JobRequest
-from lib.parallel import device_label, is_data_parallel
+from lib.parallel import device_kind, device_label, is_data_parallel
 from lib.spec import ModelSpec, SpecError, count_params, flops_per_sample
 
 NEIGHBOURS = 3  # stored runs whose ratios are used (median) per estimate, at most
@@ -646,7 +646,7 @@ def _guessed_extra_s(device: str, spec: ModelSpec, backend: str | None) -> float
 
 def _kind(device: str) -> str:
     """The device kind, "cpu" or "gpu"; an unknown kind counts as a CPU, the slower guess."""
-    kind = str(device).strip().lower().partition(":")[0]
+    kind = device_kind(device)
     return kind if kind in FIRST_GUESSES else "cpu"
 
 

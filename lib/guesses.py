@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from lib.jobs import JobRecord, JobRequest
+from lib.parallel import device_kind
 from lib.spec import ModelSpec
 
 GUESS_MIN = 0.1  # the smallest guess: ten times slower
@@ -195,9 +196,9 @@ def question_for(chosen: Sequence[str], server_devices: Sequence[str]) -> GuessQ
         The GPU question when the run has a CPU and a GPU; on a server with no GPU, the batch question when
         the run has a CPU; else None (a GPU server's run on one kind of device compares nothing).
     """
-    has_cpu = any(_kind(device) == "cpu" for device in chosen)
-    if any(_kind(device) == "gpu" for device in server_devices):
-        return GPU_QUESTION if has_cpu and any(_kind(device) == "gpu" for device in chosen) else None
+    has_cpu = any(device_kind(device) == "cpu" for device in chosen)
+    if any(device_kind(device) == "gpu" for device in server_devices):
+        return GPU_QUESTION if has_cpu and any(device_kind(device) == "gpu" for device in chosen) else None
     return BATCH_QUESTION if has_cpu else None
 
 
@@ -208,7 +209,7 @@ def question_hint(chosen: Sequence[str], server_devices: Sequence[str]) -> str:
         chosen: The devices the run trains on.
         server_devices: Every device this server can train on.
     """
-    if question_for(chosen, server_devices) is not None or not any(_kind(d) == "gpu" for d in server_devices):
+    if question_for(chosen, server_devices) is not None or not any(device_kind(d) == "gpu" for d in server_devices):
         return ""
     return "Choose the CPU and a GPU in Devices to guess the GPU's speedup before the run."
 
@@ -387,11 +388,6 @@ def class_guesses_frame(guesses: Sequence[ClassGuess]) -> pd.DataFrame:
 # --- internals ---
 
 
-def _kind(device: str) -> str:
-    """The device's kind, "cpu" or "gpu", from its name ("gpu:all" included)."""
-    return str(device).strip().lower().partition(":")[0]
-
-
 def _times(ratio: float) -> str:
     """A factor in words: "2.5 times", "12 times"."""
     return format_times(ratio).removesuffix("x") + " times"
@@ -420,7 +416,7 @@ def _finished(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _first_of_kind(devices: Sequence[str], kind: str) -> str | None:
-    return next((device for device in devices if _kind(device) == kind), None)
+    return next((device for device in devices if device_kind(device) == kind), None)
 
 
 def _measure_gpu(request: JobRequest, job_runs: pd.DataFrame) -> Measurement:

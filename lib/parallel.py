@@ -69,6 +69,11 @@ def canonical_name(name: str) -> str:
     return ALL_GPUS if kind == "gpu" else ALL_CPUS
 
 
+def device_kind(name: object) -> str:
+    """The kind of a device from its name, in lower case: "cpu" for "CPU:0", "gpu" for "gpu:all"."""
+    return str(name).strip().lower().partition(":")[0]
+
+
 def device_label(name: str) -> str:
     """Names a device for people: "all GPUs (data parallel)" for "gpu:all", the name itself otherwise.
 

@@ -24,6 +24,7 @@ from lib.comparison import data_label
 from lib.guesses import format_times
 from lib.hardware import machine_name
 from lib.jobs import LimitError
+from lib.parallel import device_kind
 from lib.spec import ModelSpec
 
 SWEEP_BATCH_CHOICES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)  # the batch sizes the page offers
@@ -172,7 +173,7 @@ def baseline_device(devices: Sequence[str]) -> str | None:
     names = [str(device) for device in devices]
     if BASELINE_DEVICE in names:
         return BASELINE_DEVICE
-    return next((name for name in names if _kind(name) == CPU_KIND), None)
+    return next((name for name in names if device_kind(name) == CPU_KIND), None)
 
 
 def speedup_points(points: pd.DataFrame) -> pd.DataFrame:
@@ -189,7 +190,7 @@ def speedup_points(points: pd.DataFrame) -> pd.DataFrame:
     if baseline is None:
         return _empty_frame(SPEEDUP_COLUMNS)
     reference = points.loc[points["device"] == baseline, ["batch_size", "samples_per_s"]]
-    others = points.loc[points["device"].map(_kind) != CPU_KIND, ["device", "batch_size", "samples_per_s"]]
+    others = points.loc[points["device"].map(device_kind) != CPU_KIND, ["device", "batch_size", "samples_per_s"]]
     paired = others.merge(reference.rename(columns={"samples_per_s": "baseline_samples_per_s"}), on="batch_size")
     paired["baseline"] = baseline
     paired["speedup"] = paired["samples_per_s"] / paired["baseline_samples_per_s"]
@@ -334,7 +335,7 @@ def stored_gpu_runs(
         return _empty_frame(STORED_GPU_COLUMNS)
     wanted = _units(hidden_units)
     same_model = (
-        (finished["device"].map(_kind) == GPU_KIND)
+        (finished["device"].map(device_kind) == GPU_KIND)
         & (finished["dataset"] == dataset)
         & finished["hidden_units"].map(lambda units: _units(units) == wanted)
     )
@@ -363,11 +364,6 @@ def what_a_gpu_changes(cpu_points: pd.DataFrame, stored_gpu: pd.DataFrame) -> st
 
 
 # --- internals of what a sweep's runs show ---
-
-
-def _kind(device: Any) -> str:
-    """The device's kind, "cpu" or "gpu", from its name ("gpu:all" included)."""
-    return str(device).strip().lower().partition(":")[0]
 
 
 def _units(value: Any) -> tuple[int, ...]:

@@ -19,6 +19,7 @@ from lib.cost import (
     cost_frame,
     load_prices,
 )
+from lib.parallel import device_kind
 from ui.keys import Key, price_key
 
 
@@ -58,7 +59,7 @@ def draw_costs(compared: pd.DataFrame, names: Sequence[str]) -> None:
         if isinstance(server, PriceConfigError):
             st.error(f"Costs cannot be shown: this server's price setting is wrong ({server}).")
             return
-        kinds = sorted({str(device).partition(":")[0].lower() for device in compared["device"]})
+        kinds = sorted({device_kind(device) for device in compared["device"]})
         prices = chosen_prices(server, kinds)
         costs = cost_frame(compared, prices, names)
         st.dataframe(
