@@ -39,6 +39,12 @@ FAST_HEALTH_CHECK = {
     "RAY_health_check_failure_threshold": "4",
 }
 QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
+# Ray's memory monitor kills a node's newest workers (a job's supervisor first) once it reads the node's memory as
+# 95 % used. Every node here shares one host with the head, the app and its tests, so each reads the whole host's
+# memory as its own, and inside a container Ray can count the page cache as used (ray-project/ray#59796): it can
+# kill jobs that need a few MB while the host has gigabytes free. The kernel's OOM killer still guards the host;
+# a real training machine keeps Ray's monitor.
+ONE_HOST = {"RAY_memory_monitor_refresh_ms": "0"}
 
 
 def free_port() -> int:
@@ -153,6 +159,7 @@ def start_local_cluster(
     env = {
         **os.environ,
         **QUIET,
+        **ONE_HOST,
         **(FAST_HEALTH_CHECK if fast_health_check else {}),
         **(extra_env or {}),
         "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -27,6 +27,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import logging
 import queue
 import threading
 import time
@@ -50,6 +51,14 @@ PLACED_POLL_S = 0.1  # how often a submitted job's status is read until Ray has 
 OUTPUT_TAIL_LINES = 20  # the last lines besides events kept, for a crash's reason
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 EVENT_PREFIX = '{"type"'  # how each of the worker's event lines starts
+# Ray's job client logs every packaging step of every submit at INFO (a dozen lines per job, 30 jobs a lesson);
+# the app's log keeps Ray's warnings and errors. Its note that .git and .venv are left out is expected here.
+QUIET_RAY_LOGGERS = {
+    "ray._private.runtime_env.packaging": logging.WARNING,
+    "ray.dashboard.modules.dashboard_sdk": logging.WARNING,
+    "ray.dashboard.modules.job.sdk": logging.WARNING,
+    "ray._private.runtime_env.working_dir": logging.ERROR,
+}
 
 
 def submission_id(job_id: str) -> str:
@@ -288,6 +297,8 @@ class RayExecutor:
             return client
         from ray.job_submission import JobSubmissionClient
 
+        for name, level in QUIET_RAY_LOGGERS.items():
+            logging.getLogger(name).setLevel(level)
         try:
             client = JobSubmissionClient(self.address)
         except (OSError, RuntimeError) as error:  # ConnectionError; a dashboard that is not Ray's

@@ -174,8 +174,27 @@ def ray_cluster():
     from lib.local_cluster import start_local_cluster
 
     cluster = start_local_cluster(("machine-1", "machine-2"), fast_health_check=True)
+    RUNNING_CLUSTERS.append(cluster)
     yield cluster
+    RUNNING_CLUSTERS.remove(cluster)
     cluster.stop()
+
+
+RUNNING_CLUSTERS: list = []  # the session's local Ray cluster while it runs, for the reports of failed tests
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that fails while the session's Ray cluster runs reports the cluster's last jobs and node errors.
+
+    First among the report's sections, before the captured output, so it survives a shortened CI log.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and RUNNING_CLUSTERS:
+        from tests.helpers.ray_report import cluster_report
+
+        report.sections.insert(0, ("Ray cluster: last jobs and node errors", cluster_report(RUNNING_CLUSTERS[0])))
 
 
 def stop_cluster_jobs(address: str, timeout_s: float = 60) -> None:
