@@ -9,6 +9,8 @@ the same model. A session has one job at a time, shared with the Train page (`Ke
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from lib.backend import BackendUnavailableError, backend_name
@@ -33,7 +35,15 @@ from lib.sweep import (
     sweep_spec,
 )
 from ui import lesson, presenter, runtime, session
-from ui.job_progress import add_message, draw_run_progress, live_job, session_job, show_messages, stopping
+from ui.job_progress import (
+    add_message,
+    adopt_linked_job,
+    draw_run_progress,
+    live_job,
+    session_job,
+    show_messages,
+    stopping,
+)
 from ui.keys import Key
 from ui.page_data import matching_preset, model_summary
 from ui.sweep import draw_sweep_result
@@ -119,6 +129,7 @@ def start_sweep(devices: list[str], batch_sizes: list[int], samples: int) -> boo
         st.error(str(error), icon=":material/block:")
         return False
     st.session_state[Key.JOB_ID] = job.id
+    session.set_run_settings(replace(session.run_settings(), job_id=job.id))  # a reload follows it (`job=`)
     return True
 
 
@@ -181,6 +192,7 @@ if not has_gpu(runtime.devices()):
         "with the GPU runs of this model stored here, if any.",
         icon=":material/info:",
     )
+adopt_linked_job(session.run_settings())
 show_messages()
 job = session_job()
 busy = job is not None and not job.is_final

@@ -42,7 +42,7 @@ from lib.energy import run_energy_text
 from lib.estimates import SampleSuggestion, estimate_job, suggest_sample_limit
 from lib.formatting import format_seconds
 from lib.hardware import machine_text
-from lib.jobs import JobError, JobNotFoundError, JobSnapshot, JobState, QueueFullError
+from lib.jobs import JobError, JobSnapshot, JobState, QueueFullError
 from lib.limits import OWNER_SETTINGS_TITLE, owner_settings
 from lib.links import RunSettings, refused_spec_problems
 from lib.parallel import ALL_GPUS, describe_data_parallel, describe_gradient_exchange, device_label
@@ -54,7 +54,15 @@ from lib.take_home import job_runs
 from lib.time_to_target import default_target, target_text
 from ui import lesson, presenter, runtime, session
 from ui.guesses import draw_guess, draw_reveal, keep_guess
-from ui.job_progress import add_message, draw_run_progress, live_job, session_job, show_messages, stopping
+from ui.job_progress import (
+    add_message,
+    adopt_linked_job,
+    draw_run_progress,
+    live_job,
+    session_job,
+    show_messages,
+    stopping,
+)
 from ui.keys import Key
 from ui.page_data import matching_preset, model_summary
 from ui.take_home import draw_take_home
@@ -70,10 +78,6 @@ JOB_STATE_TEXT = {
 }
 NO_DEVICE_MESSAGE = (
     "Choose at least one device in the Devices box above (cpu:0 is this server's processor), then press Train again."
-)
-JOB_GONE_MESSAGE = (
-    "The job in this link is no longer on this server: it may have ended before the server restarted. "
-    "Your settings are still here; press Train to run them again."
 )
 CHANGED_WHILE_CLICKED_MESSAGE = (
     "Your settings changed while you pressed Train, so nothing was started: check them above and press Train again."
@@ -190,26 +194,6 @@ def choose_samples(samples: int | None) -> None:
 def client_address() -> str | None:
     """The browser's network address, for the fair queue; None when Streamlit does not know it."""
     return st.context.ip_address or None
-
-
-def adopt_linked_job(settings: RunSettings) -> None:
-    """On a session's first view of a link with a job (a reload, a server restart), follows that job."""
-    job_id = settings.job_id
-    if job_id is None or job_id == st.session_state.get(Key.JOB_ID):
-        return
-    if st.session_state.get(Key.LINKED_JOB_CHECKED) == job_id:
-        return
-    st.session_state[Key.LINKED_JOB_CHECKED] = job_id
-    try:
-        job = runtime.runner().adopt(job_id, session.owner_id())
-    except JobNotFoundError:
-        add_message("warning", JOB_GONE_MESSAGE)
-        session.set_run_settings(replace(settings, job_id=None))
-        return
-    except JobError as error:
-        add_message("error", str(error))
-        return
-    st.session_state[Key.JOB_ID] = job.id
 
 
 def dataset_is_local() -> bool:

@@ -126,3 +126,29 @@ def test_a_lesson_that_hides_the_devices_sweeps_the_lessons_devices(runs_db):
 
     assert not [box for box in at.multiselect if box.key == Key.SWEEP_DEVICES]
     assert "1 short run" not in texts(at) and "4 short runs" in texts(at)
+
+
+def test_a_reloaded_sweep_link_follows_the_running_sweep_to_its_charts(fake_jobs):
+    slow = SPEC.with_changes(extra={HOOK_KEY: {"fake": True, "epoch_s": 0.05, "sleep_before_s": 2.0}})
+    first = open_app_page("sweep", slow)
+    first.button(key=Key.SWEEP_START).click().run()
+    job_id = first.session_state[Key.JOB_ID]
+    link = dict(first.query_params)
+    assert link["job"] == job_id
+
+    reloaded = open_app_page("sweep", query=link)  # a new session on the same link, as after a reload
+
+    assert reloaded.session_state[Key.JOB_ID] == job_id
+    assert reloaded.button(key=Key.SWEEP_START).disabled
+    wait_for_sweep_end(reloaded)
+    assert any("Throughput" in title for title in chart_titles(reloaded)), chart_titles(reloaded)
+    assert not [header for header in reloaded.subheader if "latest sweep on this server" in header.value]
+
+
+def test_a_sweep_link_with_an_unknown_job_says_so_and_keeps_the_button(fake_jobs):
+    at = open_app_page("sweep", query={"job": "0123456789ab"})
+
+    assert Key.JOB_ID not in at.session_state
+    assert any("no longer on this server" in warning.value for warning in at.warning)
+    assert "job" not in at.query_params
+    assert not at.button(key=Key.SWEEP_START).disabled

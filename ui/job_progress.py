@@ -3,7 +3,8 @@
 One progress bar per run of the job (`lib.jobs.JobRequest.points`: each device, and in a sweep each device
 at each batch size), with where it is, the time so far and the latest loss. Both pages follow the session's
 one job (`Key.JOB_ID`: a session has one job at a time), poll it in one fragment (`live_job`, each page
-drawing its own progress) and show its messages once (`add_message`).
+drawing its own progress), show its messages once (`add_message`) and write it into the link (`job=`), so a
+reload or a restarted server finds it again (`adopt_linked_job`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ import streamlit as st
 
 from lib.class_board import point_label, progress_fraction, progress_text
 from lib.formatting import format_seconds
-from lib.jobs import JobNotFoundError, JobSnapshot
+from lib.jobs import JobError, JobNotFoundError, JobSnapshot
+from lib.links import RunSettings
 from ui import runtime, session
 from ui.keys import Key
 
 POLL_S = 1.0  # seconds between two looks at a running job
 STOP_WAIT_S = 1.0  # while a job stops, how long one look waits for its end (the runner kills it within ~1 s)
+JOB_GONE_MESSAGE = (
+    "The job in this link is no longer on this server: it may have ended before the server restarted. "
+    "Your settings are still here; start it again when you are ready."
+)
 TOOK_BACK_MESSAGE = "You took back your request. The run goes on for the other sessions that asked for it."
 
 WAITING_TEXT = "waiting (starting the worker, loading the data)"  # a run with no progress yet
@@ -36,6 +42,30 @@ def session_job() -> JobSnapshot | None:
     except JobNotFoundError:
         st.session_state.pop(Key.JOB_ID, None)
         return None
+
+
+def adopt_linked_job(settings: RunSettings) -> None:
+    """On a session's first view of a link with a job (a reload, a server restart), follows that job.
+
+    The Train and sweep pages both write their job into the link, so a reload of either finds it again; a job
+    the server no longer has is taken out of the link with a message, the settings kept.
+    """
+    job_id = settings.job_id
+    if job_id is None or job_id == st.session_state.get(Key.JOB_ID):
+        return
+    if st.session_state.get(Key.LINKED_JOB_CHECKED) == job_id:
+        return
+    st.session_state[Key.LINKED_JOB_CHECKED] = job_id
+    try:
+        job = runtime.runner().adopt(job_id, session.owner_id())
+    except JobNotFoundError:
+        add_message("warning", JOB_GONE_MESSAGE)
+        session.set_run_settings(replace(settings, job_id=None))
+        return
+    except JobError as error:
+        add_message("error", str(error))
+        return
+    st.session_state[Key.JOB_ID] = job.id
 
 
 def draw_run_progress(job: JobSnapshot) -> None:
