@@ -169,13 +169,11 @@ def draw_stored_sweep(job_id: str) -> None:
 
 
 def latest_stored_sweep() -> str | None:
-    """The job id of the newest finished sweep on this server, or None."""
+    """The job id of the newest finished sweep on this server, or None (also when the store cannot be read)."""
     try:
-        jobs = runtime.store().jobs()
+        return runtime.store().latest_sweep_id()
     except StoreError:
         return None
-    sweeps = [job for job in jobs if job.request.is_sweep and job.state == JobState.DONE]
-    return max(sweeps, key=lambda job: job.submitted_at).job_id if sweeps else None
 
 
 st.title(PAGE_TITLES["sweep"])

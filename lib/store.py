@@ -497,6 +497,19 @@ class RunStore:
             return self._job_records("", [])
         return self._job_records("WHERE submitted_at >= ?", [_epoch_seconds(since)])
 
+    def latest_sweep_id(self) -> str | None:
+        """The id of the newest finished sweep (a job with batch sizes, `JobRequest.is_sweep`), or None.
+
+        One query, its rows read by SQLite's JSON functions: no job is decoded, whatever the server's history.
+        """
+        with self._read() as connection:
+            row = connection.execute(
+                "SELECT job_id FROM jobs WHERE state = ? AND json_array_length(request_json, '$.batch_sizes') > 0 "
+                "ORDER BY submitted_at DESC, seq DESC LIMIT 1",
+                [JobState.DONE.value],
+            ).fetchone()
+        return row["job_id"] if row else None
+
     def job(self, job_id: str) -> JobRecord | None:
         """Returns the stored job with this id, or None."""
         records = self._job_records("WHERE job_id = ?", [job_id])

@@ -594,3 +594,19 @@ def test_version_3_file_gets_the_time_to_accuracy_and_energy_columns_from_its_re
     assert store.get(measured_id).run == measured
     csv = store.to_csv_bytes().decode()
     assert "time_to_target_s" in csv.splitlines()[0] and "energy_j" in csv.splitlines()[0]
+
+
+def test_the_latest_sweep_is_the_newest_finished_job_with_batch_sizes(store):
+    def job(job_id: str, submitted_at: float, state: JobState, batch_sizes: tuple[int, ...] = ()) -> JobRecord:
+        record = make_job(job_id, submitted_at=submitted_at, state=state)
+        return dataclasses.replace(record, request=dataclasses.replace(record.request, batch_sizes=batch_sizes))
+
+    assert store.latest_sweep_id() is None
+    store.save_job(job("oldsweep0000", 1_000.0, JobState.DONE, (32, 64)))
+    store.save_job(job("training0000", 2_000.0, JobState.DONE))  # newer, but not a sweep
+    store.save_job(job("failsweep000", 3_000.0, JobState.FAILED, (32, 64)))  # newer, but did not finish
+    store.save_job(job("runsweep0000", 4_000.0, JobState.RUNNING, (32, 64)))
+    assert store.latest_sweep_id() == "oldsweep0000"
+
+    store.update_job("runsweep0000", state=JobState.DONE)
+    assert store.latest_sweep_id() == "runsweep0000"
