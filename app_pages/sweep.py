@@ -20,14 +20,14 @@ from lib.estimates import estimate_request
 from lib.formatting import format_seconds
 from lib.jobs import JobError, JobRequest, JobSnapshot, JobState
 from lib.lesson import PAGE_TITLES
-from lib.links import refused_spec_problems
+from lib.limits import MAX_SWEEP_POINTS, MIN_SWEEP_POINTS
+from lib.links import BATCHES_PARAM, refused_spec_problems
 from lib.parallel import device_label
 from lib.presets import PRESETS
 from lib.spec import SpecError
 from lib.store import StoreError
 from lib.sweep import (
     DEFAULT_SWEEP_BATCHES,
-    MAX_SWEEP_POINTS,
     SWEEP_BATCH_CHOICES,
     SWEEP_EPOCHS,
     SWEEP_TEST_LIMIT,
@@ -72,16 +72,34 @@ def chosen_devices() -> list[str]:
 
 
 def chosen_batch_sizes() -> list[int]:
-    """The batch sizes box: up to `MAX_SWEEP_POINTS`, from the tutorial's 32 to what fills a GPU."""
-    return st.multiselect(
+    """The batch sizes box: up to `MAX_SWEEP_POINTS`, from the tutorial's 32 to what fills a GPU.
+
+    The choice is the session's run settings (`RunSettings.sweep_batches`, in the link as `batches=`; empty for
+    the default), so a link or a lesson can set it; a lesson may hide or lock the box.
+    """
+    default = [size for size in DEFAULT_SWEEP_BATCHES if size in batch_choices]
+    kept = list(session.run_settings().sweep_batches) or default
+    if lesson.hidden(BATCHES_PARAM):
+        return kept
+    chosen = st.multiselect(
         "Batch sizes to compare",
-        options=batch_choices,
-        default=[size for size in DEFAULT_SWEEP_BATCHES if size in batch_choices],
+        options=sorted({*batch_choices, *kept}),  # a link's own sizes too
+        default=kept,
         max_selections=MAX_SWEEP_POINTS,
         format_func=lambda size: f"{size:,}",
         key=Key.SWEEP_BATCHES,
-        disabled=busy,
+        disabled=busy or lesson.locked(BATCHES_PARAM),
     )
+    keep_batch_sizes(sorted(chosen), default)
+    return chosen
+
+
+def keep_batch_sizes(chosen: list[int], default: list[int]) -> None:
+    """Keeps the box's sizes in the session's settings (and so in the link); the default and a single size as ()."""
+    sizes = () if chosen == default or len(chosen) < MIN_SWEEP_POINTS else tuple(chosen)
+    settings = session.run_settings()
+    if settings.sweep_batches != sizes:
+        session.set_run_settings(replace(settings, sweep_batches=sizes))
 
 
 def draw_plan(devices: list[str], batch_sizes: list[int], samples: int) -> None:

@@ -44,7 +44,7 @@ from lib.formatting import format_seconds
 from lib.hardware import machine_text
 from lib.jobs import JobError, JobSnapshot, JobState, QueueFullError
 from lib.limits import OWNER_SETTINGS_TITLE, owner_settings
-from lib.links import RunSettings, refused_spec_problems
+from lib.links import REPEATS_PARAM, TARGET_PARAM, TARGET_RANGE, RunSettings, refused_spec_problems
 from lib.parallel import ALL_GPUS, describe_data_parallel, describe_gradient_exchange, device_label
 from lib.presets import PRESETS
 from lib.repeats import TRIM_FROM
@@ -213,54 +213,72 @@ def target_unavailable(generated: bool) -> str:
 def draw_target(busy: bool, generated: bool) -> float | None:
     """Time to accuracy: a switch and the target test accuracy (the dataset's default first); None when off.
 
-    The choice is the session's (`Key.TARGET_KEPT`), so it survives a visit to another page.
+    The choice is the session's run settings (`RunSettings.target_accuracy`, in the link as `target=`), so it
+    survives a visit to another page; a lesson may hide or lock it.
     """
     why_not = target_unavailable(generated)
-    kept = st.session_state.get(Key.TARGET_KEPT)
+    kept = session.run_settings().target_accuracy
+    if lesson.hidden(TARGET_PARAM):
+        return None if why_not else kept
+    locked = lesson.locked(TARGET_PARAM)
     left, right = st.columns(2)
     on = left.toggle(
         "Stop at a test accuracy (time to accuracy)",
         value=kept is not None and not why_not,
         key=Key.TARGET_ON,
-        disabled=busy or bool(why_not),
+        disabled=busy or bool(why_not) or locked,
         help="After each epoch the model is evaluated on the test images (its time counts) and training stops "
         "once the accuracy reaches the target: MLPerf's time to accuracy.",
     )
     if why_not:
         left.caption(f"Not for this run: {why_not}.")
         return None
-    if not on:
-        st.session_state[Key.TARGET_KEPT] = None
-        return None
-    target = right.number_input(
-        "Target test accuracy",
-        min_value=0.05,
-        max_value=0.99,
-        value=kept or default_target(spec.dataset),
-        step=0.01,
-        format="%.2f",
-        key=Key.TARGET_ACCURACY,
-        disabled=busy,
-    )
-    st.session_state[Key.TARGET_KEPT] = float(target)
-    return float(target)
+    low, high = TARGET_RANGE
+    target = None
+    if on:
+        target = right.number_input(
+            "Target test accuracy",
+            min_value=low,
+            max_value=high,
+            value=min(max(kept or default_target(spec.dataset), low), high),
+            step=0.01,
+            format="%.2f",
+            key=Key.TARGET_ACCURACY,
+            disabled=busy or locked,
+        )
+    keep_run_setting(target_accuracy=None if target is None else round(float(target), 4))
+    return session.run_settings().target_accuracy
 
 
 def draw_repeats(busy: bool) -> int:
-    """Runs per device: 1, or several (each with its own seed) for a median and a spread; kept per session."""
+    """Runs per device: 1, or several (each with its own seed) for a median and a spread.
+
+    Kept in the session's run settings (`RunSettings.repeats`, in the link as `repeats=`); a lesson may hide or
+    lock it.
+    """
+    kept = min(session.run_settings().repeats, limits.repeats)
+    if lesson.hidden(REPEATS_PARAM):
+        return kept
     repeats = st.number_input(
         "Runs per device (several give a median and a spread)",
         min_value=1,
         max_value=limits.repeats,
-        value=min(int(st.session_state.get(Key.REPEATS_KEPT, 1)), limits.repeats),
+        value=kept,
         step=1,
         key=Key.REPEATS,
-        disabled=busy,
+        disabled=busy or lesson.locked(REPEATS_PARAM),
         help=f"Each run trains with its own seed. With {TRIM_FROM} or more, the fastest and the slowest are "
         f"dropped before the median, as MLPerf does. Server limit: {limits.repeats} runs per device.",
     )
-    st.session_state[Key.REPEATS_KEPT] = int(repeats)
-    return int(repeats)
+    keep_run_setting(repeats=int(repeats))
+    return session.run_settings().repeats
+
+
+def keep_run_setting(**changes: Any) -> None:
+    """Keeps a Train-page choice in the session's run settings (and so in the link), when it changed."""
+    settings = session.run_settings()
+    if any(getattr(settings, name) != value for name, value in changes.items()):
+        session.set_run_settings(replace(settings, **changes))
 
 
 def start_job(

@@ -7,7 +7,7 @@ its controls). A lesson link is a shareable link (`lib.links`) plus these parame
     lesson=1                      lesson mode (the only value)
     start=gpu                     the page it opens on (a step's page, "home" or "board")
     hide=seed,spe                 controls not drawn (names: `CONTROLS`, the link parameters of what they set)
-    lock=batch,devices            controls drawn but disabled
+    lock=batch,devices,batches    controls drawn but disabled (the model's, the run's and the sweep's)
     note=...                      a note at the top of every page (plain text)
     note_train=...                one page's own note
     fix_batch=1024                the value a hidden or locked control keeps, as its link parameter spells it
@@ -27,10 +27,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lib.links import (
+    BATCHES_PARAM,
     ELLIPSIS,
     LAYERS_PARAM,
     MAX_LISTED,
+    REPEATS_PARAM,
     REPLACEMENT,
+    TARGET_PARAM,
     LinkNotice,
     RunSettings,
     link_value,
@@ -100,7 +103,18 @@ CONTROLS: dict[str, Control] = {
         *(_spec_control(spec_field) for spec_field in SPEC_FIELDS),
         Control("devices", "the devices", ("devices",), pages="Train"),
         Control("samples", "the number of training samples", ("samples",), pages="Train"),
+        Control(TARGET_PARAM, "the target accuracy (time to accuracy)", (TARGET_PARAM,), pages="Train"),
+        Control(REPEATS_PARAM, "the runs per device", (REPEATS_PARAM,), pages="Train"),
+        Control(BATCHES_PARAM, "the batch sizes compared", (BATCHES_PARAM,), pages='"Where does the GPU win?"'),
     )
+}
+# The run settings each run control keeps in a lesson (`pin_settings`); the Build page's controls keep spec fields.
+_SETTING_OF_CONTROL = {
+    "devices": "devices",
+    "samples": "sample_limit",
+    TARGET_PARAM: "target_accuracy",
+    REPEATS_PARAM: "repeats",
+    BATCHES_PARAM: "sweep_batches",
 }
 _CONTROL_PARAMS = frozenset(param for control in CONTROLS.values() for param in control.params)
 _MAX_CONTROL_LIST_CHARS = sum(len(name) + 1 for name in CONTROLS)  # every control once, with commas
@@ -312,12 +326,13 @@ def pin_spec(spec: ModelSpec, lesson: Lesson, kept: ModelSpec) -> ModelSpec:
 
 
 def pin_settings(settings: RunSettings, lesson: Lesson, kept: RunSettings) -> RunSettings:
-    """The run settings with the lesson's devices and sample limit where those controls are hidden or locked."""
-    changes: dict[str, Any] = {}
-    if "devices" in lesson.pinned:
-        changes["devices"] = kept.devices
-    if "samples" in lesson.pinned:
-        changes["sample_limit"] = kept.sample_limit
+    """The run settings with the lesson's values where their controls are hidden or locked.
+
+    The run controls: devices, samples, the target accuracy, the runs per device and a sweep's batch sizes.
+    """
+    changes: dict[str, Any] = {
+        field: getattr(kept, field) for name, field in _SETTING_OF_CONTROL.items() if name in lesson.pinned
+    }
     return replace(settings, **changes) if changes else settings
 
 

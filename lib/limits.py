@@ -39,6 +39,8 @@ class ServerLimits:
 
 LIMIT_ENV_VARS: dict[str, str] = {f.name: ENV_PREFIX + f.name.upper() for f in fields(ServerLimits)}
 # Limits where 0 means "no limit" (off by default: a class behind one NAT shares one address).
+MIN_SWEEP_POINTS = 2  # batch sizes per sweep ("Where does the GPU win?"): fewer draw no curve
+MAX_SWEEP_POINTS = 6  # each is one short run per device
 OFF_WHEN_ZERO = frozenset({"jobs_per_client"})
 SPEC_LIMITS = ("hidden_layers", "units", "params", "epochs", "batch_size")  # the limits a model spec meets
 # Pages name limits by their values; the variables that set them are for the server's owner, folded away.

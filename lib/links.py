@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lib.limits import ServerLimits
+from lib.limits import MAX_SWEEP_POINTS, MIN_SWEEP_POINTS, ServerLimits
 from lib.spec import SPEC_FIELD, SPEC_FIELDS, ModelSpec, SpecField, clamp_to_limits, count_params, spec_fields
 
 DEVICE_PATTERN = re.compile(r"(cpu|gpu):([0-9]{1,2}|all)")  # full match; "gpu:all": data parallel over all GPUs
@@ -58,7 +58,12 @@ LAYERS_PARAM = "layers"  # with one width in UNITS_PARAM: how many hidden layers
 # Each spec field's parameter (`lib.spec.SPEC_FIELDS`), read in this order: so are the notices about them.
 _READ_FIELDS = (*spec_fields("choice"), *spec_fields("int"), *spec_fields("rate"), *spec_fields("flag"))
 SPEC_PARAMS = (LAYERS_PARAM, *(spec_field.link for spec_field in SPEC_FIELDS))
-RUN_PARAMS = ("preset", "devices", "samples", "job")
+TARGET_PARAM = "target"  # time to accuracy: the test accuracy each run stops at, "0.85"
+REPEATS_PARAM = "repeats"  # runs per device
+BATCHES_PARAM = "batches"  # a sweep's batch sizes, "32,128,512,2048"
+RUN_PARAMS = ("preset", "devices", "samples", "job", TARGET_PARAM, REPEATS_PARAM, BATCHES_PARAM)
+TARGET_RANGE = (0.05, 0.99)  # the target accuracies a page offers and a link may ask for
+TARGET_PATTERN = re.compile(r"0?\.[0-9]{1,4}")  # full match: "0.85", ".85"; at most 4 decimals
 KNOWN_PARAMS = (*SPEC_PARAMS, *RUN_PARAMS)  # what `read_link` reads
 PRESENTER_PARAM = "presenter"  # presenter=1: the presenter view (larger type, charts sized for a projector)
 # How the pages are shown, not what they hold: read by `presenter_from_query_params`, never "unknown" to a model link.
@@ -73,6 +78,9 @@ class RunSettings:
     devices: tuple[str, ...] = ()  # devices to train on, "cpu:0", "gpu:0"; empty = not chosen
     sample_limit: int | None = None  # training samples to use; None = the whole training set
     job_id: str | None = None  # the job this session follows (12 lowercase hex digits); None = none
+    target_accuracy: float | None = None  # time to accuracy: stop each run at this test accuracy; None = off
+    repeats: int = 1  # runs per device (a median and a spread from several)
+    sweep_batches: tuple[int, ...] = ()  # the batch sizes "Where does the GPU win?" compares; empty = its default
 
 
 @dataclass(frozen=True)
@@ -205,7 +213,18 @@ def spec_to_query_params(
             params["samples"] = str(settings.sample_limit)
         if settings.job_id is not None:
             params["job"] = settings.job_id
+        if settings.target_accuracy is not None:
+            params[TARGET_PARAM] = format_target(settings.target_accuracy)
+        if settings.repeats > 1:
+            params[REPEATS_PARAM] = str(settings.repeats)
+        if settings.sweep_batches:
+            params[BATCHES_PARAM] = ",".join(str(size) for size in settings.sweep_batches)
     return params
+
+
+def format_target(target: float) -> str:
+    """A target accuracy as a link writes it: at most 4 decimals, no trailing zeros ("0.85")."""
+    return f"{target:.4f}".rstrip("0").rstrip(".")
 
 
 def spec_from_query_params(
@@ -304,11 +323,12 @@ def refused_spec_problems(spec: ModelSpec, limits: ServerLimits) -> list[str]:
 def run_settings_from_query_params(
     params: Mapping[str, Any], limits: ServerLimits, available_devices: Sequence[str]
 ) -> tuple[RunSettings, list[LinkNotice]]:
-    """Reads the devices, the sample limit and the job from query parameters.
+    """Reads the devices, the sample limit, the job, the target accuracy, the repeats and a sweep's batch sizes.
 
     Args:
         params: Query parameter name -> value, as for `spec_from_query_params`.
-        limits: The server's limits; a sample limit beyond `limits.samples` is clamped.
+        limits: The server's limits; a sample limit beyond `limits.samples` and repeats beyond
+            `limits.repeats` are clamped, batch sizes beyond `limits.batch_size` dropped.
         available_devices: Devices this server has; others in the link are dropped with a notice.
 
     Returns:
@@ -331,7 +351,50 @@ def run_settings_from_query_params(
             job_id = raw_job
         else:
             notices.append(_ignored("job", raw_job, "it is not a job of this app (12 characters, 0-9 and a-f)."))
-    return RunSettings(devices=devices, sample_limit=sample_limit, job_id=job_id), notices
+    raw_target = link_value(params, TARGET_PARAM)
+    target = None if raw_target is None else _parse_target(raw_target, notices)
+    repeats = 1
+    raw_repeats = link_value(params, REPEATS_PARAM)
+    if raw_repeats is not None:
+        parsed = _parse_bounded_int(REPEATS_PARAM, raw_repeats, 1, limits.repeats, "{:,} runs per device")
+        repeats = _take_number(parsed, notices) or 1
+    raw_batches = link_value(params, BATCHES_PARAM)
+    batches = () if raw_batches is None else _parse_sweep_batches(raw_batches, limits.batch_size, notices)
+    settings = RunSettings(devices, sample_limit, job_id, target, repeats, batches)
+    return settings, notices
+
+
+def _parse_target(raw: str, notices: list[LinkNotice]) -> float | None:
+    """A target accuracy: a fraction in `TARGET_RANGE` with at most 4 decimals ("0.85"); None with a notice."""
+    low, high = TARGET_RANGE
+    value = float(raw) if len(raw) <= 6 and TARGET_PATTERN.fullmatch(raw) else math.nan
+    if low <= value <= high:
+        return value
+    notices.append(_ignored(TARGET_PARAM, raw, f"use a test accuracy from {low:g} to {high:g}, like 0.85."))
+    return None
+
+
+def _parse_sweep_batches(raw: str, largest: int, notices: list[LinkNotice]) -> tuple[int, ...]:
+    """A sweep's batch sizes: `MIN_SWEEP_POINTS` to `MAX_SWEEP_POINTS` whole numbers, ascending, each once.
+
+    A value longer than the longest legal list is refused before it is split; sizes over `largest` are
+    dropped with a notice, and fewer than `MIN_SWEEP_POINTS` left refuse the list.
+    """
+    longest = MAX_SWEEP_POINTS * (len(str(largest)) + 1) - 1
+    parts = raw.split(",", MAX_SWEEP_POINTS) if len(raw) <= longest else []
+    sizes = [_whole_number(part, 1, largest) for part in parts]
+    if not MIN_SWEEP_POINTS <= len(parts) <= MAX_SWEEP_POINTS or None in sizes:
+        why = f"give {MIN_SWEEP_POINTS} to {MAX_SWEEP_POINTS} whole batch sizes from 1 to {largest:,}, like 32,128,512."
+        notices.append(_ignored(BATCHES_PARAM, raw, why))
+        return ()
+    kept = sorted({size for size in sizes if size is not None and size <= largest})
+    if len(kept) < len(sizes):
+        notices.append(
+            LinkNotice(f"The link's batch sizes over {largest:,} or listed twice are left out of the sweep.")
+        )
+    if len(kept) < MIN_SWEEP_POINTS:
+        return ()
+    return tuple(kept)
 
 
 def preset_from_query_params(

@@ -24,13 +24,12 @@ from lib.comparison import data_label
 from lib.guesses import format_times
 from lib.hardware import machine_name
 from lib.jobs import LimitError
+from lib.limits import MAX_SWEEP_POINTS, MIN_SWEEP_POINTS
 from lib.parallel import device_kind
 from lib.spec import ModelSpec
 
 SWEEP_BATCH_CHOICES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)  # the batch sizes the page offers
 DEFAULT_SWEEP_BATCHES = (32, 128, 512, 2048)  # the page's first choice: the tutorial's 32 to a GPU-sized batch
-MIN_SWEEP_POINTS = 2  # fewer batch sizes draw no curve
-MAX_SWEEP_POINTS = 6  # batch sizes per sweep: each is one short run per device
 SWEEP_EPOCHS = 2  # epoch 1 compiles; epoch 2 is the steady epoch whose throughput the chart draws
 SWEEP_MIN_STEPS = 4  # training steps per epoch at the largest batch, at least, where the sample limit allows
 SWEEP_TEST_LIMIT = 0  # a sweep measures speed: evaluating each point would only add time

@@ -31,7 +31,14 @@ from lib.lesson import (
     step_number,
 )
 from lib.limits import ServerLimits
-from lib.links import FRAGMENT_CHARS, MAX_LISTED, RunSettings, read_link, spec_to_query_params
+from lib.links import (
+    FRAGMENT_CHARS,
+    MAX_LISTED,
+    RunSettings,
+    read_link,
+    run_settings_from_query_params,
+    spec_to_query_params,
+)
 from lib.presets import PRESETS
 from lib.spec import SPEC_FIELDS, ModelSpec
 
@@ -157,6 +164,21 @@ def test_pinning_keeps_the_lessons_values_for_hidden_and_locked_controls_only():
     asked_settings = RunSettings(devices=("gpu:0",), sample_limit=9, job_id="abcdefabcdef")
     assert pin_settings(asked_settings, lesson, kept_settings) == RunSettings(("cpu:0",), 500, "abcdefabcdef")
     assert pin_spec(asked, Lesson(), kept) is asked
+
+
+def test_a_lesson_keeps_the_target_the_runs_per_device_and_the_sweeps_batch_sizes_it_pins():
+    params = {"lesson": "1", "hide": "repeats", "lock": "target,batches", "fix_target": "0.8", "fix_batches": "32,512"}
+    lesson, notices = parse_lesson(params)
+    assert notices == [] and lesson.pinned == ("target", "repeats", "batches")
+    link = {"target": "0.5", "repeats": "4", "batches": "64,128"}  # a student's edited link
+    fixed, [notice] = fixed_link_params(link, lesson)
+    assert notice.ignored == ("target=0.5", "batches=64,128")  # repeats has no fix_ value: the link's is kept
+    settings, _ = run_settings_from_query_params(fixed, ServerLimits(), ["cpu:0"])
+    assert (settings.target_accuracy, settings.repeats, settings.sweep_batches) == (0.8, 4, (32, 512))
+
+    asked = RunSettings(target_accuracy=0.6, repeats=5, sweep_batches=(8, 16))  # what the pages were asked
+    assert pin_settings(asked, lesson, settings) == settings
+    assert pin_settings(asked, Lesson(locked=("devices",)), settings) == asked
 
 
 def test_a_teachers_lesson_keeps_the_models_values_and_makes_a_link_that_reads_back():

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lib.limits import LIMIT_ENV_VARS, ServerLimits
 from lib.links import (
     FRAGMENT_CHARS,
     KNOWN_PARAMS,
+    MAX_NOTICE_CHARS,
     MAX_NOTICES,
     PRESENTER_PARAM,
     UNKNOWN_SETTING_PROBLEM,
@@ -92,7 +95,7 @@ def test_run_settings_preset_and_job_are_written_and_read_back():
 
 
 def test_every_written_name_is_a_known_parameter():
-    settings = RunSettings(devices=("cpu:0",), sample_limit=5, job_id="0" * 12)
+    settings = RunSettings(("cpu:0",), 5, "0" * 12, target_accuracy=0.85, repeats=3, sweep_batches=(32, 64))
     written = set(spec_to_query_params(ModelSpec(hidden_units=(3, 2)), settings, "fashion-seed"))
     written |= set(spec_to_query_params(ModelSpec()))
     assert written == set(KNOWN_PARAMS)
@@ -461,3 +464,57 @@ def test_notice_markdown_shows_the_links_pieces_as_code_only():
     assert notice.markdown() == "Ignored `act=**b**`, `` `x` `` and 2 more from the link: choose one of relu\\, tanh\\."
     assert notice.text == "Ignored “act=**b**”, “`x`” and 2 more from the link: choose one of relu, tanh."
     assert LinkNotice("The link asks for 60 epochs.").markdown() == "The link asks for 60 epochs\\."
+
+
+# --- time to accuracy, repeats and a sweep's batch sizes -----------------------------------------------
+
+
+@given(
+    target=st.one_of(st.none(), st.integers(500, 9_900).map(lambda basis_points: basis_points / 10_000)),
+    repeats=st.integers(1, LIMITS.repeats),
+    batches=st.one_of(
+        st.just(()),
+        st.sets(st.integers(1, LIMITS.batch_size), min_size=2, max_size=6).map(lambda sizes: tuple(sorted(sizes))),
+    ),
+)
+def test_target_repeats_and_sweep_batches_are_written_and_read_back(target, repeats, batches):
+    settings = RunSettings(target_accuracy=target, repeats=repeats, sweep_batches=batches)
+    params = spec_to_query_params(ModelSpec(), settings)
+    assert ("repeats" in params) == (repeats > 1) and ("batches" in params) == bool(batches)
+    assert run_settings_from_query_params(params, LIMITS, ["cpu:0"]) == (settings, [])
+
+
+@pytest.mark.parametrize(
+    "raw", ["85", "0.999", "1", "0.01", "-0.5", "0.8.5", "0,85", "nan", "0.85 ", "\u0660.85", "0." + "5" * 90]
+)
+def test_a_target_outside_the_offered_range_or_not_a_plain_fraction_is_ignored_with_a_notice(raw):
+    settings, notices = run_settings_from_query_params({"target": raw}, LIMITS, ["cpu:0"])
+    assert settings.target_accuracy is None
+    assert len(notices) == 1 and "like 0.85" in notices[0].message
+    assert len(notices[0].text) <= MAX_NOTICE_CHARS
+
+
+def test_repeats_over_the_server_limit_are_clamped_and_nonsense_is_ignored():
+    settings, notices = run_settings_from_query_params({"repeats": "9"}, ServerLimits(repeats=5), ["cpu:0"])
+    assert settings.repeats == 5 and "the most allowed here is 5" in notices[0].message
+    settings, notices = run_settings_from_query_params({"repeats": "0"}, LIMITS, ["cpu:0"])
+    assert settings.repeats == 1 and notices
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "notice"),
+    [
+        ("2048,32,128", (32, 128, 2048), ""),
+        ("32,32,64", (32, 64), "listed twice"),
+        ("32,8000,64", (32, 64), "over 4,096"),
+        ("32", (), "give 2 to 6"),
+        ("1,2,3,4,5,6,7", (), "give 2 to 6"),
+        ("32,abc", (), "give 2 to 6"),
+        ("32,99999", (), "give 2 to 6"),
+        ("32," * 5_000, (), "give 2 to 6"),
+    ],
+)
+def test_a_links_sweep_batch_sizes_are_bounded_sorted_and_said_when_changed(raw, expected, notice):
+    settings, notices = run_settings_from_query_params({"batches": raw}, ServerLimits(batch_size=4_096), ["cpu:0"])
+    assert settings.sweep_batches == expected
+    assert notice in " ".join(item.text for item in notices) if notice else notices == []

@@ -152,3 +152,28 @@ def test_a_sweep_link_with_an_unknown_job_says_so_and_keeps_the_button(fake_jobs
     assert any("no longer on this server" in warning.value for warning in at.warning)
     assert "job" not in at.query_params
     assert not at.button(key=Key.SWEEP_START).disabled
+
+
+def test_a_links_batch_sizes_fill_the_box_and_a_changed_choice_goes_into_the_link(runs_db):
+    at = open_app_page("sweep", query={"batches": "64,100,256"})  # 100 is no offered size: still shown
+    box = at.multiselect(key=Key.SWEEP_BATCHES)
+    assert box.value == [64, 100, 256] and at.query_params["batches"] == "64,100,256"
+
+    box.set_value([32, 2048]).run()
+    assert at.query_params["batches"] == "32,2048"
+    box.set_value(list(DEFAULT_SWEEP_BATCHES)).run()  # the default is not written
+    assert "batches" not in at.query_params
+
+
+def test_a_lesson_that_locks_or_hides_the_batch_sizes_sweeps_the_lessons(fake_jobs):
+    locked = lesson_params(Lesson(locked=("batches",), fixed=(("batches", "32,512"),)))
+    at = open_app_page("sweep", FAKE_SPEC, query={**locked, "batches": "64,128"})
+    box = at.multiselect(key=Key.SWEEP_BATCHES)
+    assert box.disabled and box.value == [32, 512]
+    assert any("batches=64,128" in warning.value for warning in at.warning)  # the link's own was replaced
+
+    hidden = lesson_params(Lesson(hidden=("batches",), fixed=(("batches", "32,512"),)))
+    at = open_app_page("sweep", FAKE_SPEC, query=hidden)
+    assert not [box for box in at.multiselect if box.key == Key.SWEEP_BATCHES]
+    at.button(key=Key.SWEEP_START).click().run()
+    assert runtime.runner().get(at.session_state[Key.JOB_ID]).request.batch_sizes == (32, 512)

@@ -7,6 +7,7 @@ import time
 import pandas as pd
 
 from lib.device_run import DeviceRun
+from lib.lesson import Lesson, lesson_params
 from lib.presets import PRESETS
 from lib.spec import ModelSpec
 from lib.store import RunStore
@@ -65,3 +66,33 @@ def test_results_show_each_compared_runs_time_to_target(runs_db):
     assert isinstance(table, pd.DataFrame) and len(table) == 2
     caption = next(caption.value for caption in at.caption if caption.value.startswith("First to 85%"))
     assert "gpu:0, in 2.00 s (epoch 2" in caption and "Not reached: cpu:0 (not reached in 3 epochs" in caption
+
+
+def test_a_link_sets_the_target_and_the_runs_per_device_and_a_change_goes_back_into_it(runs_db):
+    tiny = {"layers": "1", "units": "32", "epochs": "3", "batch": "64"}
+    at = open_app_page("train", query={**tiny, "target": "0.8", "repeats": "3"})
+    assert at.toggle(key=Key.TARGET_ON).value and at.number_input(key=Key.TARGET_ACCURACY).value == 0.8
+    assert at.number_input(key=Key.REPEATS).value == 3
+
+    at.number_input(key=Key.TARGET_ACCURACY).set_value(0.9).run()
+    at.number_input(key=Key.REPEATS).set_value(1).run()
+    assert at.query_params["target"] == "0.9" and "repeats" not in at.query_params
+    at.toggle(key=Key.TARGET_ON).set_value(False).run()
+    assert "target" not in at.query_params
+
+
+def test_a_lesson_locks_or_hides_the_target_and_the_runs_per_device(fake_jobs):
+    fixed = (("repeats", "2"), ("target", "0.7"))
+    locked = lesson_params(Lesson(locked=("target", "repeats"), fixed=fixed))
+    at = open_app_page("train", TINY, query={**locked, "repeats": "4"})
+    assert at.toggle(key=Key.TARGET_ON).disabled and at.number_input(key=Key.TARGET_ACCURACY).disabled
+    assert at.number_input(key=Key.TARGET_ACCURACY).value == 0.7
+    assert at.number_input(key=Key.REPEATS).disabled and at.number_input(key=Key.REPEATS).value == 2
+
+    hidden = lesson_params(Lesson(hidden=("target", "repeats"), fixed=fixed))
+    at = open_app_page("train", TINY, query={**hidden, "devices": "cpu:0", "samples": "600"})
+    assert not [toggle for toggle in at.toggle if toggle.key == Key.TARGET_ON]
+    assert not [box for box in at.number_input if box.key == Key.REPEATS]
+    at.button(key=Key.TRAIN).click().run()
+    request = runtime.runner().get(at.session_state[Key.JOB_ID]).request
+    assert (request.target_accuracy, request.repeats) == (0.7, 2)

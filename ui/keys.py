@@ -61,8 +61,6 @@ class _PageKey(StrEnum):
     LINKED_JOB_CHECKED = "linked_job_checked"  # the link's job id this session already tried to adopt
     JOB_MESSAGES = "job_messages"  # (kind, text) messages the Train or sweep page shows once (ui.job_progress)
     CANCEL_ASKED = "cancel_asked"  # the job id this session pressed Cancel for (its button then says Stopping...)
-    REPEATS_KEPT = "repeats_kept"  # the session's runs per device, kept while another page is shown
-    TARGET_KEPT = "target_kept"  # the session's target accuracy (None: off), kept while another page is shown
     GUESS_KEPT = "guess_kept"  # the guess input's text, kept while another page is shown (a widget's is dropped)
 
     # "Where does the GPU win?" page widgets (lib.sweep)

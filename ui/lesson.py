@@ -9,6 +9,7 @@ Nothing from a link renders as markdown: notes are `st.text`, notices quote the 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
@@ -147,7 +148,7 @@ def _lesson_link() -> str:
         settings = RunSettings()
     else:
         spec = session.current_spec(limits, runtime.training_device_names())
-        settings = RunSettings(session.run_settings().devices, session.run_settings().sample_limit)
+        settings = replace(session.run_settings(), job_id=None)  # devices, samples, target, repeats, batches
     model = spec_to_query_params(spec, settings, choice or None)
     notes = {NOTE_PARAM: st.session_state[Key.LESSON_FORM_NOTE]}
     notes.update({page: st.session_state[f"{Key.LESSON_FORM_NOTE}_{page}"] for page in LESSON_PAGES})
