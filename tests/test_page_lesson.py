@@ -181,6 +181,19 @@ def test_the_lesson_form_writes_a_link_that_opens_that_lesson(quiet_server):
     assert student.session_state[Key.MODEL_SPEC] == cifar
 
 
+def test_the_lesson_form_keeps_the_sessions_target_runs_and_sweep_sizes_for_the_controls_it_locks(quiet_server):
+    at = open_app({"target": "0.8", "repeats": "2", "batches": "64,1024"})  # the teacher's own run settings
+    at.multiselect(key=Key.LESSON_FORM_LOCK).set_value(["target", "repeats", "batches"])
+    at.button(key=Key.LESSON_FORM_MAKE).click().run()
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(at.code[-1].value).query))
+    lesson, _ = parse_lesson(query)
+    assert dict(lesson.fixed) == {"target": "0.8", "repeats": "2", "batches": "64,1024"}
+
+    student = open_app({**query, "batches": "32,64"}, page="sweep")  # a student's edited link changes nothing
+    assert student.multiselect(key=Key.SWEEP_BATCHES).disabled
+    assert student.multiselect(key=Key.SWEEP_BATCHES).value == [64, 1024]
+
+
 def test_pages_that_show_nothing_more_still_lead_on_in_a_lesson(quiet_server, runs_db, keras_home, monkeypatch):
     monkeypatch.setenv("GPUX_DATA_DIR", str(runs_db.parent / "no-datasets"))  # CIFAR-10 is not on this server
     at = open_app({"lesson": "1"}, page="results")  # an empty run store: "No runs yet", nothing more to draw
