@@ -64,6 +64,7 @@ BATCHES_PARAM = "batches"  # a sweep's batch sizes, "32,128,512,2048"
 RUN_PARAMS = ("preset", "devices", "samples", "job", TARGET_PARAM, REPEATS_PARAM, BATCHES_PARAM)
 TARGET_RANGE = (0.05, 0.99)  # the target accuracies a page offers and a link may ask for
 TARGET_PATTERN = re.compile(r"0?\.[0-9]{1,4}")  # full match: "0.85", ".85"; at most 4 decimals
+MAX_TARGET_CHARS = len("0.9999")  # the longest target TARGET_PATTERN matches: checked before the pattern runs
 KNOWN_PARAMS = (*SPEC_PARAMS, *RUN_PARAMS)  # what `read_link` reads
 PRESENTER_PARAM = "presenter"  # presenter=1: the presenter view (larger type, charts sized for a projector)
 # How the pages are shown, not what they hold: read by `presenter_from_query_params`, never "unknown" to a model link.
@@ -367,7 +368,7 @@ def run_settings_from_query_params(
 def _parse_target(raw: str, notices: list[LinkNotice]) -> float | None:
     """A target accuracy: a fraction in `TARGET_RANGE` with at most 4 decimals ("0.85"); None with a notice."""
     low, high = TARGET_RANGE
-    value = float(raw) if len(raw) <= 6 and TARGET_PATTERN.fullmatch(raw) else math.nan
+    value = float(raw) if len(raw) <= MAX_TARGET_CHARS and TARGET_PATTERN.fullmatch(raw) else math.nan
     if low <= value <= high:
         return value
     notices.append(_ignored(TARGET_PARAM, raw, f"use a test accuracy from {low:g} to {high:g}, like 0.85."))
