@@ -185,13 +185,14 @@ RUNNING_CLUSTERS: list = []  # the session's local Ray cluster while it runs, fo
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """A test that fails while the session's Ray cluster runs reports the cluster's last jobs and node errors.
+    """A cluster test (its id names Ray or a cluster) that fails reports the cluster's last jobs and node errors.
 
     First among the report's sections, before the captured output, so it survives a shortened CI log.
     """
     outcome = yield
     report = outcome.get_result()
-    if report.when == "call" and report.failed and RUNNING_CLUSTERS:
+    about_the_cluster = any(word in item.nodeid for word in ("ray", "cluster"))
+    if report.when == "call" and report.failed and RUNNING_CLUSTERS and about_the_cluster:
         from tests.helpers.ray_report import cluster_report
 
         report.sections.insert(0, ("Ray cluster: last jobs and node errors", cluster_report(RUNNING_CLUSTERS[0])))

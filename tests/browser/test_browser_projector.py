@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from lib.parallel import ALL_GPUS
 from lib.presets import PRESETS
@@ -39,6 +40,7 @@ CHART_TEXT_DRAWN = f"{CHART_SVG} .role-axis-title text"  # Vega has drawn the ch
 CODE = '[data-testid="stCode"] pre'
 MAIN = '[data-testid="stMain"]'
 JOB_TIMEOUT_MS = 300_000  # the tiny job's worker imports TensorFlow
+SCREENSHOT_TIMEOUT_MS = 60_000  # one full-page screenshot; a tall page takes a few seconds on 2 cores
 TINY_LINK = "train?layers=1&units=32&epochs=1&batch=64&samples=320&devices=cpu:0"
 MIN_CHART_WIDTH_PX = 250  # CSS px: narrower, a chart's axes and title crowd into each other
 TEXT_SLACK_PX = 4  # CSS px a text's box may reach past the chart's edge without losing ink (rotated axis titles)
@@ -183,7 +185,10 @@ def save_full_page(page: Page, name: str) -> None:
     for chart in page.locator(CHART).all():
         expect(chart.locator(CHART_TEXT_DRAWN).first).to_be_attached()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+    try:
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", timeout=SCREENSHOT_TIMEOUT_MS)
+    except PlaywrightTimeoutError:  # once seen under load: the renderer missed its frame for minutes; once more
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", timeout=SCREENSHOT_TIMEOUT_MS)
     page.set_viewport_size(viewport)
 
 
