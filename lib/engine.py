@@ -68,7 +68,11 @@ if TYPE_CHECKING:
 BATCH_EVENT_INTERVAL_S = 0.25  # at most one batch event per this many seconds (should_stop: every step)
 MAX_ERROR_CHARS = 400  # longer error messages are cut for display
 SAMPLE_PREDICTIONS = 12  # test images a run keeps with their predicted and true labels
-IDLE_MEASURE_S = 1.0  # the device's idle power is read over this long before each run (where it can be read)
+IDLE_MEASURE_S = 1.0  # the device's idle power is read over this long before its first run (where it can be read)
+# A sweep or a repeated job trains one device many times in one process: its idle draw, read before the first of
+# them, serves the later ones for this long. A reading right after a run would catch the device still warm.
+IDLE_REUSE_S = 600.0
+_IDLE_READINGS: dict[str, tuple[float, float]] = {}  # device -> (idle watts, time.monotonic() when read)
 
 ProgressCallback = Callable[[ProgressEvent], None]
 StopCheck = Callable[[], bool]
@@ -369,17 +373,32 @@ def energy_meter(device: str) -> tuple[EnergyMeter, Callable[[], None]]:
     """An energy meter for one device's run, its idle power measured now, and what closes its source.
 
     Where the device's counters cannot be read the meter says "not measured" with the reason, and nothing
-    is guessed. Measuring the idle power takes `IDLE_MEASURE_S`, before the run's clock starts.
+    is guessed. Measuring the idle power takes `IDLE_MEASURE_S`, before the run's clock starts, once per device
+    and `IDLE_REUSE_S` (`device_idle_watts`).
     """
     source = open_energy_source(device)
     if not isinstance(source, EnergySource):
         return EnergyMeter(source), lambda: None
     try:
-        idle_watts = measure_idle_watts(source, IDLE_MEASURE_S)
+        idle_watts = device_idle_watts(device, source)
     except EnergyReadError as error:
         source.close()
         return EnergyMeter(not_measured(str(error))), lambda: None
     return EnergyMeter(source, idle_watts=idle_watts), source.close
+
+
+def device_idle_watts(device: str, source: EnergySource, clock: Callable[[], float] = time.monotonic) -> float:
+    """The device's idle draw: measured over `IDLE_MEASURE_S`, then reused for `IDLE_REUSE_S` by this process.
+
+    Raises:
+        EnergyReadError: The source stopped answering while the idle draw was measured.
+    """
+    kept = _IDLE_READINGS.get(device)
+    if kept is not None and clock() - kept[1] < IDLE_REUSE_S:
+        return kept[0]
+    watts = measure_idle_watts(source, IDLE_MEASURE_S)
+    _IDLE_READINGS[device] = (watts, clock())
+    return watts
 
 
 def _fill_timings(run: DeviceRun, timer: EpochTimer, spec: ModelSpec, data: TrainingData) -> None:

@@ -303,6 +303,7 @@ def test_a_run_keeps_the_energy_its_device_measured_per_epoch_and_in_all(fashion
     source = SteadyWatts(50.0)
     monkeypatch.setattr(engine, "open_energy_source", lambda device: source)
     monkeypatch.setattr(engine, "IDLE_MEASURE_S", 0.05)
+    monkeypatch.setattr(engine, "_IDLE_READINGS", {})
 
     (run,) = train_on_devices(SMALL.with_changes(epochs=2), fashion, ["cpu:0"], test_limit=0)
 
@@ -311,6 +312,22 @@ def test_a_run_keeps_the_energy_its_device_measured_per_epoch_and_in_all(fashion
     assert run.energy_j == pytest.approx(50.0 * run.total_s, rel=0.05)  # the epochs' time, at 50 W
     assert sum(run.energy_epoch_j) == pytest.approx(run.energy_j) and len(run.energy_epoch_j) == 2
     assert run.energy_above_idle_j == pytest.approx(0.0, abs=0.05 * run.energy_j)  # busy = idle for this device
+
+
+def test_a_devices_idle_draw_is_measured_before_its_first_run_and_reused_for_a_while(monkeypatch):
+    measured = []
+    monkeypatch.setattr(engine, "_IDLE_READINGS", {})
+    monkeypatch.setattr(engine, "measure_idle_watts", lambda source, seconds: measured.append(source) or 40.0)
+    now = [1_000.0]
+    source = SteadyWatts(40.0)
+
+    readings = [engine.device_idle_watts("gpu:0", source, clock=lambda: now[0]) for _ in range(3)]
+    assert readings == [40.0] * 3 and len(measured) == 1  # a sweep's later points pay no second
+    engine.device_idle_watts("gpu:1", source, clock=lambda: now[0])
+    assert len(measured) == 2  # each device its own
+    now[0] += engine.IDLE_REUSE_S
+    engine.device_idle_watts("gpu:0", source, clock=lambda: now[0])
+    assert len(measured) == 3  # an old reading is measured again
 
 
 def test_where_no_counter_can_be_read_the_run_says_not_measured_and_why(fashion, monkeypatch):
