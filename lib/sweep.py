@@ -32,6 +32,7 @@ SWEEP_BATCH_CHOICES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)  # the
 DEFAULT_SWEEP_BATCHES = (32, 128, 512, 2048)  # the page's first choice: the tutorial's 32 to a GPU-sized batch
 SWEEP_EPOCHS = 2  # epoch 1 compiles; epoch 2 is the steady epoch whose throughput the chart draws
 SWEEP_MIN_STEPS = 4  # training steps per epoch at the largest batch, at least, where the sample limit allows
+MAX_REASON_CHARS = 300  # of a failed point's reason, shown under the sweep's charts
 SWEEP_TEST_LIMIT = 0  # a sweep measures speed: evaluating each point would only add time
 
 
@@ -165,6 +166,32 @@ def unfinished_point_count(runs: pd.DataFrame) -> int:
         runs: A sweep job's rows from `RunStore.runs(job_id=...)`.
     """
     return len(runs) - len(_finished_runs(runs))
+
+
+def failed_point_texts(runs: pd.DataFrame) -> list[str]:
+    """Why each point of a sweep that failed drew nothing, one line each: "gpu:0 at batch 8,192: <its reason>".
+
+    A batch too large for a device's memory fails its own point only; the sweep goes on and says which.
+
+    Args:
+        runs: A sweep job's rows from `RunStore.runs(job_id=...)`.
+
+    Returns:
+        One plain-text line per failed point with a stored reason (its first line, at most
+        `MAX_REASON_CHARS`), by device and batch size.
+    """
+    if runs.empty or not {"status", "error", "device", "batch_size"} <= set(runs.columns):
+        return []
+    reasons = runs["error"].fillna("").astype(str).str.strip()
+    failed = runs.loc[(runs["status"] == "failed") & (reasons != "")].sort_values(["device", "batch_size"])
+    return [
+        f"{row.device} at batch {int(row.batch_size):,}: {_first_line(str(row.error))}" for row in failed.itertuples()
+    ]
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "\u2026"
 
 
 def baseline_device(devices: Sequence[str]) -> str | None:

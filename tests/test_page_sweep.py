@@ -177,3 +177,14 @@ def test_a_lesson_that_locks_or_hides_the_batch_sizes_sweeps_the_lessons(fake_jo
     assert not [box for box in at.multiselect if box.key == Key.SWEEP_BATCHES]
     at.button(key=Key.SWEEP_START).click().run()
     assert runtime.runner().get(at.session_state[Key.JOB_ID]).request.batch_sizes == (32, 512)
+
+
+def test_a_point_that_fails_is_named_with_its_reason_and_the_others_are_drawn(fake_jobs):
+    failing = SPEC.with_changes(extra={HOOK_KEY: {"fake": True, "epoch_s": 0.05, "fail_batch": 2048}})
+    at = open_app_page("sweep", failing)
+    at.button(key=Key.SWEEP_START).click().run()
+    wait_for_sweep_end(at)
+
+    warning = next(warning.value for warning in at.warning if "These points failed" in warning.value)
+    assert "cpu:0 at batch 2,048: Out of memory on cpu:0" in warning.replace("\\", "")
+    assert list(at.dataframe[0].value["Batch size"]) == [32, 128, 512]  # the others are drawn

@@ -26,6 +26,7 @@ from lib.sweep import (
     check_batch_sizes,
     crossing_batch_size,
     crossover_frame,
+    failed_point_texts,
     speedup_caption,
     speedup_points,
     stored_gpu_runs,
@@ -138,6 +139,25 @@ def test_sweep_points_keeps_finished_points_with_a_throughput_sorted():
         ("gpu:0", 512),
     ]
     assert unfinished_point_count(runs) == 3
+
+
+def test_each_failed_point_is_named_with_the_first_line_of_its_reason():
+    runs = sweep_runs(
+        [
+            ("gpu:0", 8192, math.nan, "failed"),
+            ("cpu:0", 32, 1000.0),
+            ("cpu:0", 8192, math.nan, "failed"),
+            ("gpu:0", 4096, math.nan, "cancelled"),  # cancelled: the sweep's own caption counts it
+            ("cpu:0", 4096, math.nan, "failed"),  # no stored reason: nothing to say
+        ]
+    )
+    runs["error"] = ["Out of memory on gpu:0.\nTraceback ...", "", "x" * 500, "stopped", None]
+
+    assert failed_point_texts(runs) == [
+        "cpu:0 at batch 8,192: " + "x" * 299 + "\u2026",
+        "gpu:0 at batch 8,192: Out of memory on gpu:0.",
+    ]
+    assert failed_point_texts(sweep_runs([("cpu:0", 32, 1000.0)])) == []  # no error column: nothing failed
 
 
 def test_sweep_points_keeps_the_last_of_a_repeated_point():

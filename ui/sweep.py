@@ -12,8 +12,10 @@ import streamlit as st
 
 from lib.charts import ChartStyle
 from lib.hardware import machine_text
+from lib.links import escape_markdown
 from lib.spec import ModelSpec
 from lib.sweep import (
+    failed_point_texts,
     speedup_caption,
     speedup_points,
     stored_gpu_runs,
@@ -53,6 +55,10 @@ def draw_sweep_result(rows: pd.DataFrame, stored_runs: pd.DataFrame, style: Char
         style: The charts' style (the presenter view's or the desk's).
     """
     st.caption(source_text(rows))
+    failures = failed_point_texts(rows)
+    if failures:
+        lines = "\n".join(f"- {escape_markdown(line)}" for line in failures)
+        st.warning(f"These points failed, so the charts leave them out:\n{lines}", icon=":material/warning:")
     points = sweep_points(rows)
     if points.empty:
         st.warning("No point of this sweep finished, so there is no curve to draw.", icon=":material/warning:")

@@ -11,6 +11,7 @@ Tests give `FAKE_WORKER_COMMAND` (`python -m tests.helpers.fake_worker`, `--spar
     "crash_after_epoch": int   end the process with "crash_signal" (default "SIGKILL") after that epoch
     "ignore_sigterm": true     ignore SIGTERM, so only the runner's SIGKILL ends the worker
     "print": "text"            print text to standard output before training (it must reach stderr)
+    "fail_batch": int          a sweep's point at that batch size fails (as a batch too large for memory does)
 Without "fake" the job trains for real, exactly as `lib.worker` trains it.
 """
 
@@ -121,7 +122,10 @@ def run_fake_job(
         if stop.is_set():
             return
         point_progress = worker.point_progress(on_progress, point)
-        run = fake_device_run(request, hook, point.device, backend, num_train, epoch_s, point_progress, stop)
+        if point.sweep_batch and point.sweep_batch == hook.get("fail_batch"):
+            run = failed_run(request, point.device, backend, num_train)
+        else:
+            run = fake_device_run(request, hook, point.device, backend, num_train, epoch_s, point_progress, stop)
         run.sweep_batch, run.repeat = point.sweep_batch, point.repeat
         emitter.emit({"type": "result", "run": run.to_dict()})
 
@@ -156,6 +160,15 @@ def fake_device_run(
     )
     if status == "done" and "test_accuracy" in hook:
         run.test_accuracy = float(hook["test_accuracy"])
+    return run
+
+
+def failed_run(request: JobRequest, device: str, backend: str, num_train: int) -> DeviceRun:
+    """A run that failed before its first epoch ended, with the engine's words for a batch too large."""
+    run = run_from_epoch_events(
+        device, backend, synthetic=request.synthetic, num_train=num_train, epoch_events=[], status="failed"
+    )
+    run.error = f"Out of memory on {device}: this batch does not fit. Try a smaller batch size."
     return run
 
 
