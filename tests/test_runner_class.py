@@ -323,5 +323,9 @@ def test_on_a_many_core_server_the_next_spare_imports_while_a_job_trains(make_ru
     submitted = submit_fake(runner, "a", sleep_before_s=LONG_S)
     wait_until(lambda: runner.get(submitted.id).state == JobState.RUNNING, what="the job to start")
 
-    assert spare is not None and runner.executor.spare_pid("jax") not in (None, spare)
+    assert spare is not None
+    # The next spare starts once the job has taken this one: a moment after the job shows as running (a CI run
+    # once looked in between). It must come while the job still runs.
+    wait_until(lambda: runner.executor.spare_pid("jax") not in (None, spare), what="the next spare to start")
+    assert runner.get(submitted.id).state == JobState.RUNNING
     runner.cancel(submitted.id)
