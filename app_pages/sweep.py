@@ -9,8 +9,6 @@ the same model. A session has one job at a time, shared with the Train page (`Ke
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import streamlit as st
 
 from lib.backend import BackendUnavailableError, backend_name
@@ -97,9 +95,7 @@ def chosen_batch_sizes() -> list[int]:
 def keep_batch_sizes(chosen: list[int], default: list[int]) -> None:
     """Keeps the box's sizes in the session's settings (and so in the link); the default and a single size as ()."""
     sizes = () if chosen == default or len(chosen) < MIN_SWEEP_POINTS else tuple(chosen)
-    settings = session.run_settings()
-    if settings.sweep_batches != sizes:
-        session.set_run_settings(replace(settings, sweep_batches=sizes))
+    session.change_run_settings(sweep_batches=sizes)
 
 
 def draw_plan(devices: list[str], batch_sizes: list[int], samples: int) -> None:
@@ -147,7 +143,7 @@ def start_sweep(devices: list[str], batch_sizes: list[int], samples: int) -> boo
         st.error(str(error), icon=":material/block:")
         return False
     st.session_state[Key.JOB_ID] = job.id
-    session.set_run_settings(replace(session.run_settings(), job_id=job.id))  # a reload follows it (`job=`)
+    session.change_run_settings(job_id=job.id)  # a reload follows it (`job=`)
     return True
 
 

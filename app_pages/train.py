@@ -173,7 +173,7 @@ def widget_default(key: str, value: Any, busy: bool) -> Any:
 
 def on_devices_change() -> None:
     """Devices box callback: the session's devices become what the box shows."""
-    session.set_run_settings(replace(session.run_settings(), devices=tuple(st.session_state[Key.DEVICES])))
+    session.change_run_settings(devices=tuple(st.session_state[Key.DEVICES]))
 
 
 def on_epochs_change() -> None:
@@ -183,12 +183,12 @@ def on_epochs_change() -> None:
 
 def on_samples_change() -> None:
     """Samples input callback: the typed number becomes the session's choice (a suggestion no longer applies)."""
-    session.set_run_settings(replace(session.run_settings(), sample_limit=int(st.session_state[Key.SAMPLE_LIMIT])))
+    session.change_run_settings(sample_limit=int(st.session_state[Key.SAMPLE_LIMIT]))
 
 
 def choose_samples(samples: int | None) -> None:
     """Button callback: trains on `samples` (None: back to the suggestion)."""
-    session.set_run_settings(replace(session.run_settings(), sample_limit=samples))
+    session.change_run_settings(sample_limit=samples)
 
 
 def client_address() -> str | None:
@@ -246,7 +246,7 @@ def draw_target(busy: bool, generated: bool) -> float | None:
             key=Key.TARGET_ACCURACY,
             disabled=busy or locked,
         )
-    keep_run_setting(target_accuracy=None if target is None else round(float(target), 4))
+    session.change_run_settings(target_accuracy=None if target is None else round(float(target), 4))
     return session.run_settings().target_accuracy
 
 
@@ -270,15 +270,8 @@ def draw_repeats(busy: bool) -> int:
         help=f"Each run trains with its own seed. With {TRIM_FROM} or more, the fastest and the slowest are "
         f"dropped before the median, as MLPerf does. Server limit: {limits.repeats} runs per device.",
     )
-    keep_run_setting(repeats=int(repeats))
+    session.change_run_settings(repeats=int(repeats))
     return session.run_settings().repeats
-
-
-def keep_run_setting(**changes: Any) -> None:
-    """Keeps a Train-page choice in the session's run settings (and so in the link), when it changed."""
-    settings = session.run_settings()
-    if any(getattr(settings, name) != value for name, value in changes.items()):
-        session.set_run_settings(replace(settings, **changes))
 
 
 def start_job(

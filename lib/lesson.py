@@ -87,6 +87,7 @@ class Control:
     params: tuple[str, ...]  # the link parameters that carry its value (none: the preset chooser)
     spec_field: str = ""  # the ModelSpec field it sets; "" = a run setting or none
     pages: str = "Build"  # the pages that draw it, in words
+    setting: str = ""  # the RunSettings field it sets (`pin_settings`); "" = a spec field or none
 
 
 def _spec_control(spec_field: Any) -> Control:
@@ -101,20 +102,24 @@ CONTROLS: dict[str, Control] = {
     for control in (
         Control("preset", "the preset chooser", ()),
         *(_spec_control(spec_field) for spec_field in SPEC_FIELDS),
-        Control("devices", "the devices", ("devices",), pages="Train"),
-        Control("samples", "the number of training samples", ("samples",), pages="Train"),
-        Control(TARGET_PARAM, "the target accuracy (time to accuracy)", (TARGET_PARAM,), pages="Train"),
-        Control(REPEATS_PARAM, "the runs per device", (REPEATS_PARAM,), pages="Train"),
-        Control(BATCHES_PARAM, "the batch sizes compared", (BATCHES_PARAM,), pages='"Where does the GPU win?"'),
+        Control("devices", "the devices", ("devices",), pages="Train", setting="devices"),
+        Control("samples", "the number of training samples", ("samples",), pages="Train", setting="sample_limit"),
+        Control(
+            TARGET_PARAM,
+            "the target accuracy (time to accuracy)",
+            (TARGET_PARAM,),
+            pages="Train",
+            setting="target_accuracy",
+        ),
+        Control(REPEATS_PARAM, "the runs per device", (REPEATS_PARAM,), pages="Train", setting="repeats"),
+        Control(
+            BATCHES_PARAM,
+            "the batch sizes compared",
+            (BATCHES_PARAM,),
+            pages='"Where does the GPU win?"',
+            setting="sweep_batches",
+        ),
     )
-}
-# The run settings each run control keeps in a lesson (`pin_settings`); the Build page's controls keep spec fields.
-_SETTING_OF_CONTROL = {
-    "devices": "devices",
-    "samples": "sample_limit",
-    TARGET_PARAM: "target_accuracy",
-    REPEATS_PARAM: "repeats",
-    BATCHES_PARAM: "sweep_batches",
 }
 _CONTROL_PARAMS = frozenset(param for control in CONTROLS.values() for param in control.params)
 _MAX_CONTROL_LIST_CHARS = sum(len(name) + 1 for name in CONTROLS)  # every control once, with commas
@@ -331,7 +336,9 @@ def pin_settings(settings: RunSettings, lesson: Lesson, kept: RunSettings) -> Ru
     The run controls: devices, samples, the target accuracy, the runs per device and a sweep's batch sizes.
     """
     changes: dict[str, Any] = {
-        field: getattr(kept, field) for name, field in _SETTING_OF_CONTROL.items() if name in lesson.pinned
+        CONTROLS[name].setting: getattr(kept, CONTROLS[name].setting)
+        for name in lesson.pinned
+        if CONTROLS[name].setting
     }
     return replace(settings, **changes) if changes else settings
 

@@ -113,7 +113,7 @@ def cancel(job_id: str) -> None:
         runner.get(job_id, owner)
     except JobNotFoundError:  # the run is shared and goes on for the others (or it is gone)
         st.session_state.pop(Key.JOB_ID, None)
-        session.set_run_settings(replace(session.run_settings(), job_id=None))
+        session.change_run_settings(job_id=None)
         add_message("info", TOOK_BACK_MESSAGE)
 
 

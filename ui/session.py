@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import streamlit as st
 
@@ -88,8 +89,18 @@ def run_settings() -> RunSettings:
 
 
 def set_run_settings(settings: RunSettings) -> None:
-    """Replaces the session's run settings (in lesson mode, hidden or locked devices and samples stay)."""
+    """Replaces the session's run settings (in lesson mode, the hidden or locked run controls keep theirs)."""
     st.session_state[Key.RUN_SETTINGS] = _pinned_settings(settings)
+
+
+def change_run_settings(**changes: Any) -> None:
+    """Changes some of the session's run settings (`RunSettings` fields), keeping the others.
+
+    Nothing is written when every named field already has its value, so a page may call it on every run.
+    """
+    settings = run_settings()
+    if any(getattr(settings, name) != value for name, value in changes.items()):
+        set_run_settings(replace(settings, **changes))
 
 
 def lesson() -> Lesson | None:
